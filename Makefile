@@ -1,0 +1,76 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+export FLASK_APP := app
+
+.PHONY: run test bench venv migrate seed node browser postgres clean lint
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install only when a requirements file changed.
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: node_modules/.installed
+
+instance/secret_key:
+	mkdir -p instance
+	$(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $@
+	chmod 600 $@
+
+migrate: venv instance/secret_key
+	RECOVERY_ENV=development $(BIN)/flask db upgrade
+
+seed: migrate
+	RECOVERY_ENV=development $(BIN)/flask seed-demo --url http://127.0.0.1:$(PORT)
+
+run: seed
+	@echo "Starting the web app and the scheduler (Ctrl-C stops both)…"
+	RECOVERY_ENV=development SECRET_KEY=$$(cat instance/secret_key) PORT=$(PORT) \
+	  PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/honcho start -f Procfile
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work here).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian chromium…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed and we are not root: browser tests will say so"; fi; \
+	fi
+
+# The suite runs again on PostgreSQL when one answers on 127.0.0.1:5432; under CI=true it must.
+postgres:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then \
+	      echo "Installing Debian postgresql…"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	    fi; \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; \
+	    for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  fi; \
+	fi
+
+test: venv node browser postgres
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv node browser postgres
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: venv
+	$(BIN)/bandit -q -r recovery app.py -ll -ii
+
+clean:
+	rm -rf $(VENV) node_modules instance .pytest_cache

@@ -1,0 +1,55 @@
+"""Composition root: `create_app(config=None)` wires config, database, SMS backend, web and CLI.
+
+Run with `flask --app app run` (development) or `gunicorn 'app:create_app()'`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+from recovery.config import DEV_SECRET, Config, DevelopmentConfig, database_url
+
+
+def _config_class() -> type[Config]:
+    return DevelopmentConfig if os.environ.get("RECOVERY_ENV") == "development" else Config
+
+
+def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(_config_class())
+    if isinstance(config, type):
+        app.config.from_object(config)
+    elif config is not None:
+        app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config.get("SQLALCHEMY_DATABASE_URI") or database_url(
+        app.config.get("DATABASE_URL"), Path(app.instance_path))
+    key_file = Path(app.instance_path) / "secret_key"
+    if app.config["SECRET_KEY"] == DEV_SECRET and key_file.exists():
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+    if app.config["ENV_NAME"] == "production" and app.config["SECRET_KEY"] == DEV_SECRET:
+        raise RuntimeError("SECRET_KEY is the development default; set SECRET_KEY in the environment")
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from recovery.db import db
+    from recovery import models  # noqa: F401  (register the mappings before migrations look)
+    from recovery.web import extensions
+
+    db.init_app(app)
+    extensions.init_app(app)
+
+    from recovery.messaging.factory import init_app as init_messaging
+    init_messaging(app)
+
+    from recovery.web import register_blueprints
+    register_blueprints(app)
+
+    from recovery.cli import register_cli
+    register_cli(app)
+    return app

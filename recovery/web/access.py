@@ -1,0 +1,126 @@
+"""Who is asking: a nurse (Flask-Login over a server-side WebSession) or a patient (a WebSession
+opened by a link). Object-level checks live next to the loaders (`patient_for_staff`)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask_login import UserMixin, current_user
+
+from recovery.clock import utcnow
+from recovery.db import begin_write, db
+from recovery.models import Patient, StaffRole, StaffUser, WebSession
+from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, STAFF_SCOPE, SessionPolicy,
+                               load_session)
+from recovery.web.extensions import login_manager
+
+PATIENT_COOKIE_KEY = "pt"
+
+
+class StaffPrincipal(UserMixin):
+    """What Flask-Login holds: the staff row plus the server-side session it came through."""
+
+    def __init__(self, staff: StaffUser, web_session: WebSession, token: str):
+        self.staff = staff
+        self.web_session = web_session
+        self._token = token
+
+    def get_id(self) -> str:
+        return self._token
+
+    @property
+    def id(self) -> int:
+        return self.staff.id
+
+    @property
+    def clinic_id(self) -> int:
+        return self.staff.clinic_id
+
+
+def policy() -> SessionPolicy:
+    cfg = current_app.config
+    return SessionPolicy(staff_idle=timedelta(minutes=cfg["STAFF_IDLE_MINUTES"]),
+                         staff_absolute=timedelta(hours=cfg["STAFF_ABSOLUTE_HOURS"]),
+                         patient_absolute=timedelta(days=cfg["PATIENT_SESSION_DAYS"]))
+
+
+@login_manager.user_loader
+def _load_staff(token: str):
+    ws = load_session(db.session, token, utcnow(), policy())
+    if ws is None or ws.scope != STAFF_SCOPE:
+        return None
+    return StaffPrincipal(db.session.get(StaffUser, ws.staff_id), ws, token)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _begin_transaction() -> None:
+        # Writes take SQLite's write lock up front (BEGIN IMMEDIATE); plain page views stay readers.
+        if request.method not in ("GET", "HEAD", "OPTIONS") or (
+                request.blueprint == "nurse"):  # nurse views write an audit row per record viewed
+            begin_write(db.session)
+
+    @app.before_request
+    def _load_patient() -> None:
+        g.patient_session = None
+        token = session.get(PATIENT_COOKIE_KEY)
+        if token:
+            ws = load_session(db.session, token, utcnow(), policy())
+            if ws is not None and ws.scope in (PATIENT_SCOPE, CHECKIN_SCOPE):
+                g.patient_session = ws
+
+    @app.after_request
+    def _commit(response):
+        # Views commit their own work; what is left (a session touch) commits with any response
+        # short of a server error. A failed commit turns the response into a 500.
+        if response.status_code < 500:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+
+def staff_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def admin_required(view):
+    @wraps(view)
+    @staff_required
+    def wrapped(*args, **kwargs):
+        if current_user.staff.role != StaffRole.ADMIN:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def patient_for_staff(patient_id: int) -> Patient:
+    """The patient, if the signed-in nurse's clinic holds them; 404 otherwise (no existence leak)."""
+    patient = db.session.get(Patient, patient_id)
+    if patient is None or patient.clinic_id != current_user.clinic_id:
+        abort(404)
+    return patient
+
+
+def patient_required(*scopes: str):
+    """The patient session with one of the given scopes, or back to the 'open your link' page."""
+    allowed = scopes or (PATIENT_SCOPE,)
+
+    def deco(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            ws = g.get("patient_session")
+            if ws is None:
+                return redirect(url_for("patient.signed_out"))
+            if ws.scope not in allowed:
+                abort(403)
+            g.patient = db.session.get(Patient, ws.patient_id)
+            return view(*args, **kwargs)
+        return wrapped
+    return deco

@@ -1,0 +1,38 @@
+"""Error pages. A 500 rolls the session back (microblog); nothing about the patient is logged."""
+from __future__ import annotations
+
+from flask import Flask, render_template
+
+from recovery.db import db
+
+
+def init_app(app: Flask) -> None:
+    def page(status: int, title: str, message: str):
+        return render_template("errors/error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(400)
+    def bad_request(e):
+        return page(400, "Something was wrong with that request",
+                    getattr(e, "description", None) or "Please go back and try again.")
+
+    @app.errorhandler(403)
+    def forbidden(e):
+        return page(403, "Not available", "You do not have access to this page.")
+
+    @app.errorhandler(404)
+    def not_found(e):
+        return page(404, "Page not found", "We could not find that page.")
+
+    @app.errorhandler(410)
+    def gone(e):
+        return page(410, "This link has been used", getattr(e, "description", None) or
+                    "Please use the newest link from your care team.")
+
+    @app.errorhandler(429)
+    def too_many(e):
+        return page(429, "Please wait a moment", "Too many attempts. Please wait a few minutes and try again.")
+
+    @app.errorhandler(500)
+    def server_error(e):
+        db.session.rollback()
+        return page(500, "Something went wrong", "Nothing you entered was lost. Please try again in a minute.")

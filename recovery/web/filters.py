@@ -1,0 +1,18 @@
+"""Jinja filters that format (never decide): times in a given zone, relative durations."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+
+def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
+    if dt is None:
+        return ""
+    return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["local"] = local
+    app.jinja_env.filters["localdate"] = lambda dt, tz: local(dt, tz, "%a %-d %b %Y")
