@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+import sqlalchemy.orm as so
 from sqlalchemy.orm import DeclarativeBase, Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -76,6 +77,8 @@ def begin_write(session: Session) -> None:
     Call before the first statement of a unit of work that will write. If a transaction is
     already open this is a no-op, so callers put it first.
     """
+    if isinstance(session, so.scoped_session):
+        session = session()
     if session.in_transaction():
         return
     session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})

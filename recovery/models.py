@@ -151,6 +151,7 @@ class OutboundMessage(db.Model):
     recipient: so.Mapped[str] = so.mapped_column(sa.String(16))  # patient | caregiver | staff
     message_id: so.Mapped[str] = so.mapped_column(sa.String(16))  # S06, S11, ESC …
     occurrence_key: so.Mapped[str] = so.mapped_column(sa.String(64))
+    slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))  # check-in occurrence, for links
     kind: so.Mapped[str] = so.mapped_column(sa.String(24))
     urgent: so.Mapped[bool] = so.mapped_column(default=False)
     text_template: so.Mapped[str] = so.mapped_column(sa.Text)

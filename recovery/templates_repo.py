@@ -50,3 +50,10 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
             return t
     raise LookupError(f"template {template_id} version {version} is no longer in {d}; "
                       "keep old versions so existing enrolments can be shown")
+
+
+def ruleset(path: str | Path):
+    """The triage rule set (versioned thresholds, MR5), cached until the file changes."""
+    from recovery.triage import load_ruleset
+    p = Path(path)
+    return _cached(p, lambda: load_ruleset(p))

@@ -274,6 +274,7 @@ def upgrade():
     sa.Column('recipient', sa.String(length=16), nullable=False),
     sa.Column('message_id', sa.String(length=16), nullable=False),
     sa.Column('occurrence_key', sa.String(length=64), nullable=False),
+    sa.Column('slot', sa.String(length=64), nullable=True),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('text_template', sa.Text(), nullable=False),

@@ -16,3 +16,19 @@ def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["local"] = local
     app.jinja_env.filters["localdate"] = lambda dt, tz: local(dt, tz, "%a %-d %b %Y")
+    app.jinja_env.globals["field_attrs"] = field_attrs
+
+
+def field_attrs(f, hint=None, autocomplete=None, inputmode=None) -> dict:
+    """aria-describedby/aria-invalid and input hints for a WTForms field."""
+    attrs: dict = {}
+    described = ([f"{f.id}-hint"] if hint else []) + ([f"{f.id}-error"] if f.errors else [])
+    if described:
+        attrs["aria-describedby"] = " ".join(described)
+    if f.errors:
+        attrs["aria-invalid"] = "true"
+    if autocomplete:
+        attrs["autocomplete"] = autocomplete
+    if inputmode:
+        attrs["inputmode"] = inputmode
+    return attrs

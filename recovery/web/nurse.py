@@ -1,3 +1,148 @@
-"""Nurse pages (placeholder routes filled in below)."""
-from flask import Blueprint
+"""Nurse pages: worklist, patient list, enrolment, one patient's record."""
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_login import current_user
+
+from recovery import templates_repo
+from recovery.clock import utcnow
+from recovery.db import db
+from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
+from recovery.models import Clinic
+from recovery.plan import OverrideError
+from recovery.records import current_enrolment, patient_list, patient_record
+from recovery.timeline import TimelineError
+from recovery.web import render_page_or_fragment
+from recovery.web.access import patient_for_staff, staff_required
+from recovery.web.forms import CorrectTimesForm, EnrolmentForm
+
 bp = Blueprint("nurse", __name__, url_prefix="/nurse")
+
+
+@bp.before_request
+@staff_required
+def _signed_in():
+    g.clinic = db.session.get(Clinic, current_user.clinic_id)
+
+
+def clinic_template(clinic: Clinic):
+    return templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
+                                          current_app.config["DEFAULT_TEMPLATE"])
+
+
+def enrolment_template(clinic: Clinic, enrolment):
+    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
+                                        enrolment.template_version, clinic.template_file)
+
+
+@bp.get("/patients")
+def patients():
+    q = request.args.get("q", "")[:60]
+    rows = patient_list(db.session, current_user.clinic_id, utcnow(), q)
+    return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q)
+
+
+def _overrides_from(form: EnrolmentForm) -> dict:
+    overrides: dict = {}
+    if form.no_driving_days.data and form.no_driving_days.data != 2:
+        overrides.setdefault("milestones", {})["TL03"] = {"end": f"T0+{form.no_driving_days.data * 24}h"}
+    if form.followup_day.data and form.followup_day.data != 42:
+        overrides.setdefault("milestones", {})["TL16"] = f"date T0+{form.followup_day.data}d"
+    return overrides
+
+
+@bp.route("/patients/new", methods=["GET", "POST"])
+def enrol():
+    form = EnrolmentForm(region="GB" if g.clinic.timezone.startswith("Europe/London") else "US")
+    if request.method == "GET":
+        form.timezone.data = form.timezone.data or g.clinic.timezone
+        return render_template("nurse/enrol.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("nurse/enrol.html", form=form), 422
+    now = utcnow()
+    end_utc = form.local_to_utc(form.procedure_end.data)
+    if end_utc > now + timedelta(hours=1):
+        form.procedure_end.errors.append("The procedure end time is in the future. Enrol the patient at discharge.")
+        return render_template("nurse/enrol.html", form=form), 422
+    data = EnrolmentInput(
+        first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,
+        timezone=form.timezone.data, procedure_type=form.procedure_type.data, procedure_end=end_utc,
+        discharge_at=form.local_to_utc(form.discharge_at.data), language=form.language.data,
+        sms_consent=form.sms_consent.data, caregiver_name=form.caregiver_name.data,
+        caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
+        baseline_back_pain=form.baseline_back_pain.data,
+        baseline_leg_symptoms=form.baseline_leg_symptoms.data or [], working=form.working.data,
+        brace=form.brace.data, overrides=_overrides_from(form))
+    try:
+        enrolment = enrol_patient(db.session, clinic=g.clinic, staff=current_user.staff, data=data,
+                                  template=clinic_template(g.clinic), now=now, request_id=g.request_id)
+    except (OverrideError, TimelineError) as e:
+        db.session.rollback()
+        form.form_errors.append(f"The recovery plan could not be built: {e}")
+        return render_template("nurse/enrol.html", form=form), 422
+    db.session.commit()
+    flash(f"{data.first_name} {data.last_name} is enrolled."
+          + ("" if data.sms_consent else " No texts will be sent: the patient has not agreed to texts."))
+    return redirect(url_for("nurse.patient", patient_id=enrolment.patient_id), 303)
+
+
+@bp.get("/patients/<int:patient_id>")
+def patient(patient_id: int):
+    p = patient_for_staff(patient_id)
+    now = utcnow()
+    record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
+    timeline = None
+    if record.enrolment is not None:
+        timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
+    db.session.commit()
+    return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
+                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm())
+
+
+@bp.post("/patients/<int:patient_id>/times")
+def correct_times(patient_id: int):
+    p = patient_for_staff(patient_id)
+    enrolment = current_enrolment(p)
+    if enrolment is None:
+        abort(404)
+    form = CorrectTimesForm()
+    now = utcnow()
+    if form.validate_on_submit():
+        zone = ZoneInfo(p.timezone)
+        end = form.procedure_end.data.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+        discharge = (form.discharge_at.data.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+                     if form.discharge_at.data else None)
+        if end > now + timedelta(hours=1):
+            form.procedure_end.errors.append("The procedure end time is in the future.")
+        elif discharge is not None and discharge < end:
+            form.discharge_at.errors.append("Discharge cannot be before the end of the procedure.")
+        else:
+            try:
+                cancelled, added = correct_procedure_times(
+                    db.session, enrolment=enrolment, patient=p,
+                    template=enrolment_template(g.clinic, enrolment), procedure_end=end,
+                    discharge_at=discharge, staff=current_user.staff, reason=form.reason.data,
+                    now=now, request_id=g.request_id)
+            except (TimelineError, OverrideError) as e:
+                form.form_errors.append(str(e))
+            else:
+                db.session.commit()
+                flash(f"Procedure time corrected. {cancelled} planned texts moved or cancelled, {added} planned.")
+                return redirect(url_for("nurse.patient", patient_id=p.id), 303)
+    record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
+    timeline = timeline_for(enrolment, p, enrolment_template(g.clinic, enrolment))
+    db.session.commit()
+    return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
+                           tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True), 422
+
+
+@bp.get("/")
+def worklist():
+    from recovery.worklist import worklist_rows
+    now = utcnow()
+    rows = worklist_rows(db.session, current_user.clinic_id, now)
+    return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now)

@@ -1,2 +1,81 @@
-from flask import Blueprint
+"""Patient pages: passwordless links, Today, the calendar file. Mobile first; no JavaScript needed."""
+from __future__ import annotations
+
+from flask import (Blueprint, Response, current_app, g, redirect, render_template, session, url_for)
+
+from recovery.calendar_export import build_ics
+from recovery.clock import utcnow
+from recovery.db import db
+from recovery.enrolment import timeline_for
+from recovery.models import Clinic
+from recovery.records import current_enrolment
+from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, peek_link, redeem_link
+from recovery.today import today_view
+from recovery import templates_repo
+from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
+from recovery.web.extensions import limiter
+
 bp = Blueprint("patient", __name__)
+
+
+def _link_limit() -> str:
+    return current_app.config["LINK_RATE_LIMIT"]
+
+
+@bp.get("/l/<token>")
+@limiter.limit(_link_limit)
+def link(token: str):
+    """Show the confirm page. A GET never consumes the link: SMS apps pre-fetch links."""
+    try:
+        found = peek_link(db.session, token, utcnow())
+    except LinkProblem as e:
+        return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
+    return render_template("patient/link.html", problem=None, purpose=found.purpose)
+
+
+@bp.post("/l/<token>")
+@limiter.limit(_link_limit)
+def redeem(token: str):
+    try:
+        found, cookie_token = redeem_link(db.session, token, utcnow(), policy(), g.request_id)
+    except LinkProblem as e:
+        db.session.rollback()
+        return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
+    db.session.commit()
+    session.clear()
+    session[PATIENT_COOKIE_KEY] = cookie_token
+    session.permanent = True
+    if found.purpose == "checkin" and "patient.checkin_start" in current_app.view_functions:
+        return redirect(url_for("patient.checkin_start"), 303)
+    return redirect(url_for("patient.today"), 303)
+
+
+@bp.get("/signed-out")
+def signed_out():
+    return render_template("patient/signed_out.html")
+
+
+def _timeline(patient):
+    enrolment = current_enrolment(patient)
+    clinic = db.session.get(Clinic, patient.clinic_id)
+    template = templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
+                                            enrolment.template_version, clinic.template_file)
+    return enrolment, clinic, timeline_for(enrolment, patient, template)
+
+
+@bp.get("/me")
+@patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
+def today():
+    now = utcnow()
+    enrolment, clinic, timeline = _timeline(g.patient)
+    return render_template("patient/today.html", p=g.patient, clinic=clinic, view=today_view(timeline, now),
+                           scope=g.patient_session.scope)
+
+
+@bp.get("/me/calendar.ics")
+@patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
+def calendar():
+    enrolment, clinic, timeline = _timeline(g.patient)
+    body = build_ics(timeline, enrolment_id=enrolment.id, now=utcnow(), clinic_name=clinic.name)
+    return Response(body, mimetype="text/calendar",
+                    headers={"Content-Disposition": 'attachment; filename="recovery-plan.ics"'})

@@ -1,0 +1,52 @@
+"""The patient's .ics: the follow-up visit and the end of each restriction (icalendar library)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from icalendar import Alarm, Calendar, Event
+
+from recovery.timeline import Timeline
+
+FOLLOW_UP_ID = "TL16"
+
+
+def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_name: str) -> bytes:
+    cal = Calendar()
+    cal.add("prodid", "-//Recovery Tracker//recovery-plan//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", "My recovery plan")
+    for m in timeline.milestones:
+        if m.id == FOLLOW_UP_ID:
+            ev = Event()
+            ev.add("summary", "Follow-up visit")
+            ev.add("description", f"{m.detail}\nYour care team ({clinic_name}) will confirm the time.")
+            local = m.starts_at.astimezone(timeline.tz)
+            if m.all_day:
+                ev.add("dtstart", local.date())
+                ev.add("dtend", local.date() + timedelta(days=1))
+            else:
+                ev.add("dtstart", local)
+                ev.add("dtend", local + timedelta(hours=1))
+            alarm = Alarm()
+            alarm.add("action", "DISPLAY")
+            alarm.add("description", "Follow-up visit tomorrow")
+            alarm.add("trigger", timedelta(days=-1))
+            ev.add_component(alarm)
+        elif m.restriction:
+            ev = Event()
+            ev.add("summary", f"{m.short}: ends")
+            ev.add("description", f"{m.title}. {m.detail}")
+            end_local = m.ends_at.astimezone(timeline.tz)
+            if m.all_day:
+                ev.add("dtstart", end_local.date())
+                ev.add("dtend", end_local.date() + timedelta(days=1))
+            else:
+                ev.add("dtstart", end_local)
+                ev.add("dtend", end_local + timedelta(minutes=15))
+        else:
+            continue
+        ev.add("uid", f"enrolment-{enrolment_id}-{m.id}@recovery-tracker")
+        ev.add("dtstamp", now)
+        cal.add_component(ev)
+    return cal.to_ical()

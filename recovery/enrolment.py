@@ -1,0 +1,131 @@
+"""Enrolling a patient and correcting procedure times. Use-cases: they take a session and `now`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from recovery import audit
+from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
+                             Patient, StaffUser)
+from recovery.outbox import plan_timeline
+from recovery.plan import Overrides, Template
+from recovery.timeline import Timeline, build_timeline, replan
+
+
+@dataclass
+class EnrolmentInput:
+    first_name: str
+    last_name: str
+    mobile_e164: str
+    timezone: str
+    procedure_type: str
+    procedure_end: datetime  # aware
+    discharge_at: datetime | None = None
+    language: str = "en"
+    sms_consent: bool = False
+    caregiver_name: str | None = None
+    caregiver_mobile_e164: str | None = None
+    caregiver_consent: bool = False
+    baseline_back_pain: int | None = None
+    baseline_leg_symptoms: list[str] = field(default_factory=list)
+    working: bool = False
+    brace: bool = False
+    overrides: dict = field(default_factory=dict)
+
+
+def overrides_for(enrolment: Enrolment) -> Overrides:
+    data = dict(enrolment.overrides or {})
+    data["working"], data["brace"] = enrolment.working, enrolment.brace
+    return Overrides.from_dict(data)
+
+
+def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
+                 now: datetime | None = None) -> Timeline:
+    return build_timeline(template, procedure_end=enrolment.procedure_end,
+                          discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
+                          overrides=overrides_for(enrolment), now=now)
+
+
+def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, data: EnrolmentInput,
+                  template: Template, now: datetime, request_id: str | None = None) -> Enrolment:
+    """Create the patient and the enrolment, plan every text into the outbox, audit it.
+
+    Raises OverrideError / TimelineError (nothing written) when the plan cannot be built."""
+    overrides = dict(data.overrides)
+    # Build first: a bad override or time fails before anything is written.
+    probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
+                      overrides=overrides, working=data.working, brace=data.brace)
+    probe_patient = Patient(timezone=data.timezone)
+    timeline = timeline_for(probe, probe_patient, template, now=now)
+
+    patient = Patient(clinic_id=clinic.id, first_name=data.first_name.strip(),
+                      last_name=data.last_name.strip(), mobile_e164=data.mobile_e164,
+                      timezone=data.timezone, language=data.language, sms_consent=data.sms_consent,
+                      sms_opted_out=False, number_status="ok", caregiver_name=data.caregiver_name or None,
+                      caregiver_mobile_e164=data.caregiver_mobile_e164 or None,
+                      caregiver_consent=bool(data.caregiver_consent and data.caregiver_mobile_e164),
+                      caregiver_opted_out=False, created_at=now)
+    session.add(patient)
+    session.flush()
+    enrolment = Enrolment(patient_id=patient.id, clinic_id=clinic.id, procedure_type=data.procedure_type,
+                          procedure_end=data.procedure_end, discharge_at=data.discharge_at,
+                          template_id=template.id, template_version=str(template.version),
+                          overrides=overrides, baseline_back_pain=data.baseline_back_pain,
+                          baseline_leg_symptoms=list(data.baseline_leg_symptoms), working=data.working,
+                          brace=data.brace, status=EnrolmentStatus.ACTIVE, created_at=now,
+                          created_by_id=staff.id if staff else None)
+    session.add(enrolment)
+    session.flush()
+    planned = plan_timeline(session, enrolment, patient, timeline, now) if data.sms_consent else 0
+    actor = ("staff", staff.id) if staff else ("system", None)
+    audit.record(session, at=now, actor_type=actor[0], actor_id=actor[1], action="patient_enrolled",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"template": template.id, "version": str(template.version),
+                         "texts_planned": planned, "sms_consent": data.sms_consent},
+                 request_id=request_id)
+    return enrolment
+
+
+def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: Patient,
+                            template: Template, procedure_end: datetime, discharge_at: datetime | None,
+                            staff: StaffUser, reason: str, now: datetime,
+                            request_id: str | None = None) -> tuple[int, int]:
+    """Move T0/TD after enrolment: future planned texts are re-planned; sent ones are kept."""
+    old_end, old_discharge = enrolment.procedure_end, enrolment.discharge_at
+    probe = Enrolment(procedure_end=procedure_end, discharge_at=discharge_at,
+                      overrides=enrolment.overrides, working=enrolment.working, brace=enrolment.brace)
+    new_timeline = timeline_for(probe, patient, template)
+    rows = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.recipient != "staff",
+        OutboundMessage.kind != "event_reply")).all()
+    latest: dict[str, OutboundMessage] = {}
+    for row in rows:
+        if row.recipient == "patient":
+            prev = latest.get(row.occurrence_key)
+            if prev is None or row.id > prev.id:
+                latest[row.occurrence_key] = row
+    to_cancel, to_add = replan([(k, r.send_after, r.status.value) for k, r in latest.items()],
+                               new_timeline, now)
+    cancel_keys = set(to_cancel)
+    cancelled = 0
+    for row in rows:
+        if row.occurrence_key in cancel_keys and row.status == OutboxStatus.PLANNED:
+            row.status, row.status_reason, row.updated_at, row.final_at = (
+                OutboxStatus.CANCELLED, "replanned", now, now)
+            cancelled += 1
+    enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
+    session.flush()
+    added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \
+        if patient.sms_consent else 0
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="procedure_time_corrected",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"old_end": old_end.isoformat(), "new_end": procedure_end.isoformat(),
+                         "old_discharge": old_discharge.isoformat() if old_discharge else None,
+                         "new_discharge": discharge_at.isoformat() if discharge_at else None,
+                         "reason": reason, "cancelled": cancelled, "added": added},
+                 request_id=request_id)
+    return cancelled, added

@@ -1,0 +1,71 @@
+"""Shared fixtures (flaskr style): app, client, session, a frozen clock, the SMS recorder, logins.
+pytest_plugins = ["tests.twilio.fixtures"]
+
+DB-backed tests run once per backend: `sqlite`, then `postgresql` when a server is reachable.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.dbs import PostgresFactory, SqliteFactory
+from tests.settings import test_config
+
+BACKENDS = ["sqlite", "postgresql"]
+if os.environ.get("TEST_BACKENDS"):
+    BACKENDS = os.environ["TEST_BACKENDS"].split(",")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_factory(request, tmp_path_factory):
+    if request.param == "sqlite":
+        factory = SqliteFactory(tmp_path_factory.mktemp("sqlite"))
+    else:
+        factory = PostgresFactory()
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def db_url(db_factory):
+    url = db_factory.new()
+    yield url
+    db_factory.drop(url)
+
+
+@pytest.fixture
+def app(db_url):
+    from app import create_app
+    from recovery.db import db
+    app = create_app(test_config(SQLALCHEMY_DATABASE_URI=db_url))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def session(app):
+    from recovery.db import db
+    return db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def sms(app):
+    """The recording SMS gateway the app sends through in tests."""
+    from recovery.messaging.factory import gateway
+    return gateway()
+
+
+@pytest.fixture
+def frozen(time_machine):
+    """Freeze the clock at a known instant; tests move it with frozen.move_to(...)."""
+    time_machine.move_to(datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc), tick=False)
+    return time_machine

@@ -1,0 +1,81 @@
+"""Building blocks for tests: a clinic with staff, enrolled patients, signed-in clients."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+
+from recovery import templates_repo
+from recovery.enrolment import EnrolmentInput, enrol_patient
+from recovery.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
+from recovery.passwords import hash_password
+from recovery.sessions import issue_link
+
+PASSWORD = "correct horse battery"
+_counter = iter(range(10_000))
+
+
+def make_clinic(session, *, slug: str | None = None, tz: str = "America/New_York",
+                template_file: str | None = None, now: datetime | None = None) -> Clinic:
+    now = now or datetime.now(timezone.utc)
+    n = next(_counter)
+    clinic = Clinic(slug=slug or f"clinic-{n}", name=f"Clinic {n}", timezone=tz, template_file=template_file,
+                    emergency_number="911", care_phone="(202) 555-0100", created_at=now)
+    session.add(clinic)
+    session.flush()
+    return clinic
+
+
+def make_staff(session, clinic: Clinic, *, role: StaffRole = StaffRole.NURSE, email: str | None = None,
+               mobile: str | None = None, on_call: int | None = None, now: datetime | None = None) -> StaffUser:
+    now = now or datetime.now(timezone.utc)
+    n = next(_counter)
+    staff = StaffUser(clinic_id=clinic.id, email=email or f"nurse{n}@example.org", name=f"Nurse {n}", role=role,
+                      password_hash=_hash(), mobile_e164=mobile or f"+1202555{n % 10000:04d}", active=True,
+                      created_at=now)
+    session.add(staff)
+    session.flush()
+    if on_call is not None:
+        session.add(OnCallStep(clinic_id=clinic.id, position=on_call, staff_id=staff.id))
+    return staff
+
+
+_HASH = None
+
+
+def _hash() -> str:
+    global _HASH
+    if _HASH is None:  # argon2 is deliberately slow; hash once per run
+        _HASH = hash_password(PASSWORD)
+    return _HASH
+
+
+def template_for(clinic: Clinic):
+    return templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
+                                          current_app.config["DEFAULT_TEMPLATE"])
+
+
+def enrol(session, clinic: Clinic, *, staff: StaffUser | None = None, procedure_end: datetime,
+          now: datetime | None = None, first: str = "Maria", mobile: str | None = None, tz: str | None = None,
+          sms_consent: bool = True, **kwargs) -> Patient:
+    now = now or datetime.now(timezone.utc)
+    n = next(_counter)
+    data = EnrolmentInput(first_name=first, last_name=f"Test{n}", mobile_e164=mobile or f"+1202556{n % 10000:04d}",
+                          timezone=tz or clinic.timezone, procedure_type="kyphoplasty",
+                          procedure_end=procedure_end, discharge_at=kwargs.pop("discharge_at", None),
+                          sms_consent=sms_consent, **kwargs)
+    enrolment = enrol_patient(session, clinic=clinic, staff=staff, data=data, template=template_for(clinic), now=now)
+    return session.get(Patient, enrolment.patient_id)
+
+
+def patient_link(session, patient: Patient, purpose: str = "today", now: datetime | None = None,
+                 ttl: timedelta = timedelta(hours=72), slot: str | None = None) -> str:
+    return issue_link(session, patient, purpose, now or datetime.now(timezone.utc), ttl, checkin_slot=slot)
+
+
+def login(client, staff: StaffUser, password: str = PASSWORD):
+    return client.post("/login", data={"email": staff.email, "password": password})
+
+
+def open_link(client, token: str):
+    return client.post(f"/l/{token}")
