@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Flask, g, request
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -16,6 +17,7 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 migrate = Migrate()
+compress = Compress()
 
 # Pages reached by a token in the URL must not leak it through Referer.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -27,6 +29,12 @@ def init_app(app: Flask) -> None:
     from recovery.db import db
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    # gzip/brotli for HTML, CSS and the vendored htmx: keeps a phone's first load small
+    app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/javascript",
+                                               "application/javascript", "text/calendar"])
+    app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    app.config.setdefault("COMPRESS_STREAMS", False)
+    compress.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
