@@ -1,0 +1,1247 @@
+"""Recovery-plan templates (schedules/*.toml): data classes, the offset grammar, loading and checks.
+
+Pure: standard library only (tomllib). Nothing here reads the clock.
+
+Files
+-----
+`schedules/<id>_v<version>.toml` is a template; `schedules/clinics/<name>.toml` is a clinic override
+file (`based_on` + `based_on_version`) that may change ANY field of an existing milestone, message,
+check-in group, the contact numbers or the quiet hours. The merged result is a new effective template
+with id "<base id>+<clinic>" and version "<base version>+<clinic file version>", so an enrolment records
+both. Every problem is reported as ``file:line: entry: problem``.
+
+Offset grammar (times are relative to two anchors: T0 = end of the procedure, TD = discharge)
+---------------------------------------------------------------------------------------------
+ELAPSED (real time; "48h" across a DST change is 48 real hours)::
+
+    T0+48h   TD+1h   T0+30m   T0+14d   TL16-7d   TL03.end   T0+1d+12h
+
+    units m, h, d (= 24 h), w (= 7 × 24 h). An anchor is T0, TD or a milestone id (its start;
+    "TLnn.end" is its end).
+
+WALL CLOCK (in the patient's time zone)::
+
+    09:00 day 1                          09:00 on the local calendar date <procedure's local date> + 1
+                                         ("day N" is a calendar date, not floor(hours / 24): for a
+                                         procedure ending 23:50 on 7 March, "day 1" is 8 March)
+    09:00 first at or after T0+48h       the first local 09:00 at or after that instant
+    09:00 7 days before TL16             09:00 on the local date of TL16 minus 7 days
+    18:00 2 days after TD                18:00 on the local date of TD plus 2 days
+
+CALENDAR::
+
+    date T0+42d                          the local wall time of T0 on the local date 42 days later
+
+A wall time that does not exist (spring-forward gap) is moved forward by the length of the gap
+(02:30 → 03:30); a wall time that happens twice (fall-back fold) means its first occurrence.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Union
+from zoneinfo import ZoneInfo
+
+from recovery import texts
+
+UTC = timezone.utc
+
+KINDS = ("reminder", "checkin_invite", "checkin_reminder", "event_reply")
+FLAGS = ("working", "brace")  # per-patient profile flags a message or milestone may depend on
+# What an event_reply answers (the use-case that sees the event asks for the reply).
+EVENTS = ("emergency_result", "urgent_result", "inbound_sms", "ok_or_watch_result", "temperature_recheck")
+
+_ID_MILESTONE = re.compile(r"^TL\d{2,3}$")
+_ID_MESSAGE = re.compile(r"^S\d{2,3}$")
+_ID_TEMPLATE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+class TemplateError(ValueError):
+    """A template or clinic file is wrong. str() is ``file:line: entry: problem``."""
+
+    def __init__(self, path: str, line: int, entry: str, problem: str):
+        self.path, self.line, self.entry, self.problem = str(path), line, entry, problem
+        super().__init__(f"{self.path}:{line}: {entry}: {problem}" if entry else f"{self.path}:{line}: {problem}")
+
+
+class OffsetError(ValueError):
+    """An offset string cannot be read."""
+
+
+class OverrideError(ValueError):
+    """Per-patient overrides are wrong. The message starts with the field path, e.g. ``milestones.TL03.end``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Offsets
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Anchor:
+    name: str  # "T0", "TD" or a milestone id
+    edge: str = "start"  # "start" | "end" (milestones only)
+
+    def __str__(self) -> str:
+        return self.name if self.edge == "start" else f"{self.name}.end"
+
+    @property
+    def milestone(self) -> str | None:
+        return None if self.name in ("T0", "TD") else self.name
+
+
+@dataclass(frozen=True)
+class Elapsed:
+    anchor: Anchor
+    delta: timedelta
+    text: str
+
+    @property
+    def key(self) -> str:
+        return self.text
+
+    def refs(self) -> set[str]:
+        return {self.anchor.milestone} - {None}
+
+
+@dataclass(frozen=True)
+class DayAt:
+    day: int
+    at: time
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"day{self.day}"
+
+    def refs(self) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class FirstAt:
+    at: time
+    after: Elapsed
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"first>={self.after.text}"
+
+    def refs(self) -> set[str]:
+        return self.after.refs()
+
+
+@dataclass(frozen=True)
+class DaysFrom:
+    at: time
+    days: int  # negative: before the anchor
+    anchor: Anchor
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.anchor}{self.days:+d}d"
+
+    def refs(self) -> set[str]:
+        return {self.anchor.milestone} - {None}
+
+
+@dataclass(frozen=True)
+class CalendarDate:
+    anchor: Anchor
+    days: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"date:{self.anchor}{self.days:+d}d"
+
+    def refs(self) -> set[str]:
+        return {self.anchor.milestone} - {None}
+
+
+Offset = Union[Elapsed, DayAt, FirstAt, DaysFrom, CalendarDate]
+
+_ANCHOR_RE = r"(T0|TD|TL\d{2,3})(?:\.(start|end))?"
+_TERM_RE = re.compile(r"([+-])(\d+)([mhdw])")
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_FORMS = ('"T0+48h", "TD+1h", "TL16-7d", "TL03.end", "09:00 day 1", "09:00 first at or after T0+48h", '
+          '"09:00 7 days before TL16", "date T0+42d"')
+
+
+def parse_clock(text: str) -> time:
+    """"09:00" → time(9, 0). 24-hour clock, minutes required."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip()) if isinstance(text, str) else None
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise OffsetError(f"{text!r} is not a 24-hour time like \"09:00\"")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_duration(text: str) -> timedelta:
+    """"4h", "30m", "2d", "1w", "1d12h" → a positive timedelta (elapsed time)."""
+    s = text.replace(" ", "") if isinstance(text, str) else ""
+    if not s or not re.fullmatch(r"(\d+[mhdw])+", s):
+        raise OffsetError(f"{text!r} is not a duration like \"4h\", \"30m\" or \"2d\"")
+    total = sum((int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([mhdw])", s)), timedelta())
+    if total <= timedelta(0):
+        raise OffsetError(f"{text!r}: a duration must be longer than zero")
+    return total
+
+
+def _parse_elapsed(s: str, original: str) -> Elapsed:
+    m = re.fullmatch(_ANCHOR_RE + r"((?:[+-]\d+[mhdw])*)", s.replace(" ", ""))
+    if not m:
+        raise OffsetError(f"cannot read offset {original!r}; write one of {_FORMS}")
+    if m.group(2) and m.group(1) in ("T0", "TD"):
+        raise OffsetError(f"cannot read offset {original!r}: .start/.end only follow a milestone id")
+    anchor = Anchor(m.group(1), m.group(2) or "start")
+    delta = timedelta()
+    terms = []
+    for sign, n, unit in _TERM_RE.findall(m.group(3)):
+        delta += (1 if sign == "+" else -1) * int(n) * _UNITS[unit]
+        terms.append(f"{sign}{int(n)}{unit}")
+    return Elapsed(anchor, delta, str(anchor) + "".join(terms))
+
+
+def parse_offset(text: str) -> Offset:
+    """Read one offset string (grammar in the module docstring). Raises OffsetError."""
+    if not isinstance(text, str):
+        raise OffsetError(f"an offset must be a string like \"T0+48h\", not {text!r}")
+    s = " ".join(text.split())
+    if not s:
+        raise OffsetError(f"empty offset; write one of {_FORMS}")
+    m = re.fullmatch(r"date " + _ANCHOR_RE + r"(?: ?([+-]) ?(\d+) ?([dw]))?", s)
+    if m:
+        if m.group(2) and m.group(1) in ("T0", "TD"):
+            raise OffsetError(f"cannot read offset {text!r}: .start/.end only follow a milestone id")
+        anchor = Anchor(m.group(1), m.group(2) or "start")
+        days = int(m.group(4) or 0) * (7 if m.group(5) == "w" else 1) * (-1 if m.group(3) == "-" else 1)
+        return CalendarDate(anchor, days, f"date {anchor}{days:+d}d")
+    if s.startswith("date"):
+        raise OffsetError(f"cannot read offset {text!r}: a calendar offset is \"date T0+42d\" "
+                          "(whole days or weeks only)")
+    m = re.fullmatch(r"(\d{1,2}:\d{2}) (.*)", s)
+    if not m:
+        return _parse_elapsed(s, text)
+    at = parse_clock(m.group(1))
+    hhmm = at.strftime("%H:%M")
+    rest = m.group(2)
+    d = re.fullmatch(r"day (\d+)", rest)
+    if d:
+        return DayAt(int(d.group(1)), at, f"{hhmm} day {int(d.group(1))}")
+    f = re.fullmatch(r"first at or after (.+)", rest)
+    if f:
+        after = _parse_elapsed(f.group(1), text)
+        return FirstAt(at, after, f"{hhmm} first at or after {after.text}")
+    r = re.fullmatch(r"(?:(\d+) days?|the day) (before|after) " + _ANCHOR_RE, rest)
+    if r:
+        n = int(r.group(1) or 1) * (-1 if r.group(2) == "before" else 1)
+        if r.group(4) and r.group(3) in ("T0", "TD"):
+            raise OffsetError(f"cannot read offset {text!r}: .start/.end only follow a milestone id")
+        anchor = Anchor(r.group(3), r.group(4) or "start")
+        word = "before" if n < 0 else "after"
+        return DaysFrom(at, n, anchor, f"{hhmm} {abs(n)} day{'s' if abs(n) != 1 else ''} {word} {anchor}")
+    raise OffsetError(f"cannot read offset {text!r}; write one of {_FORMS}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Template data classes
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Milestone:
+    id: str
+    title: str  # patient wording
+    detail: str  # patient-facing explanation
+    start: Offset
+    end: Offset  # the same object as `start` for a single-moment milestone (`at` in the file)
+    point: bool
+    restriction: bool  # shown with a countdown and exported to the calendar
+    short: str  # countdown label: "No driving" → "No driving until Mon 9 Mar, 11:30"
+    sms: tuple[str, ...]  # message ids that go with it
+    only_if: str | None = None  # a profile flag (FLAGS) the milestone needs, else shown to all
+    all_day: bool = False  # the time of day is not meaningful (a visit booked separately)
+
+
+@dataclass(frozen=True)
+class MessageRule:
+    id: str
+    kind: str  # KINDS
+    text: str  # template with {first} {link} {emerg} {phone}
+    urgent: bool  # exempt from quiet hours (only replies to something the patient just did)
+    send: tuple[Offset, ...] = ()  # kind "reminder": one planned occurrence per offset
+    on: str | None = None  # kind "event_reply": the event it answers (EVENTS)
+    delay: timedelta = timedelta(0)  # event_reply: how long after the event
+    only_if: str | None = None  # FLAGS: sent only when the patient's profile has it
+    enabled: bool = True  # default; per-patient overrides may switch non-urgent texts on/off
+    restates: tuple[str, ...] = ()  # milestones whose timing the text repeats ("for 48 hours")
+    note: str = ""  # for the clinician reviewing the file
+
+
+@dataclass(frozen=True)
+class CheckinGroup:
+    name: str
+    days: tuple[int, ...]
+    at: time  # local wall time on each "day N"
+    invite: str  # message id (kind checkin_invite)
+    reminder_after: timedelta  # after the invite is sent
+    missed_after: timedelta  # no check-in by then → the missed-check-in rules (protocol §3.5)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Day0Checkin:
+    invite: str
+    at: Offset  # T0+6h
+    not_before: Offset  # TD+2h
+    evening_fallback: time  # 20:00, used when the time falls in quiet hours
+    reminder_after: timedelta
+    missed_after: timedelta
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class CheckinCadence:
+    reminder: str  # message id (kind checkin_reminder)
+    day0: Day0Checkin | None
+    groups: tuple[CheckinGroup, ...]
+
+    def group_names(self) -> tuple[str, ...]:
+        return (("day0",) if self.day0 else ()) + tuple(g.name for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str  # "kyphoplasty", or "kyphoplasty+demo-clinic" for a clinic's effective template
+    version: str  # "1", or "1+2" (base version + clinic file version)
+    title: str
+    base_id: str
+    base_version: int
+    clinic: str | None
+    clinic_version: int | None
+    clinic_title: str | None
+    sources: tuple[str, ...]  # files it was read from
+    status: str
+    emerg: str  # default {emerg}
+    phone: str  # default {phone}
+    quiet_start: time
+    quiet_end: time
+    horizon: str  # the milestone whose end closes monitoring
+    milestones: tuple[Milestone, ...]
+    messages: tuple[MessageRule, ...]
+    checkins: CheckinCadence
+
+    def milestone(self, milestone_id: str) -> Milestone:
+        for m in self.milestones:
+            if m.id == milestone_id:
+                return m
+        raise KeyError(f"template {self.id} v{self.version} has no milestone {milestone_id}")
+
+    def message(self, message_id: str) -> MessageRule:
+        for m in self.messages:
+            if m.id == message_id:
+                return m
+        raise KeyError(f"template {self.id} v{self.version} has no message {message_id}")
+
+    @property
+    def quiet_hours(self) -> tuple[time, time]:
+        return (self.quiet_start, self.quiet_end)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where things are in the raw file (for file:line messages)
+# ---------------------------------------------------------------------------------------------
+
+_KEY_PART = r'(?:[A-Za-z0-9_-]+|"[^"]*"|\'[^\']*\')'
+_HEADER_RE = re.compile(r"^\s*\[(\[)?\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*\]\]?\s*(?:#.*)?$")
+_KEYLINE_RE = re.compile(r"^\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=\s*(.*)$")
+_STRINGS_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(p.strip().strip("\"'") for p in re.findall(_KEY_PART, dotted))
+
+
+class _LineIndex:
+    """Line numbers of table headers and keys in a TOML text (enough for messages, not a parser)."""
+
+    def __init__(self, text: str):
+        self.tables: dict[tuple[str, ...], int] = {}
+        self.keys: dict[tuple[tuple[str, ...], str], int] = {}
+        self.duplicate: tuple[tuple[str, ...], int, int] | None = None  # (table, line, first line)
+        self.last_line = max(1, len(text.splitlines()))
+        headers: dict[tuple[str, ...], int] = {}
+        current: tuple[str, ...] = ()
+        in_string: str | None = None
+        depth = 0
+        for n, line in enumerate(text.splitlines(), 1):
+            if in_string:
+                if line.count(in_string) % 2 == 1:
+                    in_string = None
+                continue
+            if depth > 0:
+                depth += self._balance(line)
+                continue
+            m = _HEADER_RE.match(line)
+            if m:
+                current = _split_key(m.group(2))
+                if not m.group(1):
+                    if current in headers and self.duplicate is None:
+                        self.duplicate = (current, n, headers[current])
+                    headers.setdefault(current, n)
+                self.tables.setdefault(current, n)
+                continue
+            m = _KEYLINE_RE.match(line)
+            if not m:
+                continue
+            parts = _split_key(m.group(1))
+            for i in range(1, len(parts)):
+                self.tables.setdefault(current + parts[:i], n)
+            self.keys.setdefault((current + parts[:-1], parts[-1]), n)
+            value = m.group(2).strip()
+            for delim in ('"""', "'''"):
+                if value.startswith(delim) and value.count(delim) % 2 == 1:
+                    in_string = delim
+            if not in_string:
+                depth = self._balance(value)
+
+    @staticmethod
+    def _balance(fragment: str) -> int:
+        bare = _STRINGS_RE.sub("", fragment).split("#", 1)[0]
+        return bare.count("[") + bare.count("{") - bare.count("]") - bare.count("}")
+
+    def find(self, table: tuple[str, ...], key: str | None = None) -> int:
+        if key is not None and (table, key) in self.keys:
+            return self.keys[(table, key)]
+        for i in range(len(table), 0, -1):
+            if table[:i] in self.tables:
+                return self.tables[table[:i]]
+            if (table[:i - 1], table[i - 1]) in self.keys:
+                return self.keys[(table[:i - 1], table[i - 1])]
+        return 1
+
+
+@dataclass
+class _Layer:
+    path: str
+    raw: dict
+    lines: _LineIndex
+
+
+def _has(raw: Any, path: tuple[str, ...]) -> bool:
+    for part in path:
+        if not isinstance(raw, dict) or part not in raw:
+            return False
+        raw = raw[part]
+    return True
+
+
+class _Source:
+    """One or more files (clinic first, then its base template) that together give a template."""
+
+    def __init__(self, layers: list[_Layer]):
+        self.layers = layers
+
+    def where(self, table: tuple[str, ...], key: str | None = None) -> tuple[str, int]:
+        if key is not None:
+            for layer in self.layers:
+                if _has(layer.raw, table + (key,)):
+                    return layer.path, layer.lines.find(table, key)
+        for depth in range(len(table), 0, -1):
+            for layer in self.layers:
+                if _has(layer.raw, table[:depth]):
+                    return layer.path, layer.lines.find(table[:depth])
+        return self.layers[-1].path, 1
+
+    def fail(self, table: tuple[str, ...], key: str | None, problem: str) -> TemplateError:
+        path, line = self.where(table, key)
+        return TemplateError(path, line, _entry_name(table), problem)
+
+
+def _entry_name(table: tuple[str, ...]) -> str:
+    if len(table) >= 2 and table[0] == "milestones":
+        return f"milestone {table[1]}"
+    if len(table) >= 2 and table[0] == "messages":
+        return f"message {table[1]}"
+    if len(table) >= 2 and table[0] == "checkins":
+        return f"check-in group {table[1]}"
+    return ".".join(table) if table else "template"
+
+
+def _read_toml(path: Path) -> tuple[dict, _LineIndex]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TemplateError(str(path), 0, "", "file not found") from None
+    except UnicodeDecodeError as e:
+        raise TemplateError(str(path), 1, "", f"not UTF-8 text ({e.reason})") from None
+    lines = _LineIndex(text)
+    if lines.duplicate:
+        table, line, first = lines.duplicate
+        raise TemplateError(str(path), line, _entry_name(table),
+                            f"defined twice (first at line {first}); ids must be unique")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = int(m.group(1)) if m else lines.last_line
+        detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
+        col = f", column {m.group(2)}" if m else ""
+        raise TemplateError(str(path), line, "", f"TOML syntax error{col}: {detail}") from None
+    return raw, lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a Template from raw TOML (every field checked)
+# ---------------------------------------------------------------------------------------------
+
+_TEMPLATE_KEYS = {"id", "version", "title", "status", "approved_by", "horizon", "contact", "quiet_hours",
+                  "milestones", "messages", "checkins"}
+_CLINIC_KEYS = {"clinic", "version", "title", "status", "approved_by", "based_on", "based_on_version",
+                "contact", "quiet_hours", "milestones", "messages", "checkins"}
+_MILESTONE_KEYS = {"title", "detail", "start", "end", "at", "restriction", "short", "sms", "only_if", "all_day"}
+_MESSAGE_KEYS = {"kind", "text", "urgent", "send", "on", "delay", "only_if", "enabled", "restates", "note"}
+_GROUP_KEYS = {"days", "time", "invite", "reminder_after", "missed_after", "enabled"}
+_DAY0_KEYS = {"invite", "at", "not_before", "evening_fallback", "reminder_after", "missed_after", "enabled"}
+
+
+class _Builder:
+    def __init__(self, raw: dict, src: _Source):
+        self.raw, self.src = raw, src
+
+    # -- small typed getters ------------------------------------------------------------------
+    def _get(self, table: tuple[str, ...], key: str, kind: type | tuple, required: bool = True,
+             default: Any = None) -> Any:
+        node = self._node(table)
+        if key not in node:
+            if required:
+                raise self.src.fail(table, None, f"missing required field '{key}'")
+            return default
+        value = node[key]
+        ok = isinstance(value, kind) and not (kind in (int, (int,)) and isinstance(value, bool))
+        if not ok:
+            want = {str: "text", bool: "true or false", int: "a whole number", list: "a list"}.get(kind, str(kind))
+            raise self.src.fail(table, key, f"'{key}' must be {want}, not {value!r}")
+        return value
+
+    def _text(self, table, key, required=True, default="", max_len=600) -> str:
+        value = self._get(table, key, str, required, default)
+        if required and not value.strip():
+            raise self.src.fail(table, key, f"'{key}' is empty")
+        if len(value) > max_len:
+            raise self.src.fail(table, key, f"'{key}' is {len(value)} characters (max {max_len})")
+        return value.strip()
+
+    def _node(self, table: tuple[str, ...]) -> dict:
+        node: Any = self.raw
+        for part in table:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if not isinstance(node, dict):
+            raise self.src.fail(table, None, "must be a table")
+        return node
+
+    def _unknown(self, table: tuple[str, ...], allowed: set[str]) -> None:
+        for key in self._node(table):
+            if key not in allowed:
+                raise self.src.fail(table, key, f"unknown field '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+    def _offset(self, table, key, required=True) -> Offset | None:
+        value = self._node(table).get(key)
+        if value is None:
+            if required:
+                raise self.src.fail(table, None, f"missing required field '{key}'")
+            return None
+        try:
+            return parse_offset(value)
+        except OffsetError as e:
+            raise self.src.fail(table, key, f"'{key}': {e}") from None
+
+    def _duration(self, table, key) -> timedelta:
+        value = self._get(table, key, str)
+        try:
+            return parse_duration(value)
+        except OffsetError as e:
+            raise self.src.fail(table, key, f"'{key}': {e}") from None
+
+    def _clock(self, table, key) -> time:
+        value = self._get(table, key, str)
+        try:
+            return parse_clock(value)
+        except OffsetError as e:
+            raise self.src.fail(table, key, f"'{key}': {e}") from None
+
+    def _flag(self, table, key="only_if") -> str | None:
+        value = self._get(table, key, str, required=False)
+        if value is not None and value not in FLAGS:
+            raise self.src.fail(table, key, f"'{key}' must be one of {', '.join(FLAGS)}, not {value!r}")
+        return value
+
+    # -- the template -------------------------------------------------------------------------
+    def build(self, *, clinic: str | None, clinic_version: int | None, clinic_title: str | None) -> Template:
+        self._unknown((), _TEMPLATE_KEYS)
+        tid = self._get((), "id", str)
+        if not _ID_TEMPLATE.match(tid):
+            raise self.src.fail((), "id", f"id {tid!r} must be lower-case letters, digits, '-' or '_'")
+        version = self._get((), "version", int)
+        if version < 1:
+            raise self.src.fail((), "version", "version must be 1 or more")
+        title = self._text((), "title", max_len=120)
+        status = self._text((), "status", required=False, default="draft", max_len=200)
+        self._text((), "approved_by", required=False, max_len=120)
+
+        self._unknown(("contact",), {"emerg", "phone"})
+        emerg = self._get(("contact",), "emerg", str)
+        if not re.fullmatch(r"\d{2,4}", emerg):
+            raise self.src.fail(("contact",), "emerg", f"emergency number must be 2-4 digits, not {emerg!r}")
+        phone = self._text(("contact",), "phone", max_len=20)
+        if not texts.is_gsm7(phone):
+            raise self.src.fail(("contact",), "phone", f"phone {phone!r} has characters that are not GSM-7")
+
+        self._unknown(("quiet_hours",), {"start", "end"})
+        quiet_start = self._clock(("quiet_hours",), "start")
+        quiet_end = self._clock(("quiet_hours",), "end")
+        if quiet_start == quiet_end:
+            raise self.src.fail(("quiet_hours",), "end", "quiet hours start and end at the same time")
+
+        milestones = self._milestones()
+        messages = self._messages(emerg, phone, clinic_title, clinic)
+        checkins = self._checkins(messages)
+        ids = {m.id for m in milestones}
+        msg_ids = {m.id for m in messages}
+
+        horizon = self._get((), "horizon", str)
+        if horizon not in ids:
+            raise self.src.fail((), "horizon", f"horizon names unknown milestone {horizon!r}")
+        for m in milestones:
+            for sid in m.sms:
+                if sid not in msg_ids:
+                    raise self.src.fail(("milestones", m.id), "sms", f"unknown message id {sid!r} in 'sms'")
+            for key, off in (("start", m.start), ("end", m.end)):
+                for ref in off.refs():
+                    if ref not in ids:
+                        raise self.src.fail(("milestones", m.id), "at" if m.point else key,
+                                            f"unknown milestone id {ref!r} in {off.text!r}")
+        for msg in messages:
+            for off in msg.send:
+                for ref in off.refs():
+                    if ref not in ids:
+                        raise self.src.fail(("messages", msg.id), "send", f"unknown milestone id {ref!r} in {off.text!r}")
+            for ref in msg.restates:
+                if ref not in ids:
+                    raise self.src.fail(("messages", msg.id), "restates", f"unknown milestone id {ref!r} in 'restates'")
+        for off_key in ("at", "not_before") if checkins.day0 else ():
+            for ref in getattr(checkins.day0, off_key).refs():
+                if ref not in ids:
+                    raise self.src.fail(("checkins", "day0"), off_key, f"unknown milestone id {ref!r}")
+        cycle = find_cycle({m.id: (m.start, m.end) for m in milestones})
+        if cycle:
+            raise self.src.fail(("milestones", cycle[0]), None,
+                                "offsets refer to each other in a circle: " + " -> ".join(cycle))
+
+        base_id, base_version = tid, version
+        return Template(
+            id=f"{tid}+{clinic}" if clinic else tid,
+            version=f"{version}+{clinic_version}" if clinic else str(version),
+            title=title, base_id=base_id, base_version=base_version, clinic=clinic,
+            clinic_version=clinic_version, clinic_title=clinic_title,
+            sources=tuple(layer.path for layer in self.src.layers), status=status,
+            emerg=emerg, phone=phone, quiet_start=quiet_start, quiet_end=quiet_end, horizon=horizon,
+            milestones=milestones, messages=messages, checkins=checkins)
+
+    def _milestones(self) -> tuple[Milestone, ...]:
+        table = self._node(("milestones",))
+        if not table:
+            raise self.src.fail((), "milestones", "no milestones")
+        out = []
+        for mid in table:
+            t = ("milestones", mid)
+            if not _ID_MILESTONE.match(mid):
+                raise self.src.fail(t, None, f"milestone id {mid!r} must look like TL01")
+            if not isinstance(table[mid], dict):
+                raise self.src.fail(t, None, "must be a table")
+            self._unknown(t, _MILESTONE_KEYS)
+            node = table[mid]
+            if "at" in node and ("start" in node or "end" in node):
+                raise self.src.fail(t, "at", "give either 'at' (one moment) or 'start' and 'end', not both")
+            if "at" in node:
+                start = end = self._offset(t, "at")
+                point = True
+            else:
+                start, end = self._offset(t, "start"), self._offset(t, "end")
+                point = False
+            sms = self._get(t, "sms", list)
+            if not all(isinstance(s, str) for s in sms):
+                raise self.src.fail(t, "sms", "'sms' must be a list of message ids like [\"S01\"]")
+            if len(set(sms)) != len(sms):
+                raise self.src.fail(t, "sms", "'sms' lists a message twice")
+            title = self._text(t, "title", max_len=80)
+            restriction = self._get(t, "restriction", bool)
+            out.append(Milestone(
+                id=mid, title=title, detail=self._text(t, "detail", max_len=600),
+                start=start, end=end, point=point, restriction=restriction,
+                short=self._text(t, "short", required=False, default="", max_len=60) or title,
+                sms=tuple(sms), only_if=self._flag(t),
+                all_day=self._get(t, "all_day", bool, required=False, default=False)))
+            if restriction and point:
+                raise self.src.fail(t, "restriction", "a restriction needs a 'start' and an 'end', not 'at'")
+        return tuple(out)
+
+    def _messages(self, emerg: str, phone: str, clinic_title: str | None, clinic: str | None
+                  ) -> tuple[MessageRule, ...]:
+        table = self._node(("messages",))
+        if not table:
+            raise self.src.fail((), "messages", "no messages")
+        forbidden = tuple(n for n in (clinic_title, clinic.replace("-", " ") if clinic else None) if n)
+        out = []
+        for sid in table:
+            t = ("messages", sid)
+            if not _ID_MESSAGE.match(sid):
+                raise self.src.fail(t, None, f"message id {sid!r} must look like S01")
+            if not isinstance(table[sid], dict):
+                raise self.src.fail(t, None, "must be a table")
+            self._unknown(t, _MESSAGE_KEYS)
+            node = table[sid]
+            kind = self._get(t, "kind", str)
+            if kind not in KINDS:
+                raise self.src.fail(t, "kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+            text = self._get(t, "text", str)
+            check = texts.check_text(text, emerg=emerg, phone=phone, forbidden_names=forbidden)
+            if check.problems:
+                raise self.src.fail(t, "text", check.problems[0])
+            urgent = self._get(t, "urgent", bool)
+            if urgent and kind != "event_reply":
+                raise self.src.fail(t, "urgent", "only an event_reply (answering something the patient just "
+                                                 "did) may be urgent and ignore quiet hours")
+            send: tuple[Offset, ...] = ()
+            on, delay = None, timedelta(0)
+            if kind == "reminder":
+                raw_send = node.get("send")
+                if raw_send is None:
+                    raise self.src.fail(t, None, "missing required field 'send' (when to send it)")
+                if isinstance(raw_send, str):
+                    raw_send = [raw_send]
+                if not isinstance(raw_send, list) or not raw_send:
+                    raise self.src.fail(t, "send", "'send' must be an offset or a non-empty list of offsets")
+                parsed = []
+                for item in raw_send:
+                    try:
+                        parsed.append(parse_offset(item))
+                    except OffsetError as e:
+                        raise self.src.fail(t, "send", f"'send': {e}") from None
+                keys = [p.key for p in parsed]
+                dup = next((k for k in keys if keys.count(k) > 1), None)
+                if dup:
+                    raise self.src.fail(t, "send", f"'send' has two occurrences with the same key {dup!r}")
+                send = tuple(parsed)
+            elif "send" in node:
+                raise self.src.fail(t, "send", f"a {kind} is not sent on a timetable: remove 'send'"
+                                    + (" (the [checkins] cadence sends it)" if kind.startswith("checkin") else ""))
+            if kind == "event_reply":
+                on = self._get(t, "on", str)
+                if on not in EVENTS:
+                    raise self.src.fail(t, "on", f"'on' must be one of {', '.join(EVENTS)}, not {on!r}")
+                delay = self._duration(t, "delay") if "delay" in node else timedelta(0)
+            else:
+                for key in ("on", "delay"):
+                    if key in node:
+                        raise self.src.fail(t, key, f"'{key}' is only for kind event_reply")
+            restates = self._get(t, "restates", list, required=False, default=[])
+            if not all(isinstance(r, str) for r in restates):
+                raise self.src.fail(t, "restates", "'restates' must be a list of milestone ids")
+            out.append(MessageRule(
+                id=sid, kind=kind, text=text, urgent=urgent, send=send, on=on, delay=delay,
+                only_if=self._flag(t), enabled=self._get(t, "enabled", bool, required=False, default=True),
+                restates=tuple(restates), note=self._text(t, "note", required=False, max_len=400)))
+            if urgent and not out[-1].enabled:
+                raise self.src.fail(t, "enabled", "an urgent safety reply cannot be switched off")
+        return tuple(out)
+
+    def _checkins(self, messages: tuple[MessageRule, ...]) -> CheckinCadence:
+        by_id = {m.id: m for m in messages}
+        base = ("checkins",)
+        node = self._node(base)
+        if not node:
+            raise self.src.fail((), "checkins", "missing the [checkins] cadence")
+        reminder = self._get(base, "reminder", str)
+        if by_id.get(reminder) is None or by_id[reminder].kind != "checkin_reminder":
+            raise self.src.fail(base, "reminder", f"'reminder' must name a message of kind checkin_reminder, not {reminder!r}")
+
+        def invite_of(t):
+            invite = self._get(t, "invite", str)
+            if by_id.get(invite) is None or by_id[invite].kind != "checkin_invite":
+                raise self.src.fail(t, "invite", f"'invite' must name a message of kind checkin_invite, not {invite!r}")
+            return invite
+
+        def windows(t):
+            reminder_after = self._duration(t, "reminder_after")
+            missed_after = self._duration(t, "missed_after")
+            if reminder_after >= missed_after:
+                raise self.src.fail(t, "reminder_after", "the reminder must come before the check-in counts as missed")
+            return reminder_after, missed_after
+
+        day0 = None
+        groups = []
+        seen_days: dict[int, str] = {}
+        for name, value in node.items():
+            if name == "reminder":
+                continue
+            t = base + (name,)
+            if not isinstance(value, dict):
+                raise self.src.fail(base, name, f"unknown field '{name}' (a check-in group is a table)")
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
+                raise self.src.fail(t, None, f"group name {name!r} must be lower-case letters, digits or '_'")
+            if name == "day0":
+                self._unknown(t, _DAY0_KEYS)
+                invite = invite_of(t)
+                reminder_after, missed_after = windows(t)
+                day0 = Day0Checkin(invite=invite, at=self._offset(t, "at"), not_before=self._offset(t, "not_before"),
+                                   evening_fallback=self._clock(t, "evening_fallback"),
+                                   reminder_after=reminder_after, missed_after=missed_after,
+                                   enabled=self._get(t, "enabled", bool, required=False, default=True))
+                seen_days[0] = name
+                continue
+            self._unknown(t, _GROUP_KEYS)
+            days = self._get(t, "days", list)
+            if not days or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 366 for d in days):
+                raise self.src.fail(t, "days", "'days' must be a non-empty list of day numbers 0-366")
+            for d in days:
+                if d in seen_days:
+                    raise self.src.fail(t, "days", f"day {d} already has a check-in (group {seen_days[d]})")
+                seen_days[d] = name
+            invite = invite_of(t)
+            reminder_after, missed_after = windows(t)
+            groups.append(CheckinGroup(name=name, days=tuple(sorted(days)), at=self._clock(t, "time"),
+                                       invite=invite, reminder_after=reminder_after, missed_after=missed_after,
+                                       enabled=self._get(t, "enabled", bool, required=False, default=True)))
+        used = {g.invite for g in groups} | ({day0.invite} if day0 else set())
+        for m in messages:
+            if m.kind == "checkin_invite" and m.id not in used:
+                raise self.src.fail(("messages", m.id), "kind", "a checkin_invite that no [checkins] group sends")
+            if m.kind == "checkin_reminder" and m.id != reminder:
+                raise self.src.fail(("messages", m.id), "kind", "a checkin_reminder that [checkins] does not use")
+        return CheckinCadence(reminder=reminder, day0=day0, groups=tuple(groups))
+
+
+def find_cycle(offsets: Mapping[str, tuple[Offset, Offset]]) -> list[str] | None:
+    """A list like ["TL08", "TL16", "TL08"] if milestone offsets refer to each other in a circle."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(mid: str) -> list[str] | None:
+        state[mid] = 1
+        stack.append(mid)
+        for off in offsets.get(mid, ()):
+            for ref in sorted(off.refs()):
+                if ref not in offsets:
+                    continue
+                if state.get(ref) == 1:
+                    return stack[stack.index(ref):] + [ref]
+                if ref not in state:
+                    found = visit(ref)
+                    if found:
+                        return found
+        stack.pop()
+        state[mid] = 2
+        return None
+
+    for mid in offsets:
+        if mid not in state:
+            found = visit(mid)
+            if found:
+                return found
+    return None
+
+
+def _dry_run(template: Template, src: _Source) -> None:
+    """Build the timeline for a few awkward procedure times so a milestone that would end before it
+    starts is caught when the file loads, not at a patient's enrolment."""
+    from recovery.timeline import TimelineError, build_timeline  # timeline imports plan, so import late
+
+    samples = [(datetime(2026, 3, 7, 23, 50), "America/New_York"), (datetime(2026, 6, 15, 10, 0), "UTC"),
+               (datetime(2026, 10, 24, 14, 0), "Europe/London")]
+    for local, zone in samples:
+        tz = ZoneInfo(zone)
+        try:
+            build_timeline(template, procedure_end=local.replace(tzinfo=tz), discharge=None, tz=tz,
+                           overrides=Overrides(working=True, brace=True))
+        except TimelineError as e:
+            if e.milestone:
+                m = template.milestone(e.milestone)
+                key = "at" if m.point else (e.field or "end")
+                raise src.fail(("milestones", e.milestone), key, e.problem) from None
+            raise src.fail((), None, str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+def load_template(path: str | Path) -> Template:
+    """Read and check one template file. Raises TemplateError (``file:line: entry: problem``)."""
+    p = Path(path)
+    raw, lines = _read_toml(p)
+    src = _Source([_Layer(str(path), raw, lines)])
+    template = _Builder(raw, src).build(clinic=None, clinic_version=None, clinic_title=None)
+    expected = f"{template.base_id}_v{template.base_version}"
+    if p.stem != expected:
+        raise src.fail((), "version", f"the file name must be {expected}.toml to match id and version "
+                                      "(a new version is a new file, so enrolled patients keep theirs)")
+    _dry_run(template, src)
+    return template
+
+
+def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> Template:
+    """Read a clinic override file and merge it onto its base template in `templates_dir`."""
+    cp = Path(clinic_path)
+    craw, clines = _read_toml(cp)
+    clayer = _Layer(str(clinic_path), craw, clines)
+    csrc = _Source([clayer])
+    for key in craw:
+        if key not in _CLINIC_KEYS:
+            raise csrc.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(_CLINIC_KEYS))})")
+    cb = _Builder(craw, csrc)
+    name = cb._get((), "clinic", str)
+    if name != cp.stem:
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}")
+    cversion = cb._get((), "version", int)
+    ctitle = cb._text((), "title", max_len=120)
+    based_on = cb._get((), "based_on", str)
+    based_version = cb._get((), "based_on_version", int)
+    base_path = Path(templates_dir) / f"{based_on}_v{based_version}.toml"
+    if not base_path.exists():
+        raise csrc.fail((), "based_on", f"no template {based_on} version {based_version} "
+                                        f"(expected {base_path})")
+    braw, blines = _read_toml(base_path)
+    base = load_template(base_path)  # the base must be valid on its own
+    blayer = _Layer(str(base_path), braw, blines)
+
+    merged = {k: v for k, v in braw.items()}
+    for section in ("contact", "quiet_hours"):
+        if section in craw:
+            if not isinstance(craw[section], dict):
+                raise csrc.fail((), section, "must be a table")
+            merged[section] = {**braw.get(section, {}), **craw[section]}
+    for section in ("milestones", "messages"):
+        if section not in craw:
+            continue
+        if not isinstance(craw[section], dict):
+            raise csrc.fail((), section, "must be a table")
+        entries = dict(braw.get(section, {}))
+        for eid, fields_ in craw[section].items():
+            if eid not in entries:
+                raise csrc.fail((section, eid), None,
+                                f"{section[:-1]} {eid} is not in {based_on} v{based_version}; a clinic file "
+                                "changes existing entries (new content needs a new template version)")
+            if not isinstance(fields_, dict):
+                raise csrc.fail((section,), eid, "must be a table")
+            entry = dict(entries[eid])
+            if section == "milestones" and "at" in fields_:
+                entry.pop("start", None), entry.pop("end", None)
+            if section == "milestones" and ("start" in fields_ or "end" in fields_):
+                if "at" in entry and "at" not in fields_:
+                    start_end = {"start": entry["at"], "end": entry["at"]}
+                    entry.pop("at")
+                    entry = {**start_end, **entry}
+            entry.update(fields_)
+            entries[eid] = entry
+        merged[section] = entries
+    if "checkins" in craw:
+        if not isinstance(craw["checkins"], dict):
+            raise csrc.fail((), "checkins", "must be a table")
+        groups = dict(braw.get("checkins", {}))
+        for gname, fields_ in craw["checkins"].items():
+            if isinstance(fields_, dict):
+                if gname not in groups:
+                    raise csrc.fail(("checkins", gname), None,
+                                    f"check-in group {gname!r} is not in {based_on} v{based_version}")
+                groups[gname] = {**groups[gname], **fields_}
+            else:
+                groups[gname] = fields_
+        merged["checkins"] = groups
+
+    src = _Source([clayer, blayer])
+    template = _Builder(merged, src).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
+    template = _replace(template, status=cb._text((), "status", required=False, default=base.status, max_len=200))
+    _check_restated(base, template, src, clinic_raw=craw)
+    _dry_run(template, src)
+    return template
+
+
+def _replace(t: Template, **changes: Any) -> Template:
+    from dataclasses import replace
+    return replace(t, **changes)
+
+
+def _check_restated(base: Template, merged: Template, src: _Source, clinic_raw: dict) -> None:
+    """A clinic that changes when a milestone happens must also change texts that repeat its timing."""
+    for m in merged.milestones:
+        old = base.milestone(m.id)
+        changed = [k for k, a, b in (("start", old.start, m.start), ("end", old.end, m.end)) if a.text != b.text]
+        if not changed:
+            continue
+        for msg in merged.messages:
+            if m.id not in msg.restates:
+                continue
+            fields_ = clinic_raw.get("messages", {}).get(msg.id, {})
+            if "text" in fields_ or fields_.get("enabled") is False:
+                continue
+            path, line = src.where(("milestones", m.id), "at" if m.point else changed[0])
+            raise TemplateError(path, line, f"milestone {m.id}",
+                                f"changes when it {'happens' if m.point else changed[0] + 's'}, but message "
+                                f"{msg.id} repeats that timing in its text; change [messages.{msg.id}] text too "
+                                "(or set enabled = false)")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every template in a schedules directory, plus each clinic's effective template."""
+    templates: Mapping[tuple[str, str], Template]  # (id, version) → template; includes clinic ones
+    clinics: Mapping[str, Template]  # clinic name → its effective template
+
+    def get(self, template_id: str, version: str | None = None) -> Template:
+        matches = [t for (tid, _), t in self.templates.items() if tid == template_id]
+        if version is not None:
+            matches = [t for t in matches if t.version == str(version)]
+        if not matches:
+            known = ", ".join(sorted({f"{t.id} v{t.version}" for t in self.templates.values()})) or "none"
+            want = f"{template_id}" + (f" version {version}" if version is not None else "")
+            raise KeyError(f"no template {want} (known: {known})")
+        return max(matches, key=lambda t: (t.base_version, t.clinic_version or 0))
+
+    def for_clinic(self, name: str) -> Template:
+        if name not in self.clinics:
+            known = ", ".join(sorted(self.clinics)) or "none"
+            raise KeyError(f"no clinic file {name!r} (known: {known})")
+        return self.clinics[name]
+
+
+def load_all(schedules_dir: str | Path) -> Catalog:
+    """Load `<dir>/*.toml` (templates) and `<dir>/clinics/*.toml` (clinic files). Other folders
+    (e.g. rulesets/) are not templates and are left alone. Raises TemplateError on the first bad file."""
+    d = Path(schedules_dir)
+    if not d.is_dir():
+        raise TemplateError(str(d), 0, "", "schedules directory not found")
+    templates: dict[tuple[str, str], Template] = {}
+    for p in sorted(d.glob("*.toml")):
+        t = load_template(p)
+        templates[(t.id, t.version)] = t
+    clinics: dict[str, Template] = {}
+    for p in sorted((d / "clinics").glob("*.toml")):
+        t = load_clinic_template(p, d)
+        clinics[t.clinic or p.stem] = t
+        templates[(t.id, t.version)] = t
+    return Catalog(templates=templates, clinics=clinics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-patient overrides (chosen at enrolment, stored as JSON on the enrolment)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MilestoneOverride:
+    start: Offset | None = None
+    end: Offset | None = None
+    at: Offset | None = None  # for a single-moment milestone (e.g. the follow-up visit)
+
+    def to_value(self) -> str | dict[str, str]:
+        if self.at is not None and self.start is None and self.end is None:
+            return self.at.text
+        return {k: v.text for k, v in (("start", self.start), ("end", self.end), ("at", self.at)) if v is not None}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Per-patient changes to a template. JSON shape (every key optional)::
+
+        {"working": true, "brace": false,
+         "milestones": {"TL03": {"end": "T0+14d"}, "TL16": "date T0+14d"},
+         "messages": {"S03": false},
+         "texts": {"S01": "Hi {first}, welcome home. ... for 2 weeks."},
+         "checkins": {"optional": true}}
+
+    `milestones`: a string is the moment of a single-moment milestone (`at`); a table gives start/end.
+    `messages`: switch a text off (false) or on (true, for one that is off by default); urgent safety
+    replies cannot be switched off, and S12/S15-style texts still need their profile flag.
+    `texts`: replacement wording, checked like template texts (GSM-7, ≤ 160, no PHI).
+    `checkins`: switch a check-in group on/off by name (day0, daily, day10, weekly, optional).
+    """
+    working: bool = False
+    brace: bool = False
+    milestones: Mapping[str, MilestoneOverride] = field(default_factory=dict)
+    messages: Mapping[str, bool] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict)
+    checkins: Mapping[str, bool] = field(default_factory=dict)
+
+    def flag(self, name: str | None) -> bool:
+        return True if name is None else bool(getattr(self, name))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Overrides:
+        """Parse the stored JSON. Raises OverrideError naming the field (``milestones.TL03.end: …``)."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise OverrideError(f"overrides must be an object, not {type(data).__name__}")
+        allowed = {"working", "brace", "milestones", "messages", "texts", "checkins"}
+        for key in data:
+            if key not in allowed:
+                raise OverrideError(f"{key}: unknown override (allowed: {', '.join(sorted(allowed))})")
+        flags = {}
+        for key in FLAGS:
+            value = data.get(key, False)
+            if not isinstance(value, bool):
+                raise OverrideError(f"{key}: must be true or false, not {value!r}")
+            flags[key] = value
+        milestones: dict[str, MilestoneOverride] = {}
+        for mid, value in _mapping(data, "milestones").items():
+            if isinstance(value, str):
+                milestones[mid] = MilestoneOverride(at=_override_offset(f"milestones.{mid}", value))
+                continue
+            if not isinstance(value, Mapping) or not value:
+                raise OverrideError(f"milestones.{mid}: give an offset string or {{\"start\": ..., \"end\": ...}}")
+            for k in value:
+                if k not in ("start", "end", "at"):
+                    raise OverrideError(f"milestones.{mid}.{k}: unknown (use start, end or at)")
+            if "at" in value and ("start" in value or "end" in value):
+                raise OverrideError(f"milestones.{mid}: give either 'at' or 'start'/'end', not both")
+            milestones[mid] = MilestoneOverride(**{k: _override_offset(f"milestones.{mid}.{k}", v)
+                                                   for k, v in value.items()})
+        messages = {}
+        for sid, value in _mapping(data, "messages").items():
+            if not isinstance(value, bool):
+                raise OverrideError(f"messages.{sid}: must be true or false, not {value!r}")
+            messages[sid] = value
+        texts_ = {}
+        for sid, value in _mapping(data, "texts").items():
+            if not isinstance(value, str):
+                raise OverrideError(f"texts.{sid}: must be text, not {value!r}")
+            check = texts.check_text(value)
+            if check.problems:
+                raise OverrideError(f"texts.{sid}: {check.problems[0]}")
+            texts_[sid] = value
+        checkins = {}
+        for name, value in _mapping(data, "checkins").items():
+            if not isinstance(value, bool):
+                raise OverrideError(f"checkins.{name}: must be true or false, not {value!r}")
+            checkins[name] = value
+        return cls(milestones=milestones, messages=messages, texts=texts_, checkins=checkins, **flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable; `from_dict(to_dict())` gives an equal object. Empty parts are left out."""
+        out: dict[str, Any] = {"working": self.working, "brace": self.brace}
+        if self.milestones:
+            out["milestones"] = {k: v.to_value() for k, v in self.milestones.items()}
+        if self.messages:
+            out["messages"] = dict(self.messages)
+        if self.texts:
+            out["texts"] = dict(self.texts)
+        if self.checkins:
+            out["checkins"] = dict(self.checkins)
+        return out
+
+    def validate(self, template: Template) -> None:
+        """Check these overrides against a template. Raises OverrideError naming the field."""
+        ids = {m.id for m in template.milestones}
+        for mid, o in self.milestones.items():
+            if mid not in ids:
+                raise OverrideError(f"milestones.{mid}: unknown milestone (known: {', '.join(sorted(ids))})")
+            m = template.milestone(mid)
+            if m.point and (o.start or o.end):
+                raise OverrideError(f"milestones.{mid}: is a single moment; give \"at\" (or just the offset string)")
+            if not m.point and o.at:
+                raise OverrideError(f"milestones.{mid}: has a start and an end; give {{\"start\": ...}} "
+                                    "and/or {\"end\": ...}")
+            for k, off in (("start", o.start), ("end", o.end), ("at", o.at)):
+                for ref in off.refs() if off else ():
+                    if ref not in ids:
+                        raise OverrideError(f"milestones.{mid}.{k}: unknown milestone id {ref!r} in {off.text!r}")
+        effective = self.milestone_offsets(template)
+        cycle = find_cycle(effective)
+        if cycle:
+            raise OverrideError(f"milestones.{cycle[0]}: offsets refer to each other in a circle: "
+                                + " -> ".join(cycle))
+        msg_ids = [m.id for m in template.messages]
+        for sid, on in self.messages.items():
+            if sid not in msg_ids:
+                raise OverrideError(f"messages.{sid}: unknown message (known: {', '.join(msg_ids)})")
+            rule = template.message(sid)
+            if rule.kind == "checkin_invite":
+                groups_ = ", ".join(template.checkins.group_names())
+                raise OverrideError(f"messages.{sid}: is a check-in invitation; switch check-in groups on or off "
+                                    f"with checkins.<group> ({groups_})")
+            if not on and rule.urgent:
+                raise OverrideError(f"messages.{sid}: is an urgent safety reply and cannot be switched off")
+            if on and rule.only_if and not self.flag(rule.only_if):
+                raise OverrideError(f"messages.{sid}: is only for patients with '{rule.only_if}'; set "
+                                    f"{rule.only_if} = true instead")
+        for sid in self.texts:
+            if sid not in msg_ids:
+                raise OverrideError(f"texts.{sid}: unknown message (known: {', '.join(msg_ids)})")
+            rule = template.message(sid)
+            check = texts.check_text(self.texts[sid], emerg=template.emerg, phone=template.phone)
+            if check.problems:
+                raise OverrideError(f"texts.{sid}: {check.problems[0]}")
+            missing = [p for p in ("link",) if "{" + p + "}" in rule.text and "{" + p + "}" not in self.texts[sid]]
+            if missing:
+                raise OverrideError(f"texts.{sid}: must keep {{link}} (the original text has it)")
+        groups = template.checkins.group_names()
+        for name in self.checkins:
+            if name not in groups:
+                raise OverrideError(f"checkins.{name}: unknown check-in group (known: {', '.join(groups)})")
+        for mid, o in self.milestones.items():
+            m = template.milestone(mid)
+            changed = (o.at is not None and o.at.text != m.start.text) or \
+                      (o.start is not None and o.start.text != m.start.text) or \
+                      (o.end is not None and o.end.text != m.end.text)
+            if not changed:
+                continue
+            for rule in template.messages:
+                if mid in rule.restates and rule.id not in self.texts and self.messages.get(rule.id, True) \
+                        and rule.enabled and self.flag(rule.only_if):
+                    raise OverrideError(
+                        f"milestones.{mid}: message {rule.id} repeats this timing in its text "
+                        f"({rule.text!r}); give texts.{rule.id} with the new wording or switch "
+                        f"messages.{rule.id} off")
+
+    def milestone_offsets(self, template: Template) -> dict[str, tuple[Offset, Offset]]:
+        """(start, end) of every milestone after these overrides."""
+        out = {}
+        for m in template.milestones:
+            o = self.milestones.get(m.id)
+            if o is None:
+                out[m.id] = (m.start, m.end)
+            elif o.at is not None:
+                out[m.id] = (o.at, o.at)
+            else:
+                out[m.id] = (o.start or m.start, o.end or m.end)
+        return out
+
+
+def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise OverrideError(f"{key}: must be an object, not {value!r}")
+    return value
+
+
+def _override_offset(where: str, value: Any) -> Offset:
+    try:
+        return parse_offset(value)
+    except OffsetError as e:
+        raise OverrideError(f"{where}: {e}") from None
+
+
+__all__ = [
+    "Anchor", "CalendarDate", "Catalog", "CheckinCadence", "CheckinGroup", "Day0Checkin", "DayAt", "DaysFrom",
+    "Elapsed", "FirstAt", "MessageRule", "Milestone", "MilestoneOverride", "Offset", "OffsetError", "OverrideError",
+    "Overrides", "Template", "TemplateError", "find_cycle", "load_all", "load_clinic_template", "load_template",
+    "parse_clock", "parse_duration", "parse_offset", "EVENTS", "FLAGS", "KINDS", "UTC",
+]
