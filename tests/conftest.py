@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.dbs import PostgresFactory, SqliteFactory
-from tests.settings import test_config
+from tests.settings import app_config
 
 BACKENDS = ["sqlite", "postgresql"]
 if os.environ.get("TEST_BACKENDS"):
@@ -39,7 +39,7 @@ def db_url(db_factory):
 def app(db_url):
     from app import create_app
     from recovery.db import db
-    app = create_app(test_config(SQLALCHEMY_DATABASE_URI=db_url))
+    app = create_app(app_config(SQLALCHEMY_DATABASE_URI=db_url))
     with app.app_context():
         yield app
         db.session.remove()
@@ -69,3 +69,24 @@ def frozen(time_machine):
     """Freeze the clock at a known instant; tests move it with frozen.move_to(...)."""
     time_machine.move_to(datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc), tick=False)
     return time_machine
+
+
+@pytest.fixture
+def make_app(db_url):
+    """Another app on the same test database with different settings; disposed afterwards."""
+    from contextlib import contextmanager
+
+    from app import create_app
+    from recovery.db import db
+    from tests.settings import app_config
+
+    @contextmanager
+    def factory(**overrides):
+        other = create_app(app_config(SQLALCHEMY_DATABASE_URI=db_url, **overrides))
+        with other.app_context():
+            try:
+                yield other
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+    return factory

@@ -49,8 +49,8 @@ def migrate(url: str) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
-    from tests.settings import test_config
-    app = create_app(test_config(SQLALCHEMY_DATABASE_URI=url))
+    from tests.settings import app_config
+    app = create_app(app_config(SQLALCHEMY_DATABASE_URI=url))
     with app.app_context():
         upgrade()
         from recovery.db import db

@@ -4,7 +4,7 @@ from __future__ import annotations
 from recovery.config import TestConfig
 
 
-def test_config(**overrides) -> dict:
+def app_config(**overrides) -> dict:
     cfg = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
     cfg.update(overrides)
     return cfg

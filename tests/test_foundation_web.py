@@ -23,8 +23,7 @@ def enrolment_form(**over):
     data = {"first_name": "Maria", "last_name": "Lopez", "mobile": "(202) 555-0143",
             "timezone": "America/New_York", "language": "en", "sms_consent": "y",
             "procedure_type": "kyphoplasty", "procedure_end": "2026-03-07T10:30",
-            "discharge_at": "2026-03-07T13:00", "baseline_back_pain": "7", "no_driving_days": "2",
-            "followup_day": "42"}
+            "discharge_at": "2026-03-07T13:00", "baseline_back_pain": "7"}
     data.update(over)
     return data
 
@@ -143,3 +142,20 @@ def test_security_headers_on_pages(client, session):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "max-age=31536000" in r.headers["Strict-Transport-Security"]
+
+
+def test_nurse_overrides_driving_and_follow_up_at_enrolment(client, session, frozen):
+    frozen.move_to(NOW)
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    r = client.post("/nurse/patients/new", data=enrolment_form(no_driving_days="14", followup_day="14",
+                                                                brace="y"))
+    assert r.status_code == 303, r.data
+    patient = session.scalar(sa.select(Patient).where(Patient.last_name == "Lopez"))
+    enrolment = session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id))
+    assert enrolment.overrides["milestones"] == {"TL03": {"end": "T0+336h"}, "TL16": "date T0+14d"}
+    assert enrolment.brace
+    page = client.get(f"/nurse/patients/{patient.id}").data
+    assert b"Sat 21 Mar, 11:30" in page  # 14 x 24 h after 10:30 EST, now in EDT
+    texts = session.scalars(sa.select(OutboundMessage.message_id).where(OutboundMessage.patient_id == patient.id)).all()
+    assert "S15" in texts  # brace reminders on

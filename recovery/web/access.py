@@ -55,6 +55,12 @@ def _load_staff(token: str):
 
 def init_app(app: Flask) -> None:
     @app.before_request
+    def _fresh_identity() -> None:
+        # Re-check the server-side session on every request, even when an app context outlives
+        # one request (tests, CLI): Flask-Login would otherwise reuse the user cached in `g`.
+        g.pop("_login_user", None)
+
+    @app.before_request
     def _begin_transaction() -> None:
         # Writes take SQLite's write lock up front (BEGIN IMMEDIATE); plain page views stay readers.
         if request.method not in ("GET", "HEAD", "OPTIONS") or (

@@ -84,9 +84,9 @@ class EnrolmentForm(FlaskForm):
     baseline_leg_symptoms = MultiCheckboxField("Leg symptoms before the procedure", choices=LEG_SYMPTOMS)
     working = BooleanField("Works (send the back-to-work text)")
     brace = BooleanField("Wears a brace (send brace reminders)")
-    no_driving_days = IntegerField("No driving for (days)", default=2,
+    no_driving_days = IntegerField("No driving for (days)",
                                    validators=[Optional(), NumberRange(2, 90, "Between 2 and 90 days.")])
-    followup_day = IntegerField("Follow-up visit on day", default=42,
+    followup_day = IntegerField("Follow-up visit on day",
                                 validators=[Optional(), NumberRange(7, 120, "Between day 7 and day 120.")])
     caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
     caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])

@@ -46,11 +46,20 @@ def patients():
     return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q)
 
 
+S01_FOR_DAYS = ("Hi {first}, welcome home. Please have an adult stay with you tonight. "
+                "Do not drive or use buses or trains for %s.")
+
+
 def _overrides_from(form: EnrolmentForm) -> dict:
+    """The per-patient changes the nurse asked for. Empty fields follow the clinic's plan."""
     overrides: dict = {}
-    if form.no_driving_days.data and form.no_driving_days.data != 2:
-        overrides.setdefault("milestones", {})["TL03"] = {"end": f"T0+{form.no_driving_days.data * 24}h"}
-    if form.followup_day.data and form.followup_day.data != 42:
+    days = form.no_driving_days.data
+    if days:
+        overrides.setdefault("milestones", {})["TL03"] = {"end": f"T0+{days * 24}h"}
+        # S01 states the driving time, so it must say the patient's own (plan.py checks this)
+        overrides.setdefault("texts", {})["S01"] = S01_FOR_DAYS % (
+            "48 hours" if days == 2 else f"{days // 7} weeks" if days % 7 == 0 else f"{days} days")
+    if form.followup_day.data:
         overrides.setdefault("milestones", {})["TL16"] = f"date T0+{form.followup_day.data}d"
     return overrides
 
