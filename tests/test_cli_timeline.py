@@ -47,8 +47,8 @@ def test_json_shape_and_values():
 
 
 def test_json_with_clinic_flags_and_discharge():
-    data = as_json("--clinic", "demo-clinic", "--working", "--brace", "--discharge", "2026-03-07T15:30")
-    assert (data["template"], data["version"]) == ("kyphoplasty+demo-clinic", "1+1")
+    data = as_json("--clinic", "example-strict-driving", "--working", "--brace", "--discharge", "2026-03-07T15:30")
+    assert (data["template"], data["version"]) == ("kyphoplasty+example-strict-driving", "1+1")
     ms = {m["id"]: m for m in data["milestones"]}
     assert ms["TL03"]["ends_at"] == "2026-03-21T11:00:00-04:00"  # clinic: 14 × 24 h
     assert {"TL12", "TL15"} <= set(ms)
@@ -98,7 +98,7 @@ def test_late_procedure_table_marks_moved_texts():
     ([*T0, "--discharge", "noon"], "--discharge 'noon' is not an ISO 8601 time"),
     ([*T0, "--discharge", "2026-03-07T09:00"], "discharge (2026-03-07T14:00:00+00:00) is before the end of the procedure"),
     ([*T0, "--template", "hip"], "no template hip (known: kyphoplasty v1"),
-    ([*T0, "--clinic", "nowhere"], "no clinic file 'nowhere' (known: demo-clinic)"),
+    ([*T0, "--clinic", "nowhere"], "no clinic file 'nowhere' (known: demo-clinic, example-strict-driving)"),
     ([*T0, "--clinic", "demo-clinic", "--template", "hip"], "clinic 'demo-clinic' is based on template 'kyphoplasty'"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(args, message):

@@ -72,14 +72,22 @@ def test_default_template_has_the_protocol_ids_and_seed_rules():
     assert t.quiet_hours[0].strftime("%H:%M") == "21:00" and t.quiet_hours[1].strftime("%H:%M") == "08:00"
 
 
-def test_demo_clinic_overrides_contact_an_offset_and_texts():
+def test_demo_clinic_follows_the_standard_plan_with_its_own_contacts():
     base = load_template(DEFAULT)
     t = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
+    assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
+    assert t.milestones == base.milestones and t.message("S01") == base.message("S01")
+    assert t.clinic_title == "Demo Clinic (example only)"
+
+
+def test_example_clinic_overrides_contact_an_offset_and_texts():
+    base = load_template(DEFAULT)
+    t = load_clinic_template(SCHEDULES / "clinics" / "example-strict-driving.toml", SCHEDULES)
     assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
     assert t.milestone("TL03").end.text == "T0+14d" and "2 weeks" in t.message("S01").text
     assert t.message("S11").send[0].text == "09:00 first at or after TL03.end"
     assert t.milestone("TL14") == base.milestone("TL14") and t.message("S02") == base.message("S02")
-    assert t.title == base.title and t.clinic_title == "Demo Clinic (example only)"
+    assert t.title == base.title and t.clinic_title == "Example: a clinic with the 2-week driving rule"
     assert len(t.sources) == 2
 
 
