@@ -10,6 +10,15 @@ from recovery.timeline import Timeline
 FOLLOW_UP_ID = "TL16"
 
 
+def _span(ev: Event, at: datetime, all_day: bool, length: timedelta) -> None:
+    if all_day:
+        ev.add("dtstart", at.date())
+        ev.add("dtend", at.date() + timedelta(days=1))
+    else:
+        ev.add("dtstart", at)
+        ev.add("dtend", at + length)
+
+
 def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_name: str) -> bytes:
     cal = Calendar()
     cal.add("prodid", "-//Recovery Tracker//recovery-plan//EN")
@@ -21,13 +30,7 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
             ev = Event()
             ev.add("summary", "Follow-up visit")
             ev.add("description", f"{m.detail}\nYour care team ({clinic_name}) will confirm the time.")
-            local = m.starts_at.astimezone(timeline.tz)
-            if m.all_day:
-                ev.add("dtstart", local.date())
-                ev.add("dtend", local.date() + timedelta(days=1))
-            else:
-                ev.add("dtstart", local)
-                ev.add("dtend", local + timedelta(hours=1))
+            _span(ev, m.starts_at.astimezone(timeline.tz), m.all_day, timedelta(hours=1))
             alarm = Alarm()
             alarm.add("action", "DISPLAY")
             alarm.add("description", "Follow-up visit tomorrow")
@@ -37,13 +40,7 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
             ev = Event()
             ev.add("summary", f"{m.short}: ends")
             ev.add("description", f"{m.title}. {m.detail}")
-            end_local = m.ends_at.astimezone(timeline.tz)
-            if m.all_day:
-                ev.add("dtstart", end_local.date())
-                ev.add("dtend", end_local.date() + timedelta(days=1))
-            else:
-                ev.add("dtstart", end_local)
-                ev.add("dtend", end_local + timedelta(minutes=15))
+            _span(ev, m.ends_at.astimezone(timeline.tz), m.all_day, timedelta(minutes=15))
         else:
             continue
         ev.add("uid", f"enrolment-{enrolment_id}-{m.id}@recovery-tracker")

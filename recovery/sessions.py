@@ -48,8 +48,9 @@ def start_patient_session(session: Session, patient_id: int, scope: str, now: da
 
 
 def load_session(session: Session, token: str | None, now: datetime,
-                 policy: SessionPolicy) -> WebSession | None:
-    """The live session for a cookie token, or None. Touches last_seen at most once a minute."""
+                 policy: SessionPolicy, activity: bool = True) -> WebSession | None:
+    """The live session for a cookie token, or None. Touches last_seen at most once a minute, and
+    only for real activity: a page refreshing itself must not keep an unattended session alive."""
     if not token:
         return None
     ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token)))
@@ -61,7 +62,7 @@ def load_session(session: Session, token: str | None, now: datetime,
         staff = session.get(StaffUser, ws.staff_id)
         if staff is None or not staff.active:
             return None
-    if now - ws.last_seen_at >= _TOUCH_EVERY:
+    if activity and now - ws.last_seen_at >= _TOUCH_EVERY:
         ws.last_seen_at = now
     return ws
 

@@ -74,6 +74,16 @@ def test_nurse_session_expires_after_15_minutes_idle(client, session, time_machi
     assert client.get("/nurse/patients").status_code == 302
 
 
+def test_background_refresh_does_not_keep_an_idle_session_alive(client, session, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    nurse = _nurse(session)
+    login(client, nurse)
+    for minute in range(1, 17):  # the worklist polls; nobody touches the keyboard
+        time_machine.move_to(NOW + timedelta(minutes=minute), tick=False)
+        r = client.get("/nurse/patients", headers={"X-Background-Refresh": "1", "HX-Request": "true"})
+    assert r.status_code in (302, 401)
+
+
 def test_absolute_session_limit(client, session, time_machine):
     time_machine.move_to(NOW, tick=False)
     nurse = _nurse(session)

@@ -16,6 +16,8 @@ from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, STAFF_SCOPE, Sessio
 from recovery.web.extensions import login_manager
 
 PATIENT_COOKIE_KEY = "pt"
+# Sent by self-refreshing regions (the worklist poll): not user activity for the idle time-out.
+BACKGROUND_HEADER = "X-Background-Refresh"
 
 
 class StaffPrincipal(UserMixin):
@@ -47,7 +49,8 @@ def policy() -> SessionPolicy:
 
 @login_manager.user_loader
 def _load_staff(token: str):
-    ws = load_session(db.session, token, utcnow(), policy())
+    ws = load_session(db.session, token, utcnow(), policy(),
+                      activity=request.headers.get(BACKGROUND_HEADER) != "1")
     if ws is None or ws.scope != STAFF_SCOPE:
         return None
     return StaffPrincipal(db.session.get(StaffUser, ws.staff_id), ws, token)
