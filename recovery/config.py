@@ -34,7 +34,8 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET)
     DATABASE_URL = os.environ.get("DATABASE_URL")
     SQLALCHEMY_DATABASE_URI: str | None = None  # filled by create_app from DATABASE_URL
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # SQL errors must not carry parameter values (phone numbers, answers) into logs.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"hide_parameters": True}
     SQLALCHEMY_SESSION_OPTIONS = {"expire_on_commit": False}
 
     SCHEDULES_DIR = os.environ.get("SCHEDULES_DIR", str(REPO_ROOT / "schedules"))

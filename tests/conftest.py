@@ -13,6 +13,16 @@ import pytest
 from tests.dbs import PostgresFactory, SqliteFactory
 from tests.settings import app_config
 
+def pytest_configure(config):
+    import logging
+
+    from tests.privacy import COLLECTOR, log_dir
+    log_dir()
+    root = logging.getLogger()
+    root.addHandler(COLLECTOR)
+    root.setLevel(logging.DEBUG)
+
+
 BACKENDS = ["sqlite", "postgresql"]
 if os.environ.get("TEST_BACKENDS"):
     BACKENDS = os.environ["TEST_BACKENDS"].split(",")
