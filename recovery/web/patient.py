@@ -1,12 +1,14 @@
 """Patient pages: passwordless links, Today, the calendar file. Mobile first; no JavaScript needed."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, current_app, g, redirect, render_template, session, url_for)
+from flask import (Blueprint, Response, current_app, g, redirect, render_template, request, session,
+                   url_for)
 
 from recovery.calendar_export import build_ics
 from recovery.clock import utcnow
 from recovery.db import db
 from recovery.enrolment import timeline_for
+from recovery.link_requests import request_link
 from recovery.models import Clinic
 from recovery.records import current_enrolment
 from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, peek_link, redeem_link
@@ -14,6 +16,7 @@ from recovery.today import today_view
 from recovery import templates_repo
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.extensions import limiter
+from recovery.web.forms import parse_mobile
 
 bp = Blueprint("patient", __name__)
 
@@ -53,6 +56,29 @@ def redeem(token: str):
 @bp.get("/signed-out")
 def signed_out():
     return render_template("patient/signed_out.html")
+
+
+def _phone_key() -> str:
+    return "link-request|" + "".join(ch for ch in request.form.get("mobile", "") if ch.isdigit())[-10:]
+
+
+@bp.route("/new-link", methods=["GET", "POST"])
+@limiter.limit(_link_limit, methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_phone_key)
+def new_link():
+    """Text a fresh link to an enrolled patient's own number. The reply never says whether the
+    number is enrolled."""
+    if request.method == "GET":
+        return render_template("patient/new_link.html", sent=False, error=None)
+    raw = (request.form.get("mobile") or "").strip()
+    try:
+        region = "GB" if raw.startswith("07") else "US"
+        mobile = parse_mobile(raw, region)
+    except ValueError as e:
+        return render_template("patient/new_link.html", sent=False, error=str(e), mobile=raw), 422
+    request_link(db.session, mobile, utcnow(), g.request_id)
+    db.session.commit()
+    return render_template("patient/new_link.html", sent=True, error=None)
 
 
 def _timeline(patient):

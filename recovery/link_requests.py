@@ -1,0 +1,38 @@
+"""A patient asks for a fresh link to their recovery plan by entering their mobile number.
+
+The answer is the same whether or not the number is enrolled (no probing); a link is only ever
+texted to the number on file, through the outbox, and only to a patient who agreed to texts."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from recovery import audit
+from recovery.models import Enrolment, EnrolmentStatus, Patient
+from recovery.outbox import add_if_new, new_row
+from recovery.timeline import PlannedMessage
+
+LINK_TEXT = "Hi {first}, here is the link to your recovery plan: {link}"
+
+
+def request_link(session: Session, mobile_e164: str, now: datetime, request_id: str | None = None) -> bool:
+    """Queue a plan link for the enrolled patient with this number. True when one was queued."""
+    row = session.execute(
+        sa.select(Patient, Enrolment).join(Enrolment, Enrolment.patient_id == Patient.id)
+        .where(Patient.mobile_e164 == mobile_e164, Enrolment.status == EnrolmentStatus.ACTIVE)
+        .order_by(Enrolment.id.desc()).limit(1)).first()
+    if row is None:
+        return False
+    patient, enrolment = row
+    if not patient.sms_consent or patient.sms_opted_out or patient.number_status != "ok":
+        return False
+    message = PlannedMessage(id="LINK", key=f"LINK:{now:%Y%m%dT%H%M%S}", kind="event_reply", send_at=now,
+                             due_at=now, text_template=LINK_TEXT, urgent=True, quiet_moved=False)
+    added = add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient",
+                                        message=message, now=now))
+    if added:
+        audit.record(session, at=now, actor_type="patient", actor_id=patient.id, action="link_requested",
+                     patient_id=patient.id, request_id=request_id)
+    return added
