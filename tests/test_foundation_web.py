@@ -159,3 +159,18 @@ def test_nurse_overrides_driving_and_follow_up_at_enrolment(client, session, fro
     assert b"Sat 21 Mar, 11:30" in page  # 14 x 24 h after 10:30 EST, now in EDT
     texts = session.scalars(sa.select(OutboundMessage.message_id).where(OutboundMessage.patient_id == patient.id)).all()
     assert "S15" in texts  # brace reminders on
+
+
+def test_static_files_are_compressed_and_cached_by_content_hash(client):
+    page = client.get("/login").data.decode()
+    import re
+    css = re.search(r'href="(/static/app\.css\?v=[0-9a-f]{12})"', page).group(1)
+    js = re.search(r'src="(/static/vendor/htmx-2\.0\.10\.min\.js\?v=[0-9a-f]{12})"', page).group(1)
+    for url, full in ((css, 10_000), (js, 50_000)):
+        r = client.get(url, headers={"Accept-Encoding": "gzip, br"})
+        assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
+        assert len(r.data) < full / 2
+        assert "max-age=31536000" in r.headers["Cache-Control"]
+        again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["ETag"]})
+        assert again.status_code == 304
+    assert client.get("/static/../app.py").status_code == 404

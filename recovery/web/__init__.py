@@ -19,6 +19,8 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **ctx):
 
 def register_blueprints(app: Flask) -> None:
     from recovery.web import access, auth, errors, nurse, patient, filters
+    from recovery.web import static_files
+    static_files.init_app(app)
     access.init_app(app)
     filters.init_app(app)
     errors.init_app(app)

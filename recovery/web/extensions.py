@@ -33,7 +33,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/javascript",
                                                "application/javascript", "text/calendar"])
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
-    app.config.setdefault("COMPRESS_STREAMS", False)
+    app.config.setdefault("COMPRESS_STREAMS", False)  # static files: recovery/web/static_files.py
     compress.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
