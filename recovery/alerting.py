@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 
 from recovery import alerts as domain
 from recovery import audit
-from recovery.models import (Alert, AlertEvent, AlertStatus, Clinic, Enrolment, OnCallStep,
-                             OutboundMessage, Patient, StaffUser)
+from recovery.models import Alert, AlertEvent, AlertStatus, Clinic, Enrolment, OnCallStep, Patient, StaffUser
 from recovery.outbox import add_if_new, new_row
 from recovery.timeline import PlannedMessage
 from recovery.triage import Level
@@ -80,7 +79,8 @@ def _raise_family(session, *, clinic, tz, patient, enrolment, family, rules, lev
                      request_id=request_id)
         if level == Level.EMERGENCY:
             # An EMERGENCY pages the first rung of the ladder at once (protocol §3: "immediate page").
-            _page_next(session, alert, clinic, now, reason="emergency")
+            if not _page_next(session, alert, clinic, now, reason="emergency"):
+                alert.next_escalation_at = None
         return alert
     change = domain.merge(Level[alert.level], list(alert.rules), alert.status.value, level, list(rules))
     alert.updated_at = now
@@ -96,15 +96,27 @@ def _raise_family(session, *, clinic, tz, patient, enrolment, family, rules, lev
         alert.status = AlertStatus.OPEN
         alert.respond_by = domain.respond_by(change.rules, change.level, now, tz)
         alert.next_escalation_at = domain.next_escalation(change.level, change.rules, now, tz)
+    if change.reopened:
+        # Worse news after an acknowledgement is news again: the ladder starts from its first rung.
+        alert.escalation_step = 0
     _event(session, alert, "updated", now, level=change.level.name, rules=list(rules), source=source,
            reopened=change.reopened)
     audit.record(session, at=now, actor_type="system", actor_id=None, action="alert_updated",
                  patient_id=patient.id, subject_type="alert", subject_id=alert.id,
                  detail={"level": change.level.name, "rules": change.rules, "reopened": change.reopened},
                  request_id=request_id)
-    if raised and change.level == Level.EMERGENCY:
-        _page_next(session, alert, clinic, now, reason="emergency")
+    if change.level == Level.EMERGENCY and (raised or change.reopened):
+        if not _page_next(session, alert, clinic, now, reason="emergency"):
+            alert.next_escalation_at = None
     return alert
+
+
+def load_for_change(session: Session, alert_id: int, clinic_id: int) -> Alert | None:
+    """The alert, row-locked for an acknowledge/resolve (PostgreSQL: FOR UPDATE, so two nurses
+    cannot both resolve it; SQLite: the write transaction already serialises). None when it is not
+    this clinic's."""
+    return session.scalar(sa.select(Alert).where(Alert.id == alert_id, Alert.clinic_id == clinic_id)
+                          .with_for_update().execution_options(populate_existing=True))
 
 
 def acknowledge(session: Session, alert: Alert, staff: StaffUser, now: datetime, note: str | None = None,
@@ -151,27 +163,39 @@ def resolve(session: Session, alert: Alert, staff: StaffUser, now: datetime, dis
 
 def _page_next(session: Session, alert: Alert, clinic: Clinic, now: datetime, reason: str,
                base_url: str = "") -> bool:
-    """Text the next rung of the on-call ladder through the outbox. False when the ladder is used up."""
+    """Text the next rung of the on-call ladder through the outbox. A rung whose person cannot be
+    texted (inactive, no mobile) is skipped on the record and the next one is paged at once.
+    False when the ladder is used up."""
     ladder = session.scalars(sa.select(OnCallStep).where(OnCallStep.clinic_id == clinic.id)
                              .order_by(OnCallStep.position)).all()
     step = alert.escalation_step + 1
-    if step > len(ladder):
+    person = None
+    while step <= len(ladder):
+        candidate = session.get(StaffUser, ladder[step - 1].staff_id)
+        if candidate is not None and candidate.active and candidate.mobile_e164:
+            person = candidate
+            break
+        _event(session, alert, "escalation_skipped", now, step=step, staff_id=ladder[step - 1].staff_id,
+               why="account disabled" if candidate is None or not candidate.active else "no mobile number")
+        step += 1
+    if person is None:
+        alert.escalation_step = len(ladder)
         _event(session, alert, "ladder_exhausted", now, step=step)
+        audit.record(session, at=now, actor_type="system", actor_id=None, action="alert_ladder_exhausted",
+                     patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
+                     detail={"step": step, "reason": reason})
         return False
-    person = session.get(StaffUser, ladder[step - 1].staff_id)
     alert.escalation_step = step
     minutes = max(0, int((now - alert.opened_at).total_seconds() // 60))
     text = STAFF_PAGE_TEXT.replace("{level}", alert.level).replace("{minutes}", str(minutes))
     message = PlannedMessage(id="ESC", key=f"ESC:alert{alert.id}:step{step}", kind="staff_page",
                              send_at=now, due_at=now, text_template=text, urgent=True, quiet_moved=False)
-    if person is not None and person.active and person.mobile_e164:
-        add_if_new(session, new_row(enrolment=None, patient_id=None, recipient="staff", message=message,
-                                    now=now, staff_id=person.id, alert_id=alert.id))
-    _event(session, alert, "escalated", now, step=step, to_staff_id=person.id if person else None,
-           reason=reason)
+    add_if_new(session, new_row(enrolment=None, patient_id=None, recipient="staff", message=message,
+                                now=now, staff_id=person.id, alert_id=alert.id))
+    _event(session, alert, "escalated", now, step=step, to_staff_id=person.id, reason=reason)
     audit.record(session, at=now, actor_type="system", actor_id=None, action="alert_escalated",
                  patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
-                 detail={"step": step, "to_staff_id": person.id if person else None, "reason": reason})
+                 detail={"step": step, "to_staff_id": person.id, "reason": reason})
     return True
 
 

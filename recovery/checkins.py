@@ -5,21 +5,25 @@ commits once, so a crash leaves either all of it or none of it.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery import alerting, audit
-from recovery.enrolment import overrides_for
-from recovery.models import Checkin, Enrolment, OutboundMessage, OutboxStatus, Patient
+from recovery.enrolment import overrides_for, timeline_for
+from recovery.models import Checkin, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
 from recovery.outbox import add_if_new, new_row
 from recovery.plan import Template
-from recovery.questionnaire import coerce_answers, dump_answers
-from recovery.timeline import plan_reply
+from recovery.questionnaire import (GROUPS, FieldError, Group, coerce_answers, dump_answers, groups_for,
+                                    parse_group)
+from recovery.timeline import PlannedCheckin, Timeline, plan_reply
 from recovery.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
-                             assess, assess_partial)
+                             assess, assess_partial, patient_message)
 
 REPLY_FOR_LEVEL = {Level.EMERGENCY: "S19", Level.URGENT: "S20", Level.WATCH: "S22", Level.OK: "S22"}
 
@@ -68,6 +72,13 @@ def start_checkin(session: Session, *, enrolment: Enrolment, patient: Patient, s
 
 def _plan_reply(session: Session, *, template: Template, enrolment: Enrolment, patient: Patient,
                 message_id: str, checkin: Checkin, now: datetime) -> bool:
+    """Plan a reply text once per check-in: S19 after an answer posted before submit (MR2) must not
+    go again at submit (the outbox key holds the due time, so it would not dedupe by itself)."""
+    already = session.scalar(sa.select(OutboundMessage.id).where(
+        OutboundMessage.checkin_id == checkin.id, OutboundMessage.message_id == message_id,
+        OutboundMessage.recipient == "patient").limit(1))
+    if already is not None:
+        return False
     message = plan_reply(template, message_id, event_at=now, tz=ZoneInfo(patient.timezone),
                          ref=f"checkin-{checkin.id}", overrides=overrides_for(enrolment))
     return add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient",
@@ -91,10 +102,13 @@ def _act_on(session: Session, *, assessment: Assessment, checkin: Checkin, enrol
 
 def record_answers(session: Session, *, checkin: Checkin, enrolment: Enrolment, patient: Patient,
                    answers: dict, template: Template, ruleset: Ruleset, now: datetime,
-                   request_id: str | None = None) -> Assessment:
+                   request_id: str | None = None, replace: bool = False) -> Assessment:
     """Save answers given so far and score them at once (MR2): an EMERGENCY answer alerts the
-    nurse now, even if the form is never submitted."""
-    merged = {**coerce_answers(checkin.answers), **answers}
+    nurse now, even if the form is never submitted.
+
+    `replace=True` stores `answers` as the whole answer set (the web flow drops answers to
+    questions no longer asked); otherwise they are merged into what is stored."""
+    merged = dict(answers) if replace else {**coerce_answers(checkin.answers), **answers}
     checkin.answers = dump_answers(merged)
     checkin.updated_at = now
     baseline, history, acks = _context(session, enrolment, checkin.id)
@@ -162,3 +176,203 @@ def cancel_for_slot(session: Session, enrolment_id: int, slot: str, now: datetim
         .values(status=OutboxStatus.CANCELLED, status_reason="checkin_done", updated_at=now, final_at=now)
         .execution_options(synchronize_session=False))
     return result.rowcount or 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The web check-in, one screen at a time (protocol §2.1; MR2 on every screen)
+# ---------------------------------------------------------------------------------------------
+
+WEEKLY_GROUPS = frozenset({"weekly"})  # timeline check-in groups whose check-ins are "weekly" (§2.1)
+SOURCE_WEB = "web"
+_GROUP_ITEMS: dict[str, tuple[str, ...]] = {g.id: g.item_ids() for g in GROUPS}
+
+
+class CheckinClosed(Exception):
+    """The check-in was already submitted: its answers can no longer change."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the screens of one check-in depend on, loaded once per request."""
+    checkin: Checkin
+    enrolment: Enrolment
+    patient: Patient
+    clinic: Clinic
+    template: Template
+    ruleset: Ruleset
+    weekly: bool
+    day: int  # recovery day when the check-in was started, so the questions do not shift at midnight
+
+
+def planned_for_slot(timeline: Timeline, slot: str | None) -> PlannedCheckin | None:
+    return next((c for c in timeline.checkins if c.slot == slot), None) if slot else None
+
+
+def is_weekly(timeline: Timeline, slot: str | None) -> bool:
+    """A scheduled check-in of the timeline's weekly group; ad hoc check-ins are never weekly."""
+    planned = planned_for_slot(timeline, slot)
+    return planned is not None and planned.group in WEEKLY_GROUPS
+
+
+def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ruleset) -> Setting:
+    """`template_for(enrolment, clinic)` finds the exact plan the enrolment was built from."""
+    enrolment = session.get(Enrolment, checkin.enrolment_id)
+    patient = session.get(Patient, checkin.patient_id)
+    clinic = session.get(Clinic, patient.clinic_id)
+    template = template_for(enrolment, clinic)
+    weekly = is_weekly(timeline_for(enrolment, patient, template), checkin.slot)
+    return Setting(checkin, enrolment, patient, clinic, template, ruleset, weekly,
+                   max(0, recovery_day(enrolment, patient, checkin.started_at)))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The screens asked with the answers given so far (follow-up screens appear as answers
+    arrive), plus the review screen at the end."""
+    steps: tuple[Group, ...]
+    answers: Mapping[str, Any]
+
+    @property
+    def total(self) -> int:
+        return len(self.steps) + 1  # + the review screen
+
+    def position(self, group_id: str) -> int | None:
+        for i, g in enumerate(self.steps, start=1):
+            if g.id == group_id:
+                return i
+        return None
+
+    def group(self, group_id: str) -> Group | None:
+        return next((g for g in self.steps if g.id == group_id), None)
+
+    def complete(self, group: Group) -> bool:
+        return all(i.id in self.answers for i in group.items if i.required)
+
+    @property
+    def next_incomplete(self) -> Group | None:
+        return next((g for g in self.steps if not self.complete(g)), None)
+
+    def before(self, group_id: str) -> Group | None:
+        pos = self.position(group_id)
+        return self.steps[pos - 2] if pos and pos > 1 else None
+
+    @property
+    def last(self) -> Group | None:
+        return self.steps[-1] if self.steps else None
+
+
+def _steps(setting: Setting, answers: Mapping[str, Any]) -> list[Group]:
+    return groups_for(setting.day, setting.weekly, answers, limits=setting.ruleset.form_limits,
+                      brace_prescribed=setting.enrolment.brace)
+
+
+def flow_for(setting: Setting) -> Flow:
+    answers = coerce_answers(setting.checkin.answers)
+    return Flow(tuple(_steps(setting, answers)), answers)
+
+
+def _prune(setting: Setting, answers: dict[str, Any]) -> dict[str, Any]:
+    """Drop answers to questions no longer asked (e.g. leg pain after "down a leg" was unticked):
+    §3.8 (14) scores every answer present, so a stale one must not stay."""
+    while True:
+        asked = {i.id for g in _steps(setting, answers) for i in g.items}
+        kept = {k: v for k, v in answers.items() if k in asked}
+        if kept == answers:
+            return kept
+        answers = kept
+
+
+@dataclass(frozen=True)
+class StepResult:
+    errors: dict[str, FieldError]
+    flow: Flow
+    new_emergency: tuple[str, ...] = ()  # EMERGENCY rule ids first raised by this post (MR2)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def answer_step(session: Session, setting: Setting, group_id: str, form: Mapping[str, Any], *,
+                now: datetime, draft: bool = False, request_id: str | None = None) -> StepResult:
+    """Read one screen of the form, store it and score everything answered so far (MR2).
+
+    A full post (`draft=False`) stores nothing when any answer on the screen is wrong or missing.
+    A draft (sent by the page as each answer changes) stores the answers that are valid and keeps
+    the rest as they were, so an emergency answer counts before the screen is finished."""
+    checkin = setting.checkin
+    if checkin.status == "submitted":
+        raise CheckinClosed()
+    answers = coerce_answers(checkin.answers)
+    values, errors = parse_group(group_id, form, setting.day, weekly=setting.weekly, answers_so_far=answers,
+                                 limits=setting.ruleset.form_limits, brace_prescribed=setting.enrolment.brace)
+    if errors and not draft:
+        return StepResult(errors, Flow(tuple(_steps(setting, answers)), answers))
+    on_screen = set(_GROUP_ITEMS[group_id])
+    updated = {k: v for k, v in answers.items() if k not in on_screen or k in errors}
+    updated.update(values)
+    updated = _prune(setting, updated)
+    if updated == answers:
+        return StepResult(errors, Flow(tuple(_steps(setting, answers)), answers))
+    before = set(checkin.fired_rules or [])
+    record_answers(session, checkin=checkin, enrolment=setting.enrolment, patient=setting.patient,
+                   answers=updated, template=setting.template, ruleset=setting.ruleset, now=now,
+                   request_id=request_id, replace=True)
+    new_emergency = tuple(sorted(set(checkin.fired_rules or []) - before))
+    return StepResult(errors, Flow(tuple(_steps(setting, updated)), updated), new_emergency)
+
+
+class Incomplete(Exception):
+    """A screen still has unanswered questions; `group` is the first such screen."""
+
+    def __init__(self, group: Group):
+        super().__init__(group.id)
+        self.group = group
+
+
+def finish(session: Session, setting: Setting, *, now: datetime, request_id: str | None = None) -> Assessment:
+    """Submit from the review screen. Raises Incomplete (nothing stored) or CheckinClosed."""
+    if setting.checkin.status == "submitted":
+        raise CheckinClosed()
+    missing = flow_for(setting).next_incomplete
+    if missing is not None:
+        raise Incomplete(missing)
+    return submit_checkin(session, checkin=setting.checkin, enrolment=setting.enrolment,
+                          patient=setting.patient, answers={}, template=setting.template,
+                          ruleset=setting.ruleset, now=now, request_id=request_id)
+
+
+def outcome_message(checkin: Checkin, clinic: Clinic) -> str:
+    """What the patient reads about a check-in: only the neutral texts of protocol §3."""
+    level = Level[checkin.level] if checkin.level else Level.OK
+    return patient_message(level, emerg=clinic.emergency_number, phone=clinic.care_phone)
+
+
+def slot_submitted(session: Session, enrolment_id: int, slot: str) -> bool:
+    return session.scalar(sa.select(Checkin.id).where(
+        Checkin.enrolment_id == enrolment_id, Checkin.slot == slot, Checkin.status == "submitted")
+        .limit(1)) is not None
+
+
+LAST_CHECKIN_OPEN_FOR_DAYS = 7
+
+
+def due_checkin(session: Session, enrolment: Enrolment, timeline: Timeline, now: datetime) -> PlannedCheckin | None:
+    """The scheduled check-in a patient can do now: the latest one already invited, until the next
+    invitation (the last one stays open a week), unless it was submitted."""
+    invited = [c for c in timeline.checkins if c.invite.send_at <= now]
+    if not invited:
+        return None
+    current = invited[-1]
+    if len(invited) == len(timeline.checkins):
+        if now >= current.invite.send_at + timedelta(days=LAST_CHECKIN_OPEN_FOR_DAYS):
+            return None
+    if slot_submitted(session, enrolment.id, current.slot):
+        return None
+    return current
+
+
+def in_progress(session: Session, enrolment_id: int, slot: str | None) -> Checkin | None:
+    return session.scalar(sa.select(Checkin).where(
+        Checkin.enrolment_id == enrolment_id, Checkin.status != "submitted", Checkin.source == SOURCE_WEB,
+        Checkin.slot.is_(None) if slot is None else Checkin.slot == slot).order_by(Checkin.id.desc()).limit(1))

@@ -1,19 +1,32 @@
 """Read-side use-cases for the nurse pages: the patient list and one patient's record.
 
-Each query is written so a page costs a fixed, small number of SQL statements (no N+1)."""
+Each query is written so a page costs a fixed, small number of SQL statements (no N+1): the
+patient page reads the record in five (enrolments with check-ins; texts in both directions;
+alerts with their history and the staff named in it; the audit trail) and writes one audit row.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from recovery import alerts as alert_domain
 from recovery import audit
-from recovery.models import (Alert, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
-                             OutboundMessage, Patient)
-from recovery.triage import Level
+from recovery.charts import PainPoint, pain_trend_svg
+from recovery.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
+                             OutboundMessage, Patient, StaffUser)
+from recovery.questionnaire import ITEMS, Kind, celsius, coerce_answers
+from recovery.triage import Level, Ruleset
+from recovery.worklist import RuleLine, default_ruleset, rule_lines
 
 
 @dataclass(frozen=True)
@@ -56,33 +69,265 @@ def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "
             for p, e in rows]
 
 
+# ---------------------------------------------------------------------------------------------
+# Answers in words (the patient's review screen and the nurse's record)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AnswerLine:
+    item_id: str
+    question: str
+    answer: str
+
+
+def _temperature_words(value: Decimal, unit: str) -> str:
+    entered = f"{value.normalize():f} °{unit}"
+    if unit == "C":
+        return entered
+    return f"{entered} ({celsius(value, unit):f} °C)"
+
+
+def answer_words(item_id: str, value: Any) -> str:
+    item = ITEMS[item_id]
+    if item.kind is Kind.MULTI:
+        return ", ".join(o.label for o in item.options if o.value in value)
+    if item.kind is Kind.ENUM:
+        return item.label_for(value)
+    if item.kind is Kind.BOOL:
+        return "Yes" if value else "No"
+    if item.kind is Kind.INT:
+        return f"{value} out of {item.maximum}" if item.maximum == 10 else str(value)
+    return str(value)
+
+
+def answer_lines(answers: Mapping[str, Any], item_ids: tuple[str, ...] | None = None) -> list[AnswerLine]:
+    """Typed answers as (question, answer in words), in questionnaire order. A temperature reads as
+    entered plus its °C value (rounded as the rules use it)."""
+    lines = []
+    for item_id in item_ids or tuple(ITEMS):
+        if item_id not in answers or item_id == "temp_unit":
+            continue
+        value = answers[item_id]
+        if item_id == "temp_value":
+            unit = answers.get("temp_unit")
+            words = _temperature_words(value, unit) if unit else f"{value} (no unit)"
+        else:
+            words = answer_words(item_id, value)
+        lines.append(AnswerLine(item_id, ITEMS[item_id].question, words))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# One patient's record
+# ---------------------------------------------------------------------------------------------
+
+_LINK_TOKEN = re.compile(r"(/l/)[A-Za-z0-9_-]{8,}")
+
+
+def mask_links(text: str) -> str:
+    """A sent text holds the patient's link token, which opens their session: never show it."""
+    return _LINK_TOKEN.sub(r"\1[link]", text)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    direction: str  # out | in
+    id: int
+    at: datetime  # planned send time (out) or received time (in)
+    code: str  # S06 … (out) or how it was handled (in)
+    party: str  # recipient (out) or sender role (in)
+    status: str
+    reason: str | None
+    error: str | None
+    text: str
+    sent_at: datetime | None
+
+
+# The views below are plain snapshots, not ORM rows: the page renders after the request commits,
+# and nothing in them may go back to the database (one refresh per row would be an N+1).
+
+@dataclass(frozen=True)
+class CheckinView:
+    id: int
+    status: str  # in_progress | submitted | abandoned
+    slot: str | None
+    source: str
+    started_at: datetime
+    submitted_at: datetime | None
+    level: str | None
+    rules: list[RuleLine]
+    ruleset_version: str | None
+    answers: list[AnswerLine]
+    back_pain: int | None
+
+
+@dataclass(frozen=True)
+class EventLine:
+    at: datetime
+    kind: str
+    who: str | None
+    words: str
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    level: str
+    status: str  # open | acknowledged | resolved
+    opened_at: datetime
+    respond_by: datetime
+    rules: list[RuleLine]
+    events: list[EventLine]
+    disposition: str | None  # in words
+    note: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.status != AlertStatus.RESOLVED.value
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: datetime
+    who: str
+    action: str
+
+
 @dataclass(frozen=True)
 class PatientRecord:
     patient: Patient
     enrolment: Enrolment | None
-    checkins: list[Checkin]
-    messages: list[OutboundMessage]
-    inbound: list[InboundMessage]
-    alerts: list[Alert]
-    audit: list[AuditEvent]
+    checkins: list[CheckinView]
+    messages: list[TextLine]  # texts sent or planned, oldest first
+    inbound: list[TextLine]  # texts from the patient or caregiver (the nurse inbox), newest first
+    alerts: list[AlertView]  # newest first
+    audit: list[AuditLine]  # newest first
+    pain_chart: str  # SVG markup
+    open_alerts: list[AlertView] = field(default_factory=list)
+    past_alerts: list[AlertView] = field(default_factory=list)
+
+
+def _event_words(kind: str, detail: Mapping[str, Any], target: str | None) -> str:
+    d = detail or {}
+    if kind == "opened":
+        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}"
+    if kind == "updated":
+        return (f"Updated: now {d.get('level', '')} with {', '.join(d.get('rules', []))}"
+                + (" (back on the list)" if d.get("reopened") else ""))
+    if kind == "repeated":
+        return f"Same rules again ({', '.join(d.get('rules', []))})"
+    if kind == "acknowledged":
+        return "Acknowledged" + (f": {d['note']}" if d.get("note") else "")
+    if kind == "resolved":
+        label = alert_domain.DISPOSITIONS.get(d.get("disposition"), d.get("disposition") or "")
+        return f"Resolved: {label}" + (f". Note: {d['note']}" if d.get("note") else "")
+    if kind == "escalated":
+        why = d.get("reason", "")
+        return f"Paged on-call rung {d.get('step')}" + (f" ({target})" if target else "") + (f": {why}" if why else "")
+    if kind == "escalation_skipped":
+        return f"On-call rung {d.get('step')} skipped: {d.get('why', '')}"
+    if kind == "ladder_exhausted":
+        return "Nobody left on the on-call ladder to page"
+    return kind.replace("_", " ")
+
+
+def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[TextLine]]:
+    """Texts in both directions in one statement."""
+    out_q = sa.select(
+        sa.literal("out").label("direction"), OutboundMessage.id.label("id"),
+        OutboundMessage.send_after.label("at"), OutboundMessage.message_id.label("code"),
+        OutboundMessage.recipient.label("party"), sa.cast(OutboundMessage.status, sa.String).label("status"),
+        OutboundMessage.status_reason.label("reason"), OutboundMessage.error_code.label("error"),
+        sa.func.coalesce(OutboundMessage.body, OutboundMessage.text_template).label("text"),
+        OutboundMessage.sent_at.label("sent_at"),
+    ).where(OutboundMessage.patient_id == patient_id)
+    in_q = sa.select(
+        sa.literal("in"), InboundMessage.id, InboundMessage.received_at, InboundMessage.handled_as,
+        InboundMessage.sender_role, sa.case((InboundMessage.read_at.is_(None), "unread"), else_="read"),
+        sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.String), InboundMessage.body,
+        InboundMessage.read_at,
+    ).where(InboundMessage.patient_id == patient_id)
+    rows = session.execute(sa.union_all(out_q, in_q)).all()
+    lines = [TextLine(r.direction, r.id, r.at, r.code, r.party, r.status, r.reason, r.error,
+                      mask_links(r.text or ""), r.sent_at) for r in rows]
+    outbound = sorted((t for t in lines if t.direction == "out"), key=lambda t: (t.at, t.id))
+    inbound = sorted((t for t in lines if t.direction == "in"), key=lambda t: (t.at, t.id), reverse=True)
+    return outbound, inbound
+
+
+def _alerts(session: Session, patient_id: int, ruleset: Ruleset) -> list[AlertView]:
+    actor, target = so.aliased(StaffUser), so.aliased(StaffUser)
+    rows = session.execute(
+        sa.select(Alert, AlertEvent, actor.name, target.name)
+        .outerjoin(AlertEvent, AlertEvent.alert_id == Alert.id)
+        .outerjoin(actor, actor.id == AlertEvent.actor_staff_id)
+        .outerjoin(target, target.id == AlertEvent.detail["to_staff_id"].as_integer())
+        .where(Alert.patient_id == patient_id)
+        .order_by(Alert.opened_at.desc(), Alert.id.desc(), AlertEvent.id)).all()
+    views: dict[int, tuple[Alert, list[EventLine]]] = {}
+    for alert, event, who, to in rows:
+        _, events = views.setdefault(alert.id, (alert, []))
+        if event is not None:
+            events.append(EventLine(event.at, event.kind, who, _event_words(event.kind, event.detail, to)))
+    return [AlertView(a.id, a.level, a.status.value, a.opened_at, a.respond_by, rule_lines(list(a.rules), ruleset),
+                      ev, alert_domain.DISPOSITIONS.get(a.disposition, a.disposition) if a.disposition else None,
+                      a.note)
+            for a, ev in views.values()]
+
+
+def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[PainPoint]:
+    points = []
+    for c in checkins:
+        pain = (c.answers or {}).get("back_pain")
+        if c.status != "submitted" or pain is None or c.submitted_at is None:
+            continue
+        hours = c.hours if c.hours is not None else (c.submitted_at - t0).total_seconds() / 3600
+        points.append(PainPoint(max(0.0, hours / 24), int(pain),
+                                c.submitted_at.astimezone(tz).strftime("%a %-d %b %H:%M")))
+    return points
 
 
 def patient_record(session: Session, patient: Patient, *, staff_id: int, now: datetime,
-                   request_id: str | None = None) -> PatientRecord:
+                   request_id: str | None = None, ruleset: Ruleset | None = None) -> PatientRecord:
     """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls)."""
+    ruleset = ruleset or default_ruleset()
+    tz = ZoneInfo(patient.timezone)
+    enrolments: dict[int, Enrolment] = {}
+    checkins: list[Checkin] = []
+    for enrolment, checkin in session.execute(
+            sa.select(Enrolment, Checkin).outerjoin(Checkin, Checkin.enrolment_id == Enrolment.id)
+            .where(Enrolment.patient_id == patient.id)
+            .order_by(Enrolment.id, Checkin.started_at.desc(), Checkin.id.desc())):
+        enrolments[enrolment.id] = enrolment
+        if checkin is not None:
+            checkins.append(checkin)
+    # Fill the relationship from this query so current_enrolment() costs no extra statement.
+    set_committed_value(patient, "enrolments", list(enrolments.values()))
     enrolment = current_enrolment(patient)
-    checkins = list(session.scalars(sa.select(Checkin).where(Checkin.patient_id == patient.id)
-                                    .order_by(Checkin.started_at.desc())))
-    messages = list(session.scalars(sa.select(OutboundMessage).where(OutboundMessage.patient_id == patient.id)
-                                    .order_by(OutboundMessage.send_after, OutboundMessage.id)))
-    inbound = list(session.scalars(sa.select(InboundMessage).where(InboundMessage.patient_id == patient.id)
-                                   .order_by(InboundMessage.received_at.desc())))
-    alerts = list(session.scalars(sa.select(Alert).where(Alert.patient_id == patient.id)
-                                  .options(sa.orm.selectinload(Alert.events))
-                                  .order_by(Alert.opened_at.desc())))
-    trail = list(session.scalars(sa.select(AuditEvent).where(AuditEvent.patient_id == patient.id)
-                                 .order_by(AuditEvent.id.desc()).limit(200)))
+    checkins.sort(key=lambda c: (c.started_at, c.id), reverse=True)
+    checkin_views = []
+    for c in checkins:
+        answers = coerce_answers(c.answers or {})
+        checkin_views.append(CheckinView(
+            c.id, c.status, c.slot, c.source, c.started_at, c.submitted_at, c.level,
+            rule_lines(list(c.fired_rules or []), ruleset), c.ruleset_version, answer_lines(answers),
+            answers.get("back_pain")))
+    outbound, inbound = _texts(session, patient.id)
+    alert_views = _alerts(session, patient.id, ruleset)
+    staff = so.aliased(StaffUser)
+    trail = [AuditLine(e.at, name or (f"{e.actor_type} #{e.actor_id}" if e.actor_id else e.actor_type), e.action)
+             for e, name in session.execute(
+                 sa.select(AuditEvent, staff.name)
+                 .outerjoin(staff, sa.and_(AuditEvent.actor_type == "staff", staff.id == AuditEvent.actor_id))
+                 .where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id.desc()).limit(200))]
+    chart = pain_trend_svg(
+        _pain_points(list(reversed(checkins)), enrolment.procedure_end, tz) if enrolment else [],
+        baseline=enrolment.baseline_back_pain if enrolment else None,
+        title=f"Back pain at each check-in, {patient.first_name} {patient.last_name}",
+        chart_id=f"pain-{patient.id}")
     audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  request_id=request_id)
-    return PatientRecord(patient, enrolment, checkins, messages, inbound, alerts, trail)
+    return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, chart,
+                         open_alerts=[a for a in alert_views if a.open],
+                         past_alerts=[a for a in alert_views if not a.open])

@@ -27,6 +27,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(nurse.bp)
     app.register_blueprint(patient.bp)
+    from recovery.web import alerts_views, checkin
+    app.register_blueprint(checkin.bp)
+    app.register_blueprint(alerts_views.bp)
     try:  # the SMS webhooks live in their own module (recovery/web/hooks.py)
         from recovery.web import hooks
     except ImportError:

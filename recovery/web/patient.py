@@ -48,8 +48,8 @@ def redeem(token: str):
     session.clear()
     session[PATIENT_COOKIE_KEY] = cookie_token
     session.permanent = True
-    if found.purpose == "checkin" and "patient.checkin_start" in current_app.view_functions:
-        return redirect(url_for("patient.checkin_start"), 303)
+    if found.purpose == "checkin" and "checkin.start" in current_app.view_functions:
+        return redirect(url_for("checkin.start"), 303)
     return redirect(url_for("patient.today"), 303)
 
 

@@ -1,0 +1,134 @@
+"""Server-rendered SVG charts (no JavaScript, no chart CDN). Pure: standard library only.
+
+`pain_trend_svg` draws back pain (0-10) at each submitted check-in against days since the end of
+the procedure, with the pre-procedure baseline as a dashed line. The SVG is an image to assistive
+technology (role="img") named by its <title> and described by its <desc>, which lists every value,
+so nothing is shown only as a picture. Styling comes from classes (app.css); the element attributes
+carry only geometry, so the Content-Security-Policy (no inline styles) is respected.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+PAIN_MAX = 10
+
+
+@dataclass(frozen=True)
+class PainPoint:
+    day: float  # days since the end of the procedure (hours / 24)
+    pain: int  # 0-10
+    label: str = ""  # e.g. "Mon 9 Mar 09:05"; used in the description and the point's tooltip
+
+
+@dataclass(frozen=True)
+class _Frame:
+    width: int
+    height: int
+    left: int = 44
+    right: int = 16
+    top: int = 14
+    bottom: int = 38
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_h(self) -> int:
+        return self.height - self.top - self.bottom
+
+
+def day_ticks(max_day: float) -> list[int]:
+    """Whole-day tick positions from 0 to at least `max_day`: every day up to 10 days, then every
+    2, 7, 14 or 28 days, so the axis holds about ten labels at most."""
+    span = max(1, math.ceil(max_day))
+    step = next(s for s in (1, 2, 7, 14, 28) if span / s <= 10)
+    last = math.ceil(span / step) * step
+    return list(range(0, last + 1, step))
+
+
+def _fmt(value: float) -> str:
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _safe_id(value: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", value)
+    return cleaned if cleaned[:1].isalpha() else f"c-{cleaned}"
+
+
+def describe(points: Sequence[PainPoint], baseline: int | None) -> str:
+    """The chart in words (its <desc>): every value in order, and the baseline."""
+    if not points:
+        text = "No submitted check-ins yet."
+    else:
+        values = "; ".join(f"day {math.floor(p.day)}{f' ({p.label})' if p.label else ''}: {p.pain}"
+                           for p in points)
+        text = f"Back pain out of 10 at each check-in: {values}."
+    if baseline is not None:
+        text += f" Usual back pain before the procedure: {baseline}."
+    else:
+        text += " Usual back pain before the procedure was not recorded."
+    return text
+
+
+def pain_trend_svg(points: Sequence[PainPoint], *, baseline: int | None, title: str = "Back pain trend",
+                   chart_id: str = "pain-chart", width: int = 640, height: int = 240) -> str:
+    """An SVG line chart of back pain per check-in. Raises ValueError for a pain outside 0-10 or a
+    negative day (a chart must never silently draw an impossible value)."""
+    for i, p in enumerate(points):
+        if isinstance(p.pain, bool) or not isinstance(p.pain, int) or not 0 <= p.pain <= PAIN_MAX:
+            raise ValueError(f"points[{i}].pain: expected a whole number 0-10, got {p.pain!r}")
+        if not math.isfinite(p.day) or p.day < 0:
+            raise ValueError(f"points[{i}].day: expected a number of days from 0, got {p.day!r}")
+    if baseline is not None and not 0 <= baseline <= PAIN_MAX:
+        raise ValueError(f"baseline: expected 0-10, got {baseline!r}")
+    pts = sorted(points, key=lambda p: p.day)
+    f = _Frame(width, height)
+    ticks = day_ticks(max((p.day for p in pts), default=1.0))
+    x_max = ticks[-1]
+
+    def x(day: float) -> float:
+        return f.left + f.plot_w * day / x_max
+
+    def y(pain: float) -> float:
+        return f.top + f.plot_h * (1 - pain / PAIN_MAX)
+
+    cid = _safe_id(chart_id)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart pain-chart" viewBox="0 0 {width} {height}" '
+           f'role="img" aria-labelledby="{cid}-title {cid}-desc" id="{cid}">',
+           f'<title id="{cid}-title">{escape(title)}</title>',
+           f'<desc id="{cid}-desc">{escape(describe(pts, baseline))}</desc>',
+           '<g class="chart-grid" aria-hidden="true">']
+    for pain in range(0, PAIN_MAX + 1, 2):
+        out.append(f'<line x1="{f.left}" y1="{_fmt(y(pain))}" x2="{f.left + f.plot_w}" y2="{_fmt(y(pain))}"/>')
+        out.append(f'<text class="chart-label" x="{f.left - 8}" y="{_fmt(y(pain) + 4)}" text-anchor="end">{pain}</text>')
+    for day in ticks:
+        out.append(f'<text class="chart-label" x="{_fmt(x(day))}" y="{f.top + f.plot_h + 18}" '
+                   f'text-anchor="middle">{day}</text>')
+    out.append(f'<text class="chart-axis-title" x="{f.left + f.plot_w / 2:g}" y="{height - 4}" '
+               f'text-anchor="middle">Days since the procedure</text>')
+    out.append('</g>')
+    if baseline is not None:
+        by = _fmt(y(baseline))
+        out.append(f'<g class="chart-baseline" aria-hidden="true"><line x1="{f.left}" y1="{by}" '
+                   f'x2="{f.left + f.plot_w}" y2="{by}"/>'
+                   f'<text class="chart-label" x="{f.left + f.plot_w}" y="{_fmt(y(baseline) - 5)}" '
+                   f'text-anchor="end">before: {baseline}</text></g>')
+    if pts:
+        coords = " ".join(f"{_fmt(x(p.day))},{_fmt(y(p.pain))}" for p in pts)
+        out.append(f'<polyline class="chart-line" aria-hidden="true" points="{coords}"/>')
+        out.append('<g class="chart-points" aria-hidden="true">')
+        for p in pts:
+            tip = f"Day {_fmt(p.day)}{f' ({p.label})' if p.label else ''}: pain {p.pain}/10"
+            out.append(f'<circle cx="{_fmt(x(p.day))}" cy="{_fmt(y(p.pain))}" r="5"><title>{escape(tip)}</title></circle>')
+        out.append('</g>')
+    else:
+        out.append(f'<text class="chart-empty" x="{f.left + f.plot_w / 2:g}" y="{f.top + f.plot_h / 2:g}" '
+                   f'text-anchor="middle">No submitted check-ins yet</text>')
+    out.append('</svg>')
+    return "".join(out)

@@ -1,0 +1,124 @@
+"""Nurse actions on an alert: acknowledge (one tap) and resolve with a disposition and a note.
+
+Plain POST forms that redirect (they work with JavaScript off). With htmx, acknowledge swaps its
+worklist row and resolve swaps the resolve panel, which sits outside the polled list so a poll
+never touches what the nurse is typing. htmx does not swap 4xx responses by default, so an htmx
+request gets its validation or conflict message with status 200; a plain request gets 422 / 409.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import RadioField, TextAreaField
+from wtforms.validators import InputRequired, Length, ValidationError
+
+from recovery import alerting
+from recovery.alerts import DISPOSITIONS
+from recovery.clock import utcnow
+from recovery.db import db
+from recovery.models import Clinic
+from recovery.web import render_page_or_fragment, wants_fragment
+from recovery.web.access import staff_required
+from recovery.worklist import worklist_row
+
+bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
+CHANGED_EVENT = "worklist-changed"  # the polled list listens for it and refreshes at once
+
+
+class ResolveForm(FlaskForm):
+    disposition = RadioField("What was done", choices=list(DISPOSITIONS.items()),
+                             validators=[InputRequired("Choose what was done.")],
+                             validate_choice=True)
+    note = TextAreaField("Note", validators=[Length(max=1000, message="Keep the note to 1000 characters.")])
+
+    def validate_note(self, field):
+        if self.disposition.data == "other" and not (field.data or "").strip():
+            raise ValidationError("Say what was done in the note.")
+
+
+@bp.before_request
+@staff_required
+def _signed_in():
+    g.clinic = db.session.get(Clinic, current_user.clinic_id)
+
+
+def _back(default: str) -> str:
+    """Where a plain form returns: a nurse page it came from, never another site."""
+    target = request.form.get("next") or ""
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc and parts.path.startswith("/nurse/"):
+        return target
+    return default
+
+
+def _row_or_404(alert_id: int, now):
+    row = worklist_row(db.session, alert_id, current_user.clinic_id, now)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _alert_page(row, form, now, *, notice: str | None = None, done: str | None = None, status: int = 200):
+    resp = render_page_or_fragment("nurse/alert.html", "nurse/_resolve_form.html",
+                                   status=200 if wants_fragment() else status,
+                                   row=row, form=form, now=now, notice=notice, done=done)
+    if wants_fragment() and (done or status == 409):
+        resp.headers["HX-Trigger"] = CHANGED_EVENT
+    return resp
+
+
+@bp.post("/<int:alert_id>/acknowledge")
+def acknowledge(alert_id: int):
+    now = utcnow()
+    alert = alerting.load_for_change(db.session, alert_id, current_user.clinic_id)
+    if alert is None:
+        abort(404)
+    try:
+        alerting.acknowledge(db.session, alert, current_user.staff, now, request_id=g.request_id)
+    except alerting.AlertConflict as e:
+        db.session.rollback()
+        row = _row_or_404(alert_id, now)
+        message = f"Not acknowledged: {e}."
+        if wants_fragment():
+            return render_page_or_fragment("nurse/worklist.html", "nurse/_alert_row.html", row=row,
+                                           now=now, notice=message)
+        return _alert_page(row, ResolveForm(formdata=None), now, notice=message, status=409)
+    db.session.commit()
+    if wants_fragment():
+        return render_page_or_fragment("nurse/worklist.html", "nurse/_alert_row.html",
+                                       row=_row_or_404(alert_id, now), now=now, notice=None)
+    flash(f"Alert acknowledged for {alert.patient.first_name} {alert.patient.last_name}.")
+    return redirect(_back(url_for("nurse.worklist")), 303)
+
+
+@bp.get("/<int:alert_id>/resolve")
+def resolve_form(alert_id: int):
+    now = utcnow()
+    return _alert_page(_row_or_404(alert_id, now), ResolveForm(formdata=None), now)
+
+
+@bp.post("/<int:alert_id>/resolve")
+def resolve(alert_id: int):
+    now = utcnow()
+    form = ResolveForm()
+    alert = alerting.load_for_change(db.session, alert_id, current_user.clinic_id)
+    if alert is None:
+        abort(404)
+    if not form.validate_on_submit():
+        return _alert_page(_row_or_404(alert_id, now), form, now, status=422)
+    try:
+        alerting.resolve(db.session, alert, current_user.staff, now, disposition=form.disposition.data,
+                         note=(form.note.data or "").strip() or None, request_id=g.request_id)
+    except alerting.AlertConflict as e:
+        db.session.rollback()
+        return _alert_page(_row_or_404(alert_id, now), form, now, notice=f"Not resolved: {e}.", status=409)
+    db.session.commit()
+    message = (f"Resolved the alert for {alert.patient.first_name} {alert.patient.last_name}: "
+               f"{DISPOSITIONS[alert.disposition]}.")
+    if wants_fragment():
+        return _alert_page(_row_or_404(alert_id, now), form, now, done=message)
+    flash(message)
+    return redirect(_back(url_for("nurse.worklist")), 303)

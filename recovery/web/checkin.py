@@ -1,0 +1,303 @@
+"""The patient check-in (protocol §2): one question group per screen, progress shown, a review
+screen, then only the neutral texts of §3.
+
+Every screen is a plain form that posts, saves and redirects to the next screen (works with
+JavaScript off). htmx only adds one thing: each changed answer is posted ahead as a draft, so an
+emergency answer reaches the nurse and shows the emergency screen before the patient presses Next
+(MR2). The emergency questions come first.
+"""
+from __future__ import annotations
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+
+from recovery import checkins, templates_repo
+from recovery.clock import utcnow
+from recovery.db import begin_write, db
+from recovery.enrolment import timeline_for
+from recovery.models import Checkin, Clinic
+from recovery.questionnaire import ITEMS, TEMP_CONFIRM_FIELD, Kind, dump_answers, pending_temp_confirmation
+from recovery.records import answer_lines, current_enrolment
+from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
+from recovery.web import wants_fragment
+from recovery.web.access import patient_required
+
+bp = Blueprint("checkin", __name__, url_prefix="/me/checkin")
+SCOPES = (PATIENT_SCOPE, CHECKIN_SCOPE)
+
+
+def _ruleset():
+    return templates_repo.ruleset(current_app.config["RULESET_PATH"])
+
+
+def _template_for(enrolment, clinic):
+    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
+                                        enrolment.template_version, clinic.template_file)
+
+
+def _write_transaction() -> None:
+    """A GET that starts a check-in writes: end the read transaction the session check opened and
+    take the write lock up front (SQLite BEGIN IMMEDIATE), as POSTs do."""
+    db.session.commit()
+    begin_write(db.session)
+
+
+def _enrolment():
+    enrolment = current_enrolment(g.patient)
+    if enrolment is None:
+        abort(404)
+    return enrolment
+
+
+def _own(checkin_id: int) -> Checkin:
+    """The patient's own check-in. A session opened by a check-in link reaches only its slot's
+    check-in and symptom reports that are unfinished or were started during it (no history)."""
+    c = db.session.get(Checkin, checkin_id)
+    if c is None or c.patient_id != g.patient.id:
+        abort(404)
+    ws = g.patient_session
+    if ws.scope == CHECKIN_SCOPE:
+        mine = (ws.checkin_slot is not None and c.slot == ws.checkin_slot) or (
+            c.slot is None and (c.status != "submitted" or c.started_at >= ws.created_at))
+        if not mine:
+            abort(404)
+    return c
+
+
+def _setting(c: Checkin) -> checkins.Setting:
+    return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset())
+
+
+def _next_url(c: Checkin, flow: checkins.Flow) -> str:
+    nxt = flow.next_incomplete
+    if nxt is None:
+        return url_for(".review", checkin_id=c.id)
+    return url_for(".step", checkin_id=c.id, group_id=nxt.id)
+
+
+def _raw_from_answers(answers) -> dict[str, list[str]]:
+    """Stored answers as the form's raw values, so a screen shows what was already given."""
+    raw: dict[str, list[str]] = {}
+    for key, value in dump_answers(answers).items():
+        kind = ITEMS[key].kind
+        if kind is Kind.MULTI:
+            raw[key] = list(value)
+        elif kind is Kind.BOOL:
+            raw[key] = ["yes" if value else "no"]
+        else:
+            raw[key] = [str(value)]
+    return raw
+
+
+def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, raw: dict, errors: dict,
+                 status: int = 200):
+    group = flow.group(group_id)
+    confirm = pending_temp_confirmation(errors)
+    if confirm:
+        raw = {**raw, "temp_value": []}  # re-typed, not corrected in place
+    elif TEMP_CONFIRM_FIELD in request.form and errors:
+        confirm = request.form.get(TEMP_CONFIRM_FIELD)
+    previous = flow.before(group_id)
+    return render_template(
+        "patient/checkin_step.html", c=setting.checkin, clinic=setting.clinic, group=group,
+        position=flow.position(group_id), total=flow.total, raw=raw, errors=errors,
+        temp_confirm=confirm, confirm_field=TEMP_CONFIRM_FIELD,
+        back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=previous.id) if previous else None,
+    ), status
+
+
+# ---- starting ---------------------------------------------------------------------------------
+
+@bp.get("")
+@patient_required(*SCOPES)
+def start():
+    """From a check-in link: straight into that check-in (a link without a slot, as in S22 "check
+    in again", opens a symptom report). From Today: what can be done now."""
+    now = utcnow()
+    ws = g.patient_session
+    enrolment = _enrolment()
+    clinic = db.session.get(Clinic, g.patient.clinic_id)
+    if ws.scope == CHECKIN_SCOPE:
+        slot = ws.checkin_slot
+        if slot is not None and checkins.slot_submitted(db.session, enrolment.id, slot):
+            return render_template("patient/checkin_start.html", clinic=clinic, already_done=True,
+                                   due=None, adhoc=None)
+        _write_transaction()
+        c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
+                                   source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
+        db.session.commit()
+        return redirect(url_for(".resume", checkin_id=c.id), 303)
+    timeline = timeline_for(enrolment, g.patient, _template_for(enrolment, clinic))
+    due = checkins.due_checkin(db.session, enrolment, timeline, now)
+    adhoc = checkins.in_progress(db.session, enrolment.id, None)
+    return render_template("patient/checkin_start.html", clinic=clinic, already_done=False, due=due,
+                           adhoc=adhoc)
+
+
+@bp.post("")
+@patient_required(*SCOPES)
+def begin():
+    """Start (or resume) the scheduled check-in that is due now."""
+    now = utcnow()
+    ws = g.patient_session
+    enrolment = _enrolment()
+    if ws.scope == CHECKIN_SCOPE:  # only the link's own check-in (or a symptom report, from start)
+        if ws.checkin_slot is None:
+            return redirect(url_for(".start"), 303)
+        slot = ws.checkin_slot
+    else:
+        clinic = db.session.get(Clinic, g.patient.clinic_id)
+        due = checkins.due_checkin(db.session, enrolment, timeline_for(
+            enrolment, g.patient, _template_for(enrolment, clinic)), now)
+        slot = due.slot if due else None
+    if slot is None or checkins.slot_submitted(db.session, enrolment.id, slot):
+        flash("There is no check-in due right now. If something has changed, report a symptom.")
+        return redirect(url_for(".start"), 303)
+    c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
+                               source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
+    db.session.commit()
+    return redirect(url_for(".resume", checkin_id=c.id), 303)
+
+
+@bp.post("/report")
+@patient_required(*SCOPES)
+def report():
+    """"Report a symptom": a check-in at any time, not tied to the schedule."""
+    c = checkins.start_checkin(db.session, enrolment=_enrolment(), patient=g.patient, slot=None,
+                               source=checkins.SOURCE_WEB, now=utcnow(), request_id=g.request_id)
+    db.session.commit()
+    return redirect(url_for(".resume", checkin_id=c.id), 303)
+
+
+@bp.get("/<int:checkin_id>")
+@patient_required(*SCOPES)
+def resume(checkin_id: int):
+    c = _own(checkin_id)
+    if c.status == "submitted":
+        return redirect(url_for(".done", checkin_id=c.id), 303)
+    return redirect(_next_url(c, checkins.flow_for(_setting(c))), 303)
+
+
+# ---- one screen -------------------------------------------------------------------------------
+
+@bp.get("/<int:checkin_id>/step/<group_id>")
+@patient_required(*SCOPES)
+def step(checkin_id: int, group_id: str):
+    c = _own(checkin_id)
+    if c.status == "submitted":
+        return redirect(url_for(".done", checkin_id=c.id), 303)
+    setting = _setting(c)
+    flow = checkins.flow_for(setting)
+    if flow.group(group_id) is None:  # not asked (any more) with the answers given
+        return redirect(_next_url(c, flow), 303)
+    return _render_step(setting, flow, group_id, _raw_from_answers(flow.answers), {})
+
+
+def _posted() -> dict[str, list[str]]:
+    return {key: request.form.getlist(key) for key in request.form.keys()}
+
+
+@bp.post("/<int:checkin_id>/step/<group_id>")
+@patient_required(*SCOPES)
+def answer(checkin_id: int, group_id: str):
+    c = _own(checkin_id)
+    if c.status == "submitted":
+        return redirect(url_for(".done", checkin_id=c.id), 303)
+    setting = _setting(c)
+    if checkins.flow_for(setting).group(group_id) is None:
+        return redirect(url_for(".resume", checkin_id=c.id), 303)
+    result = checkins.answer_step(db.session, setting, group_id, _posted(), now=utcnow(),
+                                  request_id=g.request_id)
+    if not result.ok:  # nothing was stored
+        return _render_step(setting, result.flow, group_id, _posted(), result.errors, 422)
+    db.session.commit()
+    if result.new_emergency:
+        return redirect(url_for(".emergency", checkin_id=c.id), 303)
+    return redirect(_next_url(c, result.flow), 303)
+
+
+@bp.post("/<int:checkin_id>/step/<group_id>/draft")
+@patient_required(*SCOPES)
+def draft(checkin_id: int, group_id: str):
+    """Sent by the page (htmx) as each answer changes: store the valid answers and score them now."""
+    c = _own(checkin_id)
+    target = url_for(".step", checkin_id=c.id, group_id=group_id)
+    if c.status != "submitted":
+        setting = _setting(c)
+        if checkins.flow_for(setting).group(group_id) is not None:
+            result = checkins.answer_step(db.session, setting, group_id, _posted(), now=utcnow(),
+                                          draft=True, request_id=g.request_id)
+            db.session.commit()
+            if result.new_emergency:
+                target = url_for(".emergency", checkin_id=c.id)
+                if wants_fragment():
+                    return Response(status=200, headers={"HX-Redirect": target})
+    if wants_fragment():
+        return Response(status=204)
+    return redirect(target, 303)
+
+
+# ---- emergency, review, done ------------------------------------------------------------------
+
+@bp.get("/<int:checkin_id>/emergency")
+@patient_required(*SCOPES)
+def emergency(checkin_id: int):
+    c = _own(checkin_id)
+    if c.level != "EMERGENCY":
+        return redirect(url_for(".resume", checkin_id=c.id), 303)
+    clinic = db.session.get(Clinic, g.patient.clinic_id)
+    return render_template("patient/emergency.html", c=c, clinic=clinic,
+                           message=checkins.outcome_message(c, clinic),
+                           continue_url=None if c.status == "submitted" else url_for(".resume", checkin_id=c.id))
+
+
+def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str | None = None,
+                   status: int = 200):
+    sections = [(g, answer_lines(flow.answers, g.item_ids())) for g in flow.steps]
+    return render_template("patient/checkin_review.html", c=setting.checkin, clinic=setting.clinic,
+                           sections=sections, position=flow.total, total=flow.total, problem=problem,
+                           back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=flow.last.id)
+                           if flow.last else None), status
+
+
+@bp.get("/<int:checkin_id>/review")
+@patient_required(*SCOPES)
+def review(checkin_id: int):
+    c = _own(checkin_id)
+    if c.status == "submitted":
+        return redirect(url_for(".done", checkin_id=c.id), 303)
+    setting = _setting(c)
+    flow = checkins.flow_for(setting)
+    if flow.next_incomplete is not None:
+        return redirect(_next_url(c, flow), 303)
+    return _render_review(setting, flow)
+
+
+@bp.post("/<int:checkin_id>/review")
+@patient_required(*SCOPES)
+def submit(checkin_id: int):
+    c = _own(checkin_id)
+    setting = _setting(c)
+    try:
+        checkins.finish(db.session, setting, now=utcnow(), request_id=g.request_id)
+    except checkins.CheckinClosed:
+        return redirect(url_for(".done", checkin_id=c.id), 303)
+    except checkins.Incomplete as e:  # nothing was stored
+        return _render_review(setting, checkins.flow_for(setting),
+                              problem=f"Please answer the questions under “{e.group.title}” first.", status=422)
+    db.session.commit()
+    return redirect(url_for(".done", checkin_id=c.id), 303)
+
+
+@bp.get("/<int:checkin_id>/done")
+@patient_required(*SCOPES)
+def done(checkin_id: int):
+    c = _own(checkin_id)
+    if c.status != "submitted":
+        return redirect(url_for(".resume", checkin_id=c.id), 303)
+    clinic = db.session.get(Clinic, g.patient.clinic_id)
+    message = checkins.outcome_message(c, clinic)
+    if c.level == "EMERGENCY":
+        return render_template("patient/emergency.html", c=c, clinic=clinic, message=message, continue_url=None)
+    return render_template("patient/checkin_done.html", c=c, clinic=clinic, message=message)
+

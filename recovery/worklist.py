@@ -1,0 +1,137 @@
+"""The nurses' worklist: open alerts of one clinic, most pressing first (read-side use-case).
+
+One SQL statement per list (alert + patient + enrolment + who acknowledged), so the page that polls
+it every few seconds stays cheap. Ordering is `alerts.sort_key`: level, then unacknowledged before
+acknowledged, then the most overdue first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy.orm import Session
+
+from recovery import alerts as domain
+from recovery import templates_repo
+from recovery.config import Config
+from recovery.models import Alert, AlertStatus, Enrolment, Patient, StaffUser
+from recovery.triage import Level, Ruleset
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    id: str
+    title: str  # in words, thresholds filled in from the rule set
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    alert: Alert
+    patient: Patient
+    level: str  # EMERGENCY | URGENT | WATCH
+    status: str  # open | acknowledged
+    rules: list[RuleLine]
+    day: int | None  # the patient's recovery day now
+    open_for: str  # "12 min"
+    overdue: bool
+    due_text: str  # "overdue by 5 min" / "due in 40 min"
+    acknowledged_by: str | None
+    resolved_by: str | None
+    disposition: str | None  # in words
+    escalation_step: int
+
+
+def default_ruleset() -> Ruleset:
+    return templates_repo.ruleset(Config.RULESET_PATH)
+
+
+def rule_lines(rule_ids: list[str], ruleset: Ruleset | None) -> list[RuleLine]:
+    return [RuleLine(r, domain.rule_title(r, ruleset)) for r in rule_ids]
+
+
+def duration_text(minutes: int) -> str:
+    """Whole minutes as a short human duration: "4 min", "2 h 5 min", "3 d 4 h"."""
+    minutes = abs(minutes)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, mins = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _recovery_day(procedure_end: datetime | None, tz: str, now: datetime) -> int | None:
+    if procedure_end is None:
+        return None
+    zone = ZoneInfo(tz)
+    return (now.astimezone(zone).date() - procedure_end.astimezone(zone).date()).days
+
+
+def _row(alert: Alert, patient: Patient, procedure_end: datetime | None, acked_by: str | None,
+         resolved_by: str | None, now: datetime, ruleset: Ruleset | None) -> WorklistRow:
+    overdue = domain.overdue_minutes(alert.respond_by, now)
+    return WorklistRow(
+        alert=alert, patient=patient, level=alert.level, status=alert.status.value,
+        rules=rule_lines(list(alert.rules), ruleset),
+        day=_recovery_day(procedure_end, patient.timezone, now),
+        open_for=duration_text(max(0, int((now - alert.opened_at).total_seconds() // 60))),
+        overdue=overdue > 0,
+        due_text=(f"overdue by {duration_text(overdue)}" if overdue > 0 else f"due in {duration_text(overdue)}"),
+        acknowledged_by=acked_by, resolved_by=resolved_by,
+        disposition=domain.DISPOSITIONS.get(alert.disposition, alert.disposition) if alert.disposition else None,
+        escalation_step=alert.escalation_step)
+
+
+def _query(clinic_id: int):
+    acker, resolver = so.aliased(StaffUser), so.aliased(StaffUser)
+    return (sa.select(Alert, Patient, Enrolment.procedure_end, acker.name, resolver.name)
+            .join(Patient, Patient.id == Alert.patient_id)
+            .outerjoin(Enrolment, Enrolment.id == Alert.enrolment_id)
+            .outerjoin(acker, acker.id == Alert.acknowledged_by_id)
+            .outerjoin(resolver, resolver.id == Alert.resolved_by_id)
+            .where(Alert.clinic_id == clinic_id))
+
+
+@dataclass(frozen=True)
+class Counts:
+    emergency: int
+    urgent: int
+    watch: int
+    unacknowledged: int
+    overdue: int
+
+
+class Worklist(list):
+    """The rows, plus the counts shown above them."""
+
+    @property
+    def counts(self) -> Counts:
+        return Counts(emergency=sum(r.level == "EMERGENCY" for r in self),
+                      urgent=sum(r.level == "URGENT" for r in self),
+                      watch=sum(r.level == "WATCH" for r in self),
+                      unacknowledged=sum(r.status == "open" for r in self),
+                      overdue=sum(r.overdue and r.status == "open" for r in self))
+
+
+def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
+                  ruleset: Ruleset | None = None) -> Worklist:
+    """Every unresolved alert of the clinic, most pressing first."""
+    ruleset = ruleset or default_ruleset()
+    result = session.execute(_query(clinic_id).where(Alert.status != AlertStatus.RESOLVED)).all()
+    rows = [_row(a, p, end, by, res, now, ruleset) for a, p, end, by, res in result]
+    rows.sort(key=lambda r: (domain.sort_key(Level[r.level], r.status, r.alert.respond_by, now), r.alert.id))
+    return Worklist(rows)
+
+
+def worklist_row(session: Session, alert_id: int, clinic_id: int, now: datetime, *,
+                 ruleset: Ruleset | None = None) -> WorklistRow | None:
+    """One alert as a worklist row (after an acknowledge), resolved or not; None if not this clinic's."""
+    found = session.execute(_query(clinic_id).where(Alert.id == alert_id)).first()
+    if found is None:
+        return None
+    a, p, end, by, res = found
+    return _row(a, p, end, by, res, now, ruleset or default_ruleset())

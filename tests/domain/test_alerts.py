@@ -1,0 +1,110 @@
+"""Alert state (recovery/alerts.py, pure): response times, business days, merging raised rules into
+an open alert, the allowed transitions, escalation timing and the worklist order."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from recovery import alerts
+from recovery.triage import RULES, Level, load_ruleset
+
+NY = ZoneInfo("America/New_York")
+T = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Monday 11:00 in New York
+
+
+@pytest.mark.parametrize(("rules", "level", "minutes"), [
+    (["E1"], Level.EMERGENCY, 15),
+    (["E6", "U1"], Level.EMERGENCY, 15),  # the rules at the alert's level decide
+    (["U5"], Level.URGENT, 60),  # neuro and cardiac: 1 h
+    (["U6"], Level.URGENT, 60),
+    (["U16"], Level.URGENT, 60),
+    (["U1"], Level.URGENT, 240),
+    (["U1", "U16"], Level.URGENT, 60),  # the shortest wins
+    (["R1"], Level.URGENT, 60),  # a "Y" reply to the red-flag text
+    (["M5"], Level.URGENT, 240),
+])
+def test_respond_by(rules, level, minutes):
+    assert alerts.respond_by(rules, level, T, NY) == T + timedelta(minutes=minutes)
+
+
+def test_watch_and_downgraded_rules_get_one_business_day():
+    assert alerts.respond_by(["W8"], Level.WATCH, T, NY) == T + timedelta(days=1)
+    # an URGENT rule downgraded to WATCH by MR3 is reviewed like a WATCH one
+    assert alerts.respond_by(["U8"], Level.WATCH, T, NY) == T + timedelta(days=1)
+
+
+@pytest.mark.parametrize(("local", "expected"), [
+    (datetime(2026, 3, 13, 16, 0), datetime(2026, 3, 16, 16, 0)),  # Friday → Monday
+    (datetime(2026, 3, 14, 10, 0), datetime(2026, 3, 16, 10, 0)),  # Saturday → Monday
+    (datetime(2026, 3, 15, 10, 0), datetime(2026, 3, 16, 10, 0)),  # Sunday → Monday
+    (datetime(2026, 3, 9, 10, 0), datetime(2026, 3, 10, 10, 0)),  # Monday → Tuesday
+    (datetime(2026, 3, 6, 16, 0), datetime(2026, 3, 9, 16, 0)),  # across the spring DST change: same wall time
+    (datetime(2026, 10, 30, 9, 0), datetime(2026, 11, 2, 9, 0)),  # across the autumn one
+])
+def test_next_business_day_keeps_the_local_time(local, expected):
+    at = local.replace(tzinfo=NY).astimezone(timezone.utc)
+    result = alerts.next_business_day(at, NY)
+    assert result.astimezone(NY).replace(tzinfo=None) == expected
+    assert result.tzinfo == timezone.utc
+
+
+def test_merge():
+    same = alerts.merge(Level.URGENT, ["U1"], alerts.OPEN, Level.URGENT, ["U1"])
+    assert not same.worse and same.rules == ["U1"] and not same.reopened
+    added = alerts.merge(Level.URGENT, ["U1"], alerts.OPEN, Level.URGENT, ["U3", "U1"])
+    assert added.worse and added.rules == ["U1", "U3"] and added.level == Level.URGENT and not added.reopened
+    raised = alerts.merge(Level.URGENT, ["U16"], alerts.ACKNOWLEDGED, Level.EMERGENCY, ["E5"])
+    assert raised.level == Level.EMERGENCY and raised.reopened and raised.rules == ["U16", "E5"]
+    lower = alerts.merge(Level.EMERGENCY, ["E1"], alerts.ACKNOWLEDGED, Level.URGENT, ["E1"])
+    assert lower.level == Level.EMERGENCY and not lower.worse and not lower.reopened  # never goes down
+
+
+def test_transitions():
+    assert alerts.can_acknowledge(alerts.OPEN)
+    assert not alerts.can_acknowledge(alerts.ACKNOWLEDGED) and not alerts.can_acknowledge(alerts.RESOLVED)
+    assert alerts.can_resolve(alerts.OPEN) and alerts.can_resolve(alerts.ACKNOWLEDGED)
+    assert not alerts.can_resolve(alerts.RESOLVED)
+
+
+def test_escalation_timing():
+    assert alerts.next_escalation(Level.EMERGENCY, ["E1"], T, NY) == T + timedelta(minutes=15)
+    assert alerts.next_escalation(Level.URGENT, ["U5"], T, NY) == T + timedelta(hours=1)
+    assert alerts.next_escalation(Level.WATCH, ["W1"], T, NY) is None
+    assert alerts.next_escalation(Level.OK, [], T, NY) is None
+
+
+def test_overdue_and_worklist_order():
+    assert alerts.overdue_minutes(T, T + timedelta(minutes=5)) == 5
+    assert alerts.overdue_minutes(T, T - timedelta(minutes=5)) == -5
+    now = T
+    items = {
+        "watch_very_late": (Level.WATCH, alerts.OPEN, now - timedelta(days=3)),
+        "urgent_acked_late": (Level.URGENT, alerts.ACKNOWLEDGED, now - timedelta(hours=3)),
+        "urgent_late": (Level.URGENT, alerts.OPEN, now - timedelta(minutes=30)),
+        "urgent_due_later": (Level.URGENT, alerts.OPEN, now + timedelta(minutes=30)),
+        "emergency": (Level.EMERGENCY, alerts.OPEN, now + timedelta(minutes=10)),
+        "emergency_acked": (Level.EMERGENCY, alerts.ACKNOWLEDGED, now - timedelta(hours=1)),
+    }
+    order = sorted(items, key=lambda k: alerts.sort_key(*items[k], now))
+    assert order == ["emergency", "emergency_acked", "urgent_late", "urgent_due_later", "urgent_acked_late",
+                     "watch_very_late"]
+
+
+def test_every_rule_and_task_has_a_level_family_and_title():
+    ruleset = load_ruleset(Path(__file__).resolve().parents[2] / "schedules" / "rulesets" / "va-recovery.toml")
+    for rule_id in list(RULES) + list(alerts.TASKS):
+        assert alerts.rule_level(rule_id) in (Level.EMERGENCY, Level.URGENT, Level.WATCH)
+        assert alerts.rule_family(rule_id)
+        title = alerts.rule_title(rule_id, ruleset)
+        assert title and "{" not in title, rule_id
+    assert alerts.rule_title("U1", ruleset) == "Fever 38.0 °C or higher"
+    assert alerts.rule_title("M5") == "Patient stopped texts (STOP): arrange phone follow-up"
+    assert alerts.rule_title("nonsense") == "nonsense"
+
+
+def test_dispositions_include_the_issue_examples():
+    for key in ("reviewed_expected", "called_patient", "sent_to_ed"):
+        assert key in alerts.DISPOSITIONS
