@@ -24,7 +24,8 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Render after commit without re-reading every row (the SQLAlchemy docs' advice for web apps).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 class UTCDateTime(sa.TypeDecorator):

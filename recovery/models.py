@@ -200,6 +200,7 @@ class WebSession(db.Model):
     last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    staff: so.Mapped[Optional[StaffUser]] = so.relationship()
 
 
 class Checkin(db.Model):

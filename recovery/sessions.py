@@ -59,7 +59,7 @@ def load_session(session: Session, token: str | None, now: datetime,
     if ws.scope == STAFF_SCOPE:
         if now - ws.last_seen_at > policy.staff_idle:
             return None
-        staff = session.get(StaffUser, ws.staff_id)
+        staff = ws.staff  # loaded once; the caller uses ws.staff without another query
         if staff is None or not staff.active:
             return None
     if activity and now - ws.last_seen_at >= _TOUCH_EVERY:

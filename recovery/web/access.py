@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import wraps
 
-from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, make_response, redirect, request, session, url_for
 from flask_login import UserMixin, current_user
 
 from recovery.clock import utcnow
@@ -53,7 +53,7 @@ def _load_staff(token: str):
                       activity=request.headers.get(BACKGROUND_HEADER) != "1")
     if ws is None or ws.scope != STAFF_SCOPE:
         return None
-    return StaffPrincipal(db.session.get(StaffUser, ws.staff_id), ws, token)
+    return StaffPrincipal(ws.staff, ws, token)
 
 
 def init_app(app: Flask) -> None:
@@ -94,6 +94,11 @@ def staff_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
+            if request.headers.get("HX-Request") == "true":
+                # An htmx swap (e.g. the worklist poll) must not paste the login page into a region.
+                resp = make_response("", 200)
+                resp.headers["HX-Redirect"] = url_for("auth.login")
+                return resp
             return login_manager.unauthorized()
         return view(*args, **kwargs)
     return wrapped
