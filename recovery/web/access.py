@@ -90,10 +90,18 @@ def init_app(app: Flask) -> None:
         return response
 
 
+def _names_an_object() -> bool:
+    """A URL that points at one record (a patient, an alert, a check-in). Anonymous requests for
+    those get 403 rather than a sign-in redirect: they never learn whether the record exists."""
+    return any(k.endswith("_id") for k in (request.view_args or {}))
+
+
 def staff_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
+            if _names_an_object():
+                abort(403)
             if request.headers.get("HX-Request") == "true":
                 # An htmx swap (e.g. the worklist poll) must not paste the login page into a region.
                 resp = make_response("", 200)
@@ -131,6 +139,8 @@ def patient_required(*scopes: str):
         def wrapped(*args, **kwargs):
             ws = g.get("patient_session")
             if ws is None:
+                if _names_an_object():
+                    abort(403)
                 return redirect(url_for("patient.signed_out"))
             if ws.scope not in allowed:
                 abort(403)

@@ -17,7 +17,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(403)
     def forbidden(e):
-        return page(403, "Not available", "You do not have access to this page.")
+        return render_template("errors/error.html", status=403, title="Not available",
+                               message="You do not have access to this page. Care team members may need "
+                                       "to sign in again; patients, please open the newest link from "
+                                       "your care team.", sign_in=True), 403
 
     @app.errorhandler(404)
     def not_found(e):
