@@ -48,7 +48,7 @@ def test_default_template_has_the_protocol_ids_and_seed_rules():
     t = load_template(DEFAULT)
     assert (t.id, t.version) == ("kyphoplasty", "1")
     assert [m.id for m in t.milestones] == [f"TL{i:02d}" for i in range(1, 22)]
-    assert [m.id for m in t.messages] == [f"S{i:02d}" for i in range(1, 24)]
+    assert [m.id for m in t.messages] == [f"S{i:02d}" for i in range(1, 28)]  # S24-S27: SMS dialogue (issue 4)
     m = {x.id: x for x in t.milestones}
     # seed rules (SEED-003, SEED-004)
     assert (m["TL03"].start.text, m["TL03"].end.text) == ("T0", "T0+48h")  # no driving / public transport 48 h
@@ -58,7 +58,7 @@ def test_default_template_has_the_protocol_ids_and_seed_rules():
     assert m["TL14"].end.text == "date T0+42d" and m["TL14"].restriction  # no heavy lifting 6 weeks
     assert m["TL16"].point and m["TL16"].start.text == "date T0+42d"  # follow-up at 6 weeks
     assert "48 hours" in t.message("S01").text
-    assert {x.id for x in t.messages if x.urgent} == {"S19", "S20", "S21"}
+    assert {x.id for x in t.messages if x.urgent} == {"S19", "S20", "S21", "S24", "S25", "S26", "S27"}
     assert {x.id: x.only_if for x in t.messages if x.only_if} == {"S12": "working", "S15": "brace"}
     assert {x.kind for x in t.messages} == {"reminder", "checkin_invite", "checkin_reminder", "event_reply"}
     # §2.3 cadence

@@ -159,8 +159,8 @@ def test_every_text_id_is_covered(template):
     tl = build(template, "2026-06-10T10:00", overrides=ALL_FLAGS)
     planned = {m.id for m in tl.messages}
     replies = {m.id for m in template.messages if m.kind == "event_reply"}
-    assert planned | replies == {f"S{i:02d}" for i in range(1, 24)}
-    assert replies == {"S19", "S20", "S21", "S22", "S23"}
+    assert planned | replies == {f"S{i:02d}" for i in range(1, 28)}
+    assert replies == {"S19", "S20", "S21", "S22", "S23", "S24", "S25", "S26", "S27"}  # S24-S27: SMS dialogue
 
 
 def test_opt_in_texts_and_milestones_need_the_profile_flag(template):

@@ -1,0 +1,96 @@
+"""Reading patients' texts: keywords, Y/N, pain scores (pure; no app, no DB)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recovery.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, classify, is_short_reply,
+                                   normalise, parse_pain, yes_no)
+
+ALL_KEYWORDS = [(w, Keyword.STOP) for w in sorted(STOP_WORDS)] + [(w, Keyword.START) for w in sorted(START_WORDS)] + \
+    [(w, Keyword.HELP) for w in sorted(HELP_WORDS)]
+PUNCT = " .,!?;:'\"-_()*\t\n"
+
+
+def test_the_keyword_lists_are_twilios_and_the_issues():
+    assert STOP_WORDS == {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+    assert START_WORDS == {"START", "YES", "UNSTOP"} and HELP_WORDS == {"HELP", "INFO"}
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("STOP", Keyword.STOP), ("stop", Keyword.STOP), (" Stop. ", Keyword.STOP), ("STOP!!!", Keyword.STOP),
+    ("s t o p", Keyword.STOP), ("Stop all", Keyword.STOP), ("opt-out", Keyword.STOP), ("Opt out", Keyword.STOP),
+    ("ＳＴＯＰ", Keyword.STOP), ("unsubscribe 🙏", Keyword.STOP), ("Cancel", Keyword.STOP), ("end.", Keyword.STOP),
+    ("Quit", Keyword.STOP), ("revoke", Keyword.STOP),
+    ("start", Keyword.START), ("Yes!", Keyword.START), ("UNSTOP", Keyword.START),
+    ("help?", Keyword.HELP), ("Info", Keyword.HELP),
+    ("please stop texting me", None), ("don't stop", None), ("STOP пожалуйста", None), ("stopp", None),
+    ("7", None), ("", None), ("   ", None), ("y", None), ("helpful", None),
+])
+def test_classify(body, expected):
+    assert classify(body) is expected
+
+
+@given(st.sampled_from(ALL_KEYWORDS), st.data())
+def test_any_case_spacing_and_punctuation_around_a_keyword_is_the_keyword(pair, data):
+    word, kind = pair
+    cased = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in word)
+    spaced = "".join(c + data.draw(st.text(alphabet=" ", max_size=1)) for c in cased)
+    body = data.draw(st.text(alphabet=PUNCT, max_size=3)) + spaced + data.draw(st.text(alphabet=PUNCT, max_size=3))
+    assert classify(body) is kind
+
+
+@given(st.text(max_size=30))
+def test_a_keyword_is_only_ever_a_whole_text(body):
+    kind = classify(body)
+    if kind is not None:
+        assert normalise(body) in STOP_WORDS | START_WORDS | HELP_WORDS
+
+
+@given(st.sampled_from(sorted(STOP_WORDS)), st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1,
+                                                   max_size=10))
+def test_more_words_make_it_free_text(word, extra):
+    assert classify(f"{word} {extra}") is not Keyword.STOP or normalise(f"{word} {extra}") in STOP_WORDS
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("Y", True), ("y.", True), ("Yes", True), ("YES!", True), ("yeah", True), ("N", False), ("no", False),
+    ("No.", False), ("nope", False), ("maybe", None), ("yes and no", None), ("", None), ("7", None),
+])
+def test_yes_no(body, expected):
+    assert yes_no(body) is expected
+
+
+@given(st.integers(0, 10), st.sampled_from(["{}", " {} ", "{}.", "{}/10", "{} / 10", "{} out of 10", "0{}", "{}!"]))
+def test_pain_scores_0_to_10_in_the_usual_shapes(n, shape):
+    body = shape.format(n)
+    if body.startswith("0") and n == 10:
+        body = "10"
+    assert parse_pain(body) == n
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("seven", 7), ("Ten.", 10), ("zero", 0), ("11", None), ("7.5", None), ("-1", None), ("100", None),
+    ("a lot", None), ("7 or 8", None), ("", None), ("10/10", 10), ("3/5", None), ("seven eight", None),
+])
+def test_pain_edge_cases(body, expected):
+    assert parse_pain(body) == expected
+
+
+@given(st.integers(11, 99))
+def test_no_pain_score_above_10(n):
+    assert parse_pain(str(n)) is None
+
+
+def test_short_slips_and_real_messages():
+    assert is_short_reply("11") and is_short_reply("ok") and is_short_reply("y") and is_short_reply("7.5")
+    assert not is_short_reply("I have a question about my pills")
+    assert not is_short_reply("my back hurts a lot")
+
+
+def test_bodies_must_be_text():
+    with pytest.raises(TypeError, match="SMS body is text"):
+        classify(None)
+    with pytest.raises(TypeError, match="SMS body is text"):
+        parse_pain(7)
