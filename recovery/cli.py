@@ -7,17 +7,15 @@ from flask.cli import with_appcontext
 
 
 def register_cli(app: Flask) -> None:
-    import importlib
+    from recovery.cli_rules import rules_group
+    from recovery.cli_timeline import timeline_command
+    from recovery.demo import seed_demo_command
+    from recovery.scheduler import scheduler_command
 
-    for module, attr, name in (("recovery.cli_timeline", "timeline_command", "timeline"),
-                               ("recovery.cli_rules", "rules_group", "rules"),
-                               ("recovery.scheduler", "scheduler_command", "scheduler"),
-                               ("recovery.demo", "seed_demo_command", "seed-demo")):
-        try:
-            command = getattr(importlib.import_module(module), attr)
-        except ImportError:  # TEMP while the modules are being written; removed before landing
-            continue
-        app.cli.add_command(command, name)
+    app.cli.add_command(timeline_command, "timeline")
+    app.cli.add_command(rules_group, "rules")
+    app.cli.add_command(scheduler_command, "scheduler")
+    app.cli.add_command(seed_demo_command, "seed-demo")
     app.cli.add_command(create_staff_command, "create-staff")
 
 

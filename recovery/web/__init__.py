@@ -18,21 +18,11 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **ctx):
 
 
 def register_blueprints(app: Flask) -> None:
-    from recovery.web import access, auth, errors, nurse, patient, filters
-    from recovery.web import static_files
+    from recovery.web import (access, alerts_views, auth, checkin, errors, filters, hooks, nurse, patient,
+                              static_files)
     static_files.init_app(app)
     access.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(nurse.bp)
-    app.register_blueprint(patient.bp)
-    from recovery.web import alerts_views, checkin
-    app.register_blueprint(checkin.bp)
-    app.register_blueprint(alerts_views.bp)
-    try:  # the SMS webhooks live in their own module (recovery/web/hooks.py)
-        from recovery.web import hooks
-    except ImportError:
-        hooks = None
-    if hooks is not None:
-        app.register_blueprint(hooks.bp)
+    for module in (auth, nurse, patient, checkin, alerts_views, hooks):
+        app.register_blueprint(module.bp)
