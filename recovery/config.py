@@ -55,6 +55,10 @@ class Config:
     SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "300"))
     OUTBOX_BATCH = int(os.environ.get("OUTBOX_BATCH", "20"))
+    SMS_SEND_CONCURRENCY = int(os.environ.get("SMS_SEND_CONCURRENCY", "4"))  # texts in flight per scheduler
+    OUTBOX_MAX_PER_TICK = int(os.environ.get("OUTBOX_MAX_PER_TICK", "500"))
+    SMS_REPLY_HOURS = int(os.environ.get("SMS_REPLY_HOURS", "24"))  # how long a reply-by-text check-in stays open
+    MISSED_SCAN_SECONDS = int(os.environ.get("MISSED_SCAN_SECONDS", "60"))
     QUIET_HOURS = ("21:00", "08:00")
 
     # Sessions and links
