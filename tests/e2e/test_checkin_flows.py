@@ -1,0 +1,394 @@
+"""The patient's check-in in a phone-sized Chromium: one screen per question group with progress,
+a review screen, the neutral outcome; an emergency answer brings the emergency screen before the
+check-in is sent; wrong answers come back with a message and the other answers kept; with and
+without JavaScript; accessible, big targets, text at 200 %, nothing from another origin.
+
+Each flow uses its own patient and check-in slot (a submitted slot cannot be done again; the
+worklist tests use Fred Forty day35, Tessa Ten day7 and Dora Day-Zero day1):
+    Tom Two        day2 (JavaScript), day1 (emergency, no JavaScript), a symptom report (wrong answers)
+    Tessa Ten      day10 (no JavaScript), a symptom report (temperature drafts, xfail)
+    Dora Day-Zero  day0 and a symptom report (axe-core on every kind of screen, text at 200 %)
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+import pytest
+
+from tests.e2e.axe import assert_accessible
+from tests.e2e.conftest import Browsing, open_patient_link, sign_in
+from tests.e2e.test_patient_today import _ENLARGE_TEXT_JS, small_targets
+from tests.privacy import CANARY_SYMPTOM
+
+pytestmark = pytest.mark.browser
+
+# Answers by questionnaire item id, as the patient reads them: a label to choose, labels to tick
+# (a list), or text to type ("free_text", "temp_value"). Items a screen does not ask are ignored.
+Answers = Mapping[str, str | list[str]]
+ORDINARY: Answers = {
+    "cardioresp": ["None of these"], "neuro": ["None of these"], "bladder_bowel": "No, nothing new",
+    "back_pain": "3", "pain_change": "Better", "new_pain_sites": ["None of these"],
+    "temp_status": "No, and I feel normal", "chills": "No",
+    "wound": ["It looks normal"], "site_pain": "0",
+    "dizzy": "No", "confused_or_very_sleepy": "No", "headache_upright": "No", "nausea": "No",
+    "cannot_keep_fluids": "No", "mobility": "As usual or better",
+    "meds_taken": ["Paracetamol (acetaminophen, Tylenol)"], "meds_more_than_told": "No", "meds_control": "Yes",
+    "fall": "No", "brace_ok": "Yes", "restrictions_ok": "Yes", "call_request": "No",
+    # tests/test_zz_privacy.py fails the run if this text reaches any process log
+    "free_text": f"Walking to the garden gate twice a day. {CANARY_SYMPTOM}",
+}
+# A measured temperature as a patient enters it: the number, then its unit.
+MEASURED: Answers = {"temp_status": "Yes, I checked it", "temp_value": "37.1", "temp_unit": "°C (Celsius)"}
+SAVED = "Thank you, your check-in is saved. If anything changes, check in again."
+CALL_NOW = "Call 911 now. Do not drive yourself. Your care team has been told."
+CHEST_PAIN = "Chest pain or tightness (also if you are not sure it is your ribs)"
+PROGRESS = re.compile(r"Step (\d+) of (\d+)")
+
+
+# ---- driving the screens ----------------------------------------------------------------------
+
+_QUESTIONS_JS = """(visibleOnly) => [...document.querySelectorAll("main .question[id^='q-']")]
+    .filter(q => !visibleOnly || q.checkVisibility()).map(q => q.id.slice(2))"""
+
+
+def asked_items(page) -> list[str]:
+    """The item ids of the questions visible on this screen (a hidden "if you checked it" question
+    is not asked)."""
+    return page.evaluate(_QUESTIONS_JS, True)
+
+
+def answer_screen(page, answers: Answers) -> list[str]:
+    """Give the answers, in the order of `answers`, to the questions visible on the screen, as a
+    patient would: tap the labels, type in the boxes. Returns the item ids answered; a question
+    without an answer in `answers` is left as it is."""
+    on_screen = set(page.evaluate(_QUESTIONS_JS, False))
+    done = []
+    for item, value in answers.items():
+        if item not in on_screen:
+            continue
+        question = page.locator(f"main #q-{item}")
+        if not question.is_visible():  # "if you checked it", hidden by the answer before it
+            continue
+        if question.locator("textarea, input.text").count():
+            question.locator("textarea, input.text").fill(value)
+        else:
+            for label in [value] if isinstance(value, str) else value:
+                question.get_by_label(label, exact=True).check()
+        done.append(item)
+    return done
+
+
+def progress(page) -> tuple[int, int]:
+    text = page.locator(".checkin-progress .steps").inner_text()
+    m = PROGRESS.fullmatch(text.strip())
+    assert m, f"no 'Step n of N' on {page.url}: {text!r}"
+    bar = page.locator(".checkin-progress progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == (m[1], m[2])
+    return int(m[1]), int(m[2])
+
+
+def press(page, name: str):
+    """Press a button that posts the form; returns the response of the page it lands on."""
+    with page.expect_navigation() as nav:
+        page.get_by_role("button", name=name, exact=True).click()
+    return nav.value
+
+
+def walk_to_review(page, answers: Answers, *, arrived: Callable[[str], None] | None = None,
+                   answered: Callable[[str], None] | None = None,
+                   max_screens: int = 12) -> list[tuple[int, int, str]]:
+    """From the current check-in screen to the review screen: answer each screen, press Next.
+    Returns (step, of, heading) per screen. `arrived(heading)` runs on each screen as it comes
+    (every question shown), `answered(heading)` once the answers are in."""
+    seen = []
+    while "/review" not in page.url:
+        assert len(seen) < max_screens, f"still not at the review after {seen}"
+        assert "/step/" in page.url, f"expected a check-in screen, got {page.url}"
+        heading = page.get_by_role("heading", level=1).inner_text()
+        step, of = progress(page)
+        if arrived:
+            arrived(heading)
+        given = answer_screen(page, answers)
+        asked = asked_items(page)
+        assert set(asked) - set(given) <= {"free_text"}, f"{heading}: no test answer for {asked}"
+        if answered:
+            answered(heading)
+        seen.append((step, of, heading))
+        response = press(page, "Next")
+        assert response.status == 200, f"{heading}: Next answered {response.status}\n" + \
+            page.locator("main").inner_text()
+    return seen
+
+
+def review_answers(page) -> dict[str, str]:
+    """{"Your pain": "Right now, how bad ... 3 / Compared with ...", ...}: each review section's text."""
+    return {s.get_by_role("heading", level=2).inner_text(): s.locator("dl").inner_text()
+            for s in page.locator("section.review-section").all()}
+
+
+def start_checkin(b: Browsing, link: str) -> None:
+    open_patient_link(b, link)
+    assert re.search(r"/me/checkin/\d+/step/emergency$", b.page.url), b.page.url
+
+
+def posts(requests: list[tuple[str, str]], pattern: str) -> list[str]:
+    return [u for m, u in requests if m == "POST" and re.search(pattern, u)]
+
+
+def record_methods(b: Browsing) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    b.page.on("request", lambda r: seen.append((r.method, r.url)))
+    return seen
+
+
+# ---- ordinary answers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("javascript", "patient", "slot"), [(True, "Tom Two", "day2"),
+                                                             (False, "Tessa Ten", "day10")],
+                         ids=["javascript", "no-javascript"])
+def test_ordinary_checkin_every_screen_then_review_then_a_neutral_outcome(
+        open_context, app_server, screenshot, javascript, patient, slot):
+    b = open_context("phone", javascript=javascript)
+    page = b.page
+    requests = record_methods(b)
+    start_checkin(b, app_server.issue_link(patient, purpose="checkin", slot=slot))
+    assert page.get_by_role("heading", level=1).inner_text() == "First, some important questions"
+
+    def look(heading: str) -> None:
+        if javascript and heading == "Your pain":  # the 0-10 scale and big choices, answered
+            page.evaluate("window.scrollTo(0, 0)")
+            screenshot(page, "checkin-step.png")
+
+    seen = walk_to_review(page, ORDINARY, answered=look)
+    headings = [h for _, _, h in seen]
+    assert headings[0] == "First, some important questions"  # MR2: the emergency questions first
+    assert {"Your pain", "The needle site", "How you feel", "Your pain medicine", "Anything else"} <= set(headings)
+    total = seen[0][1]
+    assert [(s, of) for s, of, _ in seen] == [(i, total) for i in range(1, total)], seen  # review is the last step
+    assert progress(page) == (total, total)
+
+    assert page.get_by_role("heading", level=1).inner_text() == "Check your answers"
+    shown = review_answers(page)
+    assert list(shown) == headings
+    assert "Paracetamol (acetaminophen, Tylenol)" in shown["Your pain medicine"]
+    assert re.search(r"how bad is your back pain\?.*\n3\b", shown["Your pain"], re.S | re.I), shown["Your pain"]
+    assert CANARY_SYMPTOM in shown["Anything else"]
+    assert posts(requests, r"/review$") == []  # nothing sent yet
+
+    assert press(page, "Send my check-in").status == 200
+    assert re.search(r"/me/checkin/\d+/done$", page.url), page.url
+    assert page.get_by_role("heading", level=1).inner_text() == "Check-in sent"
+    outcome = page.locator(".outcome-message").inner_text()
+    assert outcome == SAVED
+    assert "fine" not in page.locator("main").inner_text().lower()  # never "you are fine" (§3)
+    assert page.get_by_role("link", name="Call your care team: (202) 555-0100").get_attribute("href") == \
+        "tel:(202)555-0100"
+
+    # With JavaScript each changed answer was posted ahead and scored (MR2); without it, only Next.
+    drafts = posts(requests, r"/draft$")
+    assert bool(drafts) is javascript, drafts
+    assert b.foreign_requests() == [], "patient pages must load nothing from another origin"
+    b.assert_clean()
+
+
+# ---- an emergency answer, without JavaScript --------------------------------------------------
+
+def test_without_javascript_an_emergency_answer_shows_the_emergency_page_before_the_checkin_is_sent(
+        open_context, app_server):
+    patient = open_context("phone", javascript=False)
+    page = patient.page
+    requests = record_methods(patient)
+    start_checkin(patient, app_server.issue_link("Tom Two", purpose="checkin", slot="day1"))
+    answer_screen(page, {**ORDINARY, "cardioresp": [CHEST_PAIN]})
+    assert press(page, "Next").status == 200
+
+    assert re.search(r"/me/checkin/\d+/emergency$", page.url), page.url
+    emergency_url = page.url
+    assert page.get_by_role("heading", level=1).inner_text() == CALL_NOW
+    assert page.get_by_role("link", name="Call 911", exact=True).get_attribute("href") == "tel:911"
+    assert posts(requests, r"/review$") == []  # the check-in itself was never sent
+    assert page.get_by_role("link", name="Continue my check-in").is_visible()
+    assert patient.foreign_requests() == []
+    patient.assert_clean()
+
+    # The nurse, also without JavaScript: the alert is on the worklist; acknowledge, then resolve.
+    nurse = open_context("desktop", javascript=False)
+    sign_in(nurse, app_server.login("nurse"))
+    row = nurse.page.locator("tr.worklist-row", has=nurse.page.get_by_role("link", name="Two, Tom"))
+    emergency_row = row.filter(has=nurse.page.locator(".level-EMERGENCY"))
+    assert emergency_row.count() == 1
+    assert "E1 Chest pain" in emergency_row.locator(".rule-list").inner_text()
+    with nurse.page.expect_navigation():
+        emergency_row.get_by_role("button", name="Acknowledge").click()
+    assert "Alert acknowledged for Tom Two." in nurse.page.locator(".flashes").inner_text()
+    assert "Acknowledged by Nina Nurse" in emergency_row.inner_text()
+    with nurse.page.expect_navigation():
+        emergency_row.get_by_role("link", name="Resolve…").click()
+    assert re.search(r"/nurse/alerts/\d+/resolve$", nurse.page.url)
+    nurse.page.get_by_label("Emergency services already called").check()
+    nurse.page.get_by_label(re.compile(r"^Note")).fill("Daughter called 911; ambulance on the way.")
+    with nurse.page.expect_navigation():
+        nurse.page.get_by_role("button", name="Resolve alert").click()
+    assert nurse.page.url == f"{app_server.base_url}/nurse/"
+    assert "Resolved the alert for Tom Two: Emergency services already called." in \
+        nurse.page.locator(".flashes").inner_text()
+    assert emergency_row.count() == 0
+    nurse.assert_clean()
+
+    # The emergency page, checked with axe-core, for big targets, and with the text at 200 %.
+    checker = open_context("phone", axe=True, storage_state=patient.context.storage_state())
+    assert checker.page.goto(emergency_url).status == 200
+    assert_accessible(checker.page, "patient: emergency page")
+    assert small_targets(checker.page) == [], "emergency page"
+    assert_text_doubles_without_overflow(open_context, patient, emergency_url)
+
+    # After calling for help the patient can still finish the check-in: on to the next screen.
+    with page.expect_navigation():
+        page.get_by_role("link", name="Continue my check-in").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Your pain"
+    assert progress(page)[0] == 2
+    patient.assert_clean()
+
+
+def assert_text_doubles_without_overflow(open_context, signed_in: Browsing, url: str) -> None:
+    """WCAG 1.4.4 / 1.4.10: twice the text size, on a 390 and a 320 px wide phone, and nothing
+    scrolls sideways."""
+    for width in (390, 320):
+        b = open_context("phone", viewport={"width": width, "height": 800},
+                         storage_state=signed_in.context.storage_state())
+        assert b.page.goto(url).status == 200
+        m = b.page.evaluate(_ENLARGE_TEXT_JS)
+        assert m["after"] == pytest.approx(2 * m["before"]), m
+        assert m["scrollWidth"] <= m["clientWidth"], f"{url} at {width} px overflows sideways: {m}"
+        b.assert_clean()
+
+
+# ---- wrong answers ----------------------------------------------------------------------------
+
+def test_a_missing_answer_and_an_implausible_temperature_come_back_with_a_message_keeping_the_rest(
+        open_context, app_server):
+    """Without JavaScript (plain form posts; with it, see the xfail test below)."""
+    b = open_context("phone", javascript=False)
+    page = b.page
+    start_checkin(b, app_server.issue_link("Tom Two", purpose="checkin"))  # a symptom report
+
+    # The numbness question left out: a message naming it, the other answers still ticked.
+    answer_screen(page, {k: v for k, v in ORDINARY.items() if k != "neuro"})
+    assert press(page, "Next").status == 422
+    assert page.title().startswith("Please check your answers")
+    missing = "Please tick at least one answer. If none apply, tick “None of these”."
+    summary = page.locator(".error-summary li")
+    assert summary.count() == 1
+    assert summary.get_by_role("link").inner_text() == "Any NEW or WORSE numbness, tingling or weakness?"
+    assert summary.get_by_role("link").get_attribute("href") == "#q-neuro"
+    assert summary.locator(".summary-message").inner_text() == missing
+    assert page.locator("#q-neuro .error").inner_text() == missing
+    assert page.locator("#q-neuro").get_attribute("aria-describedby").split() == ["neuro-hint", "neuro-error"]
+    assert page.locator("#q-cardioresp").get_by_label("None of these", exact=True).is_checked()
+    assert page.locator("#q-bladder_bowel").get_by_label("No, nothing new", exact=True).is_checked()
+    answer_screen(page, {"neuro": ["None of these"]})
+    assert press(page, "Next").status == 200
+    answer_screen(page, ORDINARY)
+    assert press(page, "Next").status == 200
+
+    # 45 °C: asked to re-check, the box emptied for the number to be typed again, the rest kept.
+    assert page.get_by_role("heading", level=1).inner_text() == "Your temperature"
+    _, total_before = progress(page)
+    answer_screen(page, {**MEASURED, "temp_value": "45", "chills": "No"})
+    assert press(page, "Next").status == 422
+    recheck = ("45 °C is an unusual temperature. Please check your thermometer and enter the number "
+               "again. If it is right, enter the same number again.")
+    assert page.locator("#q-temp_value .error").inner_text() == recheck
+    assert page.locator(".error-summary .summary-message").inner_text() == recheck
+    box = page.get_by_label("If you checked it: Your highest temperature since the last check-in")
+    assert box.input_value() == ""
+    assert box.get_attribute("aria-invalid") == "true"
+    assert page.locator("#q-temp_status").get_by_label("Yes, I checked it").is_checked()
+    assert page.locator("#q-temp_unit").get_by_label("°C (Celsius)").is_checked()
+    assert page.locator("#q-chills").get_by_label("No", exact=True).is_checked()
+    box.fill("45")  # the thermometer said 45 again
+    assert press(page, "Next").status == 200
+
+    # Accepted; a fever brings the sepsis questions, so the check-in grows by a screen.
+    assert page.get_by_role("heading", level=1).inner_text() == "A few more questions"
+    _, total = progress(page)
+    assert total == total_before + 1
+    walk_to_review(page, {**ORDINARY, "sepsis_screen": ["None of these"]})
+    assert "45 °C" in review_answers(page)["Your temperature"]
+    assert press(page, "Send my check-in").status == 200
+    assert page.locator(".outcome-message").inner_text() == \
+        "A nurse will call you today. If you get worse, call (202) 555-0100 or 911."
+    # The two screens sent back came with status 422, which Chromium reports; nothing else.
+    rejected = [p for p in b.problems if "status of 422" in p]
+    assert len(rejected) == 2, b.problems
+    b.problems = [p for p in b.problems if p not in rejected]
+    b.assert_clean()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "recovery/checkins.py answer_step(draft=True) stores a temperature without its unit (or a unit "
+    "without its temperature) and assess_partial raises TriageInputError: the draft posted as the "
+    "patient types the number answers 500"))
+def test_with_javascript_a_measured_temperature_is_posted_ahead_without_a_server_error(open_context, app_server):
+    """The patient types the number, then taps °C: the page posts each change ahead (MR2), and
+    neither post may fail."""
+    b = open_context("phone")
+    page = b.page
+    start_checkin(b, app_server.issue_link("Tessa Ten", purpose="checkin"))  # a symptom report
+    while page.get_by_role("heading", level=1).inner_text() != "Your temperature":
+        assert "/step/" in page.url, page.url
+        answer_screen(page, ORDINARY)
+        press(page, "Next")
+    drafts: list[int] = []
+    page.on("response", lambda r: drafts.append(r.status) if r.url.endswith("/draft") else None)
+    answer_screen(page, {**MEASURED, "chills": "No"})
+    assert press(page, "Next").status == 200
+    assert drafts and all(s < 400 for s in drafts), drafts
+    b.assert_clean()
+
+
+# ---- accessibility and tap targets on every kind of screen ------------------------------------
+
+def test_checkin_screens_are_accessible_with_big_targets(open_context, app_server):
+    """axe-core on a screen of each kind as it arrives, every question shown, a screen with errors,
+    the review and the done page; tap targets on every screen once answered; a step with the text
+    at 200 %."""
+    b = open_context("phone", axe=True)
+    page = b.page
+    start_checkin(b, app_server.issue_link("Dora Day-Zero", purpose="checkin", slot="day0"))
+    press(page, "Next")  # nothing answered
+    assert page.locator(".error-summary li").count() == 3
+    assert_accessible(page, "check-in: screen with errors")
+    assert small_targets(page) == [], "screen with errors"
+    # Between them every kind of question: tick boxes and single choices (the first screen), the
+    # 0-10 scale, the temperature box with its "if you checked it" questions, yes/no, free text.
+    kinds = {"First, some important questions", "Your pain", "Your temperature", "Anything else"}
+    checked: list[str] = []
+
+    def axe(heading: str) -> None:
+        if heading in kinds:
+            assert_accessible(page, f"check-in: {heading}")
+            checked.append(heading)
+
+    def targets(heading: str) -> None:
+        assert small_targets(page) == [], heading
+
+    walk_to_review(page, ORDINARY, arrived=axe, answered=targets)
+    assert sorted(checked) == sorted(kinds)
+    assert_accessible(page, "check-in: review")
+    assert small_targets(page) == [], "review"
+    press(page, "Send my check-in")
+    assert page.locator(".outcome-message").inner_text() == SAVED
+    assert_accessible(page, "check-in: done")
+    assert small_targets(page) == [], "done"
+    assert b.foreign_requests() == []
+
+    # The first screen of a symptom report, with the text at twice the size.
+    page.goto(app_server.base_url + "/me/checkin")
+    assert page.get_by_text("You have already sent this check-in.").is_visible()
+    assert_accessible(page, "check-in: start (already sent)")
+    assert small_targets(page) == [], "check-in start"
+    press(page, "Report a symptom")
+    assert re.search(r"/step/emergency$", page.url), page.url
+    assert_text_doubles_without_overflow(open_context, b, page.url)
