@@ -311,6 +311,11 @@ def answer_step(session: Session, setting: Setting, group_id: str, form: Mapping
     on_screen = set(_GROUP_ITEMS[group_id])
     updated = {k: v for k, v in answers.items() if k not in on_screen or k in errors}
     updated.update(values)
+    if draft and ("temp_value" in updated) != ("temp_unit" in updated):
+        # Drafts arrive one answer at a time: a number without its unit (or the reverse) cannot be
+        # converted or scored yet, so neither is kept until both are there.
+        updated.pop("temp_value", None)
+        updated.pop("temp_unit", None)
     updated = _prune(setting, updated)
     if updated == answers:
         return StepResult(errors, Flow(tuple(_steps(setting, answers)), answers))

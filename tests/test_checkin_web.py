@@ -223,6 +223,28 @@ def test_bad_or_missing_input_rerenders_422_with_every_answer_kept(client, sessi
     assert b'value="belly" checked' in r.data and b'value="3" checked' in r.data
 
 
+def test_temperature_drafts_wait_for_both_number_and_unit(client, session, world):
+    """With JavaScript each answer is posted as it changes: a number without its unit (or the
+    reverse) must neither fail nor be stored half; the pair is kept once both are there."""
+    _, _, patient = world
+    checkin_client(client, session, patient)
+    cid, _ = start_slot(client)
+    walk(client, cid, stop_before="temperature")
+    hx = {"HX-Request": "true"}
+    url = f"/me/checkin/{cid}/step/temperature/draft"
+    for data in ({"temp_status": "measured"}, {"temp_status": "measured", "temp_value": "38.4"},
+                 {"temp_status": "measured", "temp_unit": "C"}):
+        assert client.post(url, data=data, headers=hx).status_code in (200, 204)
+        session.expire_all()
+        stored = session.get(Checkin, cid).answers
+        assert ("temp_value" in stored) == ("temp_unit" in stored) == False  # noqa: E712
+    r = client.post(url, data={"temp_status": "measured", "temp_value": "38.4", "temp_unit": "C"}, headers=hx)
+    assert r.status_code in (200, 204)
+    session.expire_all()
+    stored = session.get(Checkin, cid).answers
+    assert stored["temp_unit"] == "C" and float(stored["temp_value"]) == 38.4
+
+
 def test_temperature_in_fahrenheit_converts_asks_sepsis_questions_and_rechecks_implausible(client, session, world):
     _, _, patient = world
     checkin_client(client, session, patient)

@@ -6,7 +6,7 @@ without JavaScript; accessible, big targets, text at 200 %, nothing from another
 Each flow uses its own patient and check-in slot (a submitted slot cannot be done again; the
 worklist tests use Fred Forty day35, Tessa Ten day7 and Dora Day-Zero day1):
     Tom Two        day2 (JavaScript), day1 (emergency, no JavaScript), a symptom report (wrong answers)
-    Tessa Ten      day10 (no JavaScript), a symptom report (temperature drafts, xfail)
+    Tessa Ten      day10 (no JavaScript), a symptom report (temperature drafts)
     Dora Day-Zero  day0 and a symptom report (axe-core on every kind of screen, text at 200 %)
 """
 from __future__ import annotations
@@ -326,10 +326,6 @@ def test_a_missing_answer_and_an_implausible_temperature_come_back_with_a_messag
     b.assert_clean()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "recovery/checkins.py answer_step(draft=True) stores a temperature without its unit (or a unit "
-    "without its temperature) and assess_partial raises TriageInputError: the draft posted as the "
-    "patient types the number answers 500"))
 def test_with_javascript_a_measured_temperature_is_posted_ahead_without_a_server_error(open_context, app_server):
     """The patient types the number, then taps °C: the page posts each change ahead (MR2), and
     neither post may fail."""
