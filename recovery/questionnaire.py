@@ -120,7 +120,6 @@ class Item:
     # Shown on the same screen and only read when another item on it has this value.
     shown_when: tuple[str, str] | None = None
     required: bool = True
-    allows_photo: bool = False
 
     def option_values(self) -> tuple[str, ...]:
         return tuple(o.value for o in self.options)
@@ -437,10 +436,9 @@ _ITEM_LIST: tuple[Item, ...] = (
             Option("wound_opened", "The wound has opened"),
         ),
         hint="Tick all that apply. If it is bleeding, press firmly on it with a clean cloth for "
-        "10 minutes before you answer. You can add a photo.",
+        "10 minutes before you answer.",
         nothing_option="normal",
         last_day=14,
-        allows_photo=True,
     ),
     Item(
         "site_pain",

@@ -91,7 +91,7 @@ def test_types_and_ranges() -> None:
     assert (ITEMS["bowel_days"].minimum, ITEMS["bowel_days"].maximum) == (0, 14)
     assert ITEMS["free_text"].max_length == 500 and not ITEMS["free_text"].required
     assert ITEMS["temp_value"].kind is Kind.DECIMAL
-    assert ITEMS["wound"].allows_photo
+    assert "photo" not in (ITEMS["wound"].hint or "")  # no upload yet: do not promise one
     assert "10 minutes" in (ITEMS["wound"].hint or "")
 
 
