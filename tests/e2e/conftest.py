@@ -37,7 +37,10 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# The README's screenshots are refreshed on request (`UPDATE_SCREENSHOTS=1 make test`); an ordinary
+# run writes them to a scratch folder, so running the tests never dirties the working tree.
+SCREENSHOTS = (REPO_ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS")
+               else Path(tempfile.gettempdir()) / "recovery-screenshots")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
