@@ -1,6 +1,9 @@
 """Enrolling a patient and correcting procedure times. Use-cases: they take a session and `now`."""
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -43,11 +46,35 @@ def overrides_for(enrolment: Enrolment) -> Overrides:
     return Overrides.from_dict(data)
 
 
+_TIMELINES: OrderedDict[tuple, tuple[Template, Timeline]] = OrderedDict()
+_TIMELINES_MAX = 4096
+_timelines_lock = threading.Lock()
+
+
 def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
                  now: datetime | None = None) -> Timeline:
-    return build_timeline(template, procedure_end=enrolment.procedure_end,
-                          discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
-                          overrides=overrides_for(enrolment), now=now)
+    """The enrolment's timeline. Timelines are pure and immutable, and every page of a patient
+    needs one, so they are cached on everything they depend on (a changed time or override is a
+    new key; `now`-filtered timelines are not cached)."""
+    if now is not None:
+        return build_timeline(template, procedure_end=enrolment.procedure_end,
+                              discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
+                              overrides=overrides_for(enrolment), now=now)
+    key = (id(template), enrolment.procedure_end, enrolment.discharge_at, patient.timezone,
+           json.dumps(enrolment.overrides or {}, sort_keys=True), enrolment.working, enrolment.brace)
+    with _timelines_lock:
+        hit = _TIMELINES.get(key)
+        if hit is not None and hit[0] is template:
+            _TIMELINES.move_to_end(key)
+            return hit[1]
+    timeline = build_timeline(template, procedure_end=enrolment.procedure_end,
+                              discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
+                              overrides=overrides_for(enrolment))
+    with _timelines_lock:
+        _TIMELINES[key] = (template, timeline)
+        while len(_TIMELINES) > _TIMELINES_MAX:
+            _TIMELINES.popitem(last=False)
+    return timeline
 
 
 def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, data: EnrolmentInput,

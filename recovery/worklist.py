@@ -105,26 +105,39 @@ class Counts:
     overdue: int
 
 
+SHOWN = 50  # a page polled every 5 s must stay small: the most pressing first, the rest on request
+
+
 class Worklist(list):
-    """The rows, plus the counts shown above them."""
+    """The rows shown (the most pressing `limit`), plus counts over every open alert."""
+
+    def __init__(self, rows: list[WorklistRow], limit: int | None = None):
+        super().__init__(rows if limit is None else rows[:limit])
+        self.total = len(rows)
+        self._all = rows
+
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self)
 
     @property
     def counts(self) -> Counts:
-        return Counts(emergency=sum(r.level == "EMERGENCY" for r in self),
-                      urgent=sum(r.level == "URGENT" for r in self),
-                      watch=sum(r.level == "WATCH" for r in self),
-                      unacknowledged=sum(r.status == "open" for r in self),
-                      overdue=sum(r.overdue and r.status == "open" for r in self))
+        rows = self._all
+        return Counts(emergency=sum(r.level == "EMERGENCY" for r in rows),
+                      urgent=sum(r.level == "URGENT" for r in rows),
+                      watch=sum(r.level == "WATCH" for r in rows),
+                      unacknowledged=sum(r.status == "open" for r in rows),
+                      overdue=sum(r.overdue and r.status == "open" for r in rows))
 
 
 def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
-                  ruleset: Ruleset | None = None) -> Worklist:
-    """Every unresolved alert of the clinic, most pressing first."""
+                  ruleset: Ruleset | None = None, limit: int | None = None) -> Worklist:
+    """The clinic's unresolved alerts, most pressing first (the first `limit`, counts over all)."""
     ruleset = ruleset or default_ruleset()
     result = session.execute(_query(clinic_id).where(Alert.status != AlertStatus.RESOLVED)).all()
     rows = [_row(a, p, end, by, res, now, ruleset) for a, p, end, by, res in result]
     rows.sort(key=lambda r: (domain.sort_key(Level[r.level], r.status, r.alert.respond_by, now), r.alert.id))
-    return Worklist(rows)
+    return Worklist(rows, limit)
 
 
 def worklist_row(session: Session, alert_id: int, clinic_id: int, now: datetime, *,

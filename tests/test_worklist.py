@@ -328,3 +328,26 @@ def test_patient_page_statement_budget(app, client, session, ward):
     assert _infrastructure_waste(seen)[0] == 0, "\n".join(seen)
     assert len(seen) <= STATEMENT_BUDGET, "\n".join(seen)
     print(f"patient page: {len(seen)} statements")
+
+
+def test_a_long_worklist_shows_the_most_pressing_50_and_counts_all(app, client, session, frozen):
+    """A page polled every 5 s must stay small however many alerts are open."""
+    from datetime import timedelta as _td
+
+    from recovery import alerting as _alerting
+    from recovery.records import current_enrolment as _ce
+    from tests.factories import enrol as _enrol, login as _login, make_clinic as _mc, make_staff as _ms
+    now = frozen.move_to(NOW) or NOW
+    clinic = _mc(session, now=NOW)
+    nurse = _ms(session, clinic, now=NOW)
+    for i in range(60):
+        p = _enrol(session, clinic, procedure_end=NOW - _td(hours=30), now=NOW, first=f"Pat{i}", sms_consent=False)
+        _alerting.raise_rules(session, patient=p, enrolment=_ce(p), rule_ids=["W8" if i else "E1"], now=NOW)
+    session.commit()
+    _login(client, nurse)
+    page = client.get("/nurse/")
+    assert b"60 open alerts" in page.data and b"Showing the 50 most pressing of 60" in page.data
+    assert page.data.count(b'class="worklist-row') <= 50 or page.data.count(b"<tr") <= 52
+    assert page.data.index(b"Pat0") < page.data.index(b"Showing the 50")  # the emergency is shown, first
+    everything = client.get("/nurse/?all=1")
+    assert b"Showing the 50" not in everything.data and b'hx-get="/nurse/?all=1"' in everything.data

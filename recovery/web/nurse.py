@@ -151,7 +151,9 @@ def correct_times(patient_id: int):
 
 @bp.get("/")
 def worklist():
-    from recovery.worklist import worklist_rows
+    from recovery.worklist import SHOWN, worklist_rows
     now = utcnow()
-    rows = worklist_rows(db.session, current_user.clinic_id, now)
-    return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now)
+    show_all = request.args.get("all") == "1"
+    rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
+    return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
+                                   show_all=show_all)
