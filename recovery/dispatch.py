@@ -749,8 +749,8 @@ def apply_status(session: Session, *, outbox_id: int | None, sid: str | None, st
     changed = moved = False
     # A final state we reached without ever hearing from the provider (failed after a timeout,
     # suppressed after a release) yields to the provider's word about that very text.
-    local_verdict = row.sent_at is None and row.status in (OutboxStatus.FAILED, OutboxStatus.SUPPRESSED,
-                                                            OutboxStatus.CANCELLED)
+    local_verdict = (row.sent_at is None and row.provider_status is None
+                     and row.status in (OutboxStatus.FAILED, OutboxStatus.SUPPRESSED, OutboxStatus.CANCELLED))
     if row.provider_sid is None and sid:
         # The send went through although we never stored its SID (a crash, or a timeout being
         # retried): tie it to the row now, so the row is never sent again.
