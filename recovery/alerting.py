@@ -33,6 +33,18 @@ def _event(session: Session, alert: Alert, kind: str, now: datetime, staff_id: i
     session.add(AlertEvent(alert_id=alert.id, at=now, kind=kind, actor_staff_id=staff_id, detail=detail))
 
 
+def _staff_action(session: Session, alert: Alert, staff: StaffUser, now: datetime, kind: str,
+                  note: str | None, disposition: str | None, request_id: str | None) -> Alert:
+    """The note, the alert's history and the audit row that every nurse action on an alert leaves."""
+    if note:
+        alert.note = ((alert.note + "\n") if alert.note else "") + note
+    _event(session, alert, kind, now, staff.id, note=note or "", disposition=disposition, rules=list(alert.rules))
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action=f"alert_{kind}",
+                 patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
+                 detail={"disposition": disposition}, request_id=request_id)
+    return alert
+
+
 def _summary(rule_ids: list[str], ruleset=None) -> str:
     return "; ".join(domain.rule_title(r, ruleset) for r in rule_ids)[:300]
 
@@ -130,14 +142,7 @@ def acknowledge(session: Session, alert: Alert, staff: StaffUser, now: datetime,
     alert.next_escalation_at = None
     if disposition:
         alert.disposition = disposition
-    if note:
-        alert.note = ((alert.note + "\n") if alert.note else "") + note
-    _event(session, alert, "acknowledged", now, staff.id, note=note or "", disposition=disposition,
-           rules=list(alert.rules))
-    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="alert_acknowledged",
-                 patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
-                 detail={"disposition": disposition}, request_id=request_id)
-    return alert
+    return _staff_action(session, alert, staff, now, "acknowledged", note, disposition, request_id)
 
 
 def resolve(session: Session, alert: Alert, staff: StaffUser, now: datetime, disposition: str,
@@ -151,14 +156,7 @@ def resolve(session: Session, alert: Alert, staff: StaffUser, now: datetime, dis
     alert.status = AlertStatus.RESOLVED
     alert.resolved_at, alert.resolved_by_id, alert.disposition = now, staff.id, disposition
     alert.next_escalation_at = None
-    if note:
-        alert.note = ((alert.note + "\n") if alert.note else "") + note
-    _event(session, alert, "resolved", now, staff.id, note=note or "", disposition=disposition,
-           rules=list(alert.rules))
-    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="alert_resolved",
-                 patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
-                 detail={"disposition": disposition}, request_id=request_id)
-    return alert
+    return _staff_action(session, alert, staff, now, "resolved", note, disposition, request_id)
 
 
 def _page_next(session: Session, alert: Alert, clinic: Clinic, now: datetime, reason: str,
