@@ -74,8 +74,9 @@ def _score(session: Session, score: Callable[..., Assessment], answers: Mapping[
         return score(answers, hours=hours, baseline=baseline, history=history, acknowledgements=acks,
                      ruleset=ruleset)
     except Exception as e:  # noqa: BLE001 - any fault in the history: score the answers alone
-        frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
-        place = f"{Path(frame.filename).name}:{frame.lineno}" if frame else "?"
+        frames = traceback.extract_tb(e.__traceback__)
+        ours = [f for f in frames if f"{Path(__file__).parent.name}/" in f.filename] or frames
+        place = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
         error = type(e).__name__
         log.error("check-in %s: history could not be read or scored (%s at %s); scored on its own answers",
                   checkin.id, error, place)

@@ -340,3 +340,21 @@ def test_a_later_checkin_gets_its_own_alert_and_its_own_page(client, session, wo
     assert [(a.checkin_id, a.level, a.status.value) for a in alerts] == [
         (cid, "EMERGENCY", "acknowledged"), (report_id, "EMERGENCY", "open")]
     assert len(staff_pages(session, patient)) == 2
+
+
+def test_a_corrupt_earlier_checkin_does_not_stop_the_emergency(client, session, world, caplog):
+    """No injection: an earlier check-in whose stored answers the engine refuses (a pain of 42)."""
+    clinic, nurse, patient = world
+    session.add(Checkin(enrolment_id=patient.enrolments[0].id, patient_id=patient.id, slot=None, source="web",
+                        status="submitted", answers={"back_pain": 42}, started_at=NOW - timedelta(hours=5),
+                        updated_at=NOW - timedelta(hours=5), submitted_at=NOW - timedelta(hours=5),
+                        fired_rules=[]))
+    session.commit()
+    checkin_client(client, session, patient)
+    cid, _ = start_slot(client)
+    with caplog.at_level(logging.WARNING, logger="recovery.checkins"):
+        r = post_step(client, cid, "emergency", CHEST_PAIN)
+    assert location(r) == f"/me/checkin/{cid}/emergency"
+    assert emergency_alert(session, patient).rules == ["E1"]
+    [record] = [r for r in caplog.records if r.name == "recovery.checkins"]
+    assert "42" not in record.getMessage()
