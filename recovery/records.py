@@ -212,7 +212,9 @@ class PatientRecord:
 def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
     d = detail or {}
     if kind == "opened":
-        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}"
+        after = (f", after alert #{d['follows_alert_id']} of the same check-in was resolved"
+                 if d.get("follows_alert_id") else "")
+        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}{after}"
     if kind == "updated":
         return (f"Updated: now {d.get('level', '')} with {', '.join(d.get('rules', []))}"
                 + (" (back on the list)" if d.get("reopened") else ""))

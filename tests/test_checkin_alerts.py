@@ -251,9 +251,13 @@ def test_resolved_sent_to_ed_then_continue_and_submit_opens_one_alert_with_only_
     assert new.status == AlertStatus.OPEN and new.level == "URGENT" and "E1" not in new.rules
     assert set(new.rules) == set(c.fired_rules) - {"E1"} and new.checkin_id == cid
     assert len(staff_pages(session, patient)) == 1
-    # the worklist shows the one new alert only
-    html = nurse_client(client, nurse).get("/nurse/").data.decode()
+    # the worklist shows the one new alert only; the patient page links the two
+    nurse_c = nurse_client(client, nurse)
+    html = nurse_c.get("/nurse/").data.decode()
     assert "1 open alert:" in html and f'id="alert-{new.id}"' in html
+    record = nurse_c.get(f"/nurse/patients/{patient.id}").data.decode()
+    assert f"after alert #{old.id} of the same check-in was resolved" in record
+    assert f"new: U1, W8, on alert #{new.id}" in record
 
 
 def test_resolved_then_submitted_with_nothing_new_only_adds_to_the_history(client, session, world):
