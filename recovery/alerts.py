@@ -5,6 +5,7 @@ recovery/alerting.py.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,21 @@ DISPOSITIONS = {
     "no_answer": "No answer – will try again",
     "other": "Other (see note)",
 }
+# An outcome that is not an ending: the nurse could not reach the patient, so the alert stays open
+# (acknowledged: it is in hand, nobody is paged) and comes back to the top of the worklist at the
+# follow-up time. Every other disposition says the nurse has dealt with it and resolves the alert.
+TRY_AGAIN = frozenset({"no_answer"})
+FOLLOW_UP_MINUTES = (15, 30, 60, 120, 240)
+DEFAULT_FOLLOW_UP_MINUTES = 30
+
+# Alerts that come from a check-in (its answers, and a "Y" to the red-flag question by text) are
+# grouped per check-in under this family; nurse tasks from the schedule and the SMS side keep their
+# own family (one open task per patient and family).
+CHECKIN_FAMILY = "checkin"
+
+
+def resolves(disposition: str) -> bool:
+    return disposition in DISPOSITIONS and disposition not in TRY_AGAIN
 
 
 @dataclass(frozen=True)
@@ -92,20 +108,27 @@ def respond_by(rule_ids: list[str], level: Level, opened_at: datetime, clinic_tz
 
 @dataclass(frozen=True)
 class Change:
-    """What raising rules on an existing alert does to it."""
+    """What raising rules on an unresolved alert does to it."""
     level: Level
     rules: list[str]
-    reopened: bool  # an acknowledged alert goes back to the queue when things got worse
+    added: list[str]  # rules the alert did not have
+    raised: bool  # the level went up
+    reopened: bool  # an acknowledged alert goes back to the queue: things got worse
     worse: bool  # the level went up or new rules appeared
 
 
-def merge(current_level: Level, current_rules: list[str], status: str,
-          new_level: Level, new_rules: list[str]) -> Change:
-    added = [r for r in new_rules if r not in current_rules]
-    level = max(current_level, new_level)
-    worse = level > current_level or bool(added)
-    reopened = status == ACKNOWLEDGED and (level > current_level or bool(added))
-    return Change(level=level, rules=current_rules + added, reopened=reopened, worse=worse)
+def merge(current_level: Level, current_rules: list[str], status: str, new: Mapping[str, Level]) -> Change:
+    """`new`: the raised rules with their scored levels. The level never goes down. An acknowledged
+    alert is reopened when its level rises or a rule arrives at its level or above; rules below its
+    level (the rest of a check-in whose emergency a nurse already has in hand) are added to it
+    without taking it off that nurse."""
+    added = [r for r in new if r not in current_rules]
+    level = max(current_level, max(new.values(), default=Level.OK))
+    raised = level > current_level
+    added_level = max((new[r] for r in added), default=Level.OK)
+    reopened = status == ACKNOWLEDGED and (raised or (bool(added) and added_level >= current_level))
+    return Change(level=level, rules=current_rules + added, added=added, raised=raised, reopened=reopened,
+                  worse=raised or bool(added))
 
 
 def can_acknowledge(status: str) -> bool:
@@ -132,6 +155,17 @@ def overdue_minutes(respond_by_at: datetime, now: datetime) -> int:
     return int((now - respond_by_at).total_seconds() // 60)
 
 
-def sort_key(level: Level, status: str, respond_by_at: datetime, now: datetime) -> tuple:
-    """Worklist order: level first, unacknowledged before acknowledged, then most overdue first."""
-    return (-int(level), 0 if status == OPEN else 1, -overdue_minutes(respond_by_at, now))
+def follow_up_due(follow_up_at: datetime | None, now: datetime) -> bool:
+    return follow_up_at is not None and follow_up_at <= now
+
+
+def sort_key(level: Level, status: str, respond_by_at: datetime, now: datetime,
+             follow_up_at: datetime | None = None) -> tuple:
+    """Worklist order (the one ordering rule, used wherever open alerts are listed): level first;
+    within a level, a call-back whose time has come, then unacknowledged, then acknowledged; then
+    the most overdue first (a call-back counts from its follow-up time)."""
+    if follow_up_due(follow_up_at, now):
+        bucket, due = 0, follow_up_at
+    else:
+        bucket, due = (1 if status == OPEN else 2), respond_by_at
+    return (-int(level), bucket, -overdue_minutes(due, now))

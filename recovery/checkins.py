@@ -5,8 +5,11 @@ commits once, so a crash leaves either all of it or none of it.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +28,8 @@ from recovery.timeline import PlannedCheckin, Timeline, plan_reply
 from recovery.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
                              assess, assess_partial, patient_message)
 
+log = logging.getLogger(__name__)
+
 REPLY_FOR_LEVEL = {Level.EMERGENCY: "S19", Level.URGENT: "S20", Level.WATCH: "S22", Level.OK: "S22"}
 
 
@@ -37,10 +42,13 @@ def recovery_day(enrolment: Enrolment, patient: Patient, now: datetime) -> int:
     return (now.astimezone(tz).date() - enrolment.procedure_end.astimezone(tz).date()).days
 
 
+def _baseline(enrolment: Enrolment) -> Baseline:
+    return Baseline(back_pain=enrolment.baseline_back_pain, neuro=frozenset(enrolment.baseline_leg_symptoms or ()))
+
+
 def _context(session: Session, enrolment: Enrolment, exclude_id: int | None):
     t0 = enrolment.procedure_end
-    baseline = Baseline(back_pain=enrolment.baseline_back_pain,
-                        neuro=frozenset(enrolment.baseline_leg_symptoms or ()))
+    baseline = _baseline(enrolment)
     rows = session.scalars(sa.select(Checkin).where(
         Checkin.enrolment_id == enrolment.id, Checkin.status == "submitted",
         Checkin.id != (exclude_id or -1)).order_by(Checkin.submitted_at, Checkin.id)).all()
@@ -49,6 +57,37 @@ def _context(session: Session, enrolment: Enrolment, exclude_id: int | None):
     acks = [Acknowledgement(rule=r, hours=(at - t0).total_seconds() / 3600, disposition="reviewed_expected")
             for r, at in alerting.reviewed_expected_acks(session, enrolment.patient_id)]
     return baseline, history, acks
+
+
+def _score(session: Session, score: Callable[..., Assessment], answers: Mapping[str, Any], *, checkin: Checkin,
+           enrolment: Enrolment, patient: Patient, hours: float, ruleset: Ruleset, now: datetime,
+           request_id: str | None) -> Assessment:
+    """Score the answers with their history (earlier check-ins, baseline, MR3 acknowledgements).
+
+    Nothing in the history may stop the answers just given from being scored (an emergency
+    answer must show the emergency screen and alert the nurse): if reading or scoring the history
+    fails, the answers are scored on their own, the fault is logged (its kind and place, never its
+    text, which may quote an answer) and the check-in's audit trail says so."""
+    try:
+        with session.begin_nested():  # a database error here must not spoil the transaction
+            baseline, history, acks = _context(session, enrolment, checkin.id)
+        return score(answers, hours=hours, baseline=baseline, history=history, acknowledgements=acks,
+                     ruleset=ruleset)
+    except Exception as e:  # noqa: BLE001 - any fault in the history: score the answers alone
+        frames = traceback.extract_tb(e.__traceback__)
+        ours = [f for f in frames if f"{Path(__file__).parent.name}/" in f.filename] or frames
+        place = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+        error = type(e).__name__
+        log.error("check-in %s: history could not be read or scored (%s at %s); scored on its own answers",
+                  checkin.id, error, place)
+    audit.record(session, at=now, actor_type="system", actor_id=None, action="checkin_scored_without_history",
+                 patient_id=patient.id, subject_type="checkin", subject_id=checkin.id,
+                 detail={"error": error}, request_id=request_id)
+    try:
+        return score(answers, hours=hours, baseline=_baseline(enrolment), ruleset=ruleset)
+    except Exception as e:  # noqa: BLE001 - a bad stored baseline: the answers with no baseline at all
+        log.error("check-in %s: baseline could not be used (%s); scored without it", checkin.id, type(e).__name__)
+        return score(answers, hours=hours, baseline=Baseline(), ruleset=ruleset)
 
 
 def start_checkin(session: Session, *, enrolment: Enrolment, patient: Patient, slot: str | None,
@@ -111,9 +150,8 @@ def record_answers(session: Session, *, checkin: Checkin, enrolment: Enrolment, 
     merged = dict(answers) if replace else {**coerce_answers(checkin.answers), **answers}
     checkin.answers = dump_answers(merged)
     checkin.updated_at = now
-    baseline, history, acks = _context(session, enrolment, checkin.id)
-    assessment = assess_partial(merged, hours=hours_since_t0(enrolment, now), baseline=baseline,
-                                history=history, acknowledgements=acks, ruleset=ruleset)
+    assessment = _score(session, assess_partial, merged, checkin=checkin, enrolment=enrolment, patient=patient,
+                        hours=hours_since_t0(enrolment, now), ruleset=ruleset, now=now, request_id=request_id)
     if assessment.level == Level.EMERGENCY:
         emergency_ids = [r.id for r in assessment.fired if r.scored_level == Level.EMERGENCY]
         new = [r for r in emergency_ids if r not in (checkin.fired_rules or [])]
@@ -136,10 +174,9 @@ def submit_checkin(session: Session, *, checkin: Checkin, enrolment: Enrolment, 
     if checkin.status == "submitted":
         raise ValueError("this check-in was already submitted")
     merged = {**coerce_answers(checkin.answers), **answers}
-    baseline, history, acks = _context(session, enrolment, checkin.id)
     hours = hours_since_t0(enrolment, now)
-    assessment = assess(merged, hours=hours, baseline=baseline, history=history, acknowledgements=acks,
-                        ruleset=ruleset)
+    assessment = _score(session, assess, merged, checkin=checkin, enrolment=enrolment, patient=patient,
+                        hours=hours, ruleset=ruleset, now=now, request_id=request_id)
     checkin.answers = dump_answers(merged)
     checkin.status, checkin.submitted_at, checkin.updated_at, checkin.hours = "submitted", now, now, hours
     checkin.level = assessment.level.name

@@ -221,19 +221,28 @@ class Checkin(db.Model):
     ruleset_version: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
 
 
+_OPEN_TASK = "status != 'resolved' AND family != 'checkin'"
+_OPEN_CHECKIN = "status != 'resolved' AND family = 'checkin'"
+
+
 class Alert(db.Model):
-    """A nurse work item. One open alert per patient and rule family (partial unique index)."""
+    """A nurse work item. A check-in's answers raise one alert (family "checkin", at most one
+    unresolved per check-in); a nurse task from the schedule or the SMS side is one open alert per
+    patient and task family. Partial unique indexes make a race lose, not duplicate."""
     __tablename__ = "alert"
     __table_args__ = (
-        sa.Index("uq_alert_open_family", "patient_id", "family", unique=True,
-                 sqlite_where=sa.text("status != 'resolved'"),
-                 postgresql_where=sa.text("status != 'resolved'")),
+        sa.Index("uq_alert_open_task", "patient_id", "family", unique=True,
+                 sqlite_where=sa.text(_OPEN_TASK), postgresql_where=sa.text(_OPEN_TASK)),
+        sa.Index("uq_alert_open_checkin", "checkin_id", unique=True,
+                 sqlite_where=sa.text(_OPEN_CHECKIN), postgresql_where=sa.text(_OPEN_CHECKIN)),
+        sa.Index("ix_alert_checkin_id", "checkin_id"),
         sa.Index("ix_alert_status_level", "status", "level"),
     )
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"))
     enrolment_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("enrolment.id"))
+    # the check-in whose answers raised it (never changed afterwards); None for a nurse task
     checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
     family: so.Mapped[str] = so.mapped_column(sa.String(32))
     level: so.Mapped[str] = so.mapped_column(sa.String(16))
@@ -252,6 +261,8 @@ class Alert(db.Model):
     note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
     escalation_step: so.Mapped[int] = so.mapped_column(default=0)
     next_escalation_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # "No answer – will try again": when the alert comes back to the top of the worklist
+    follow_up_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
     patient: so.Mapped[Patient] = so.relationship()
     events: so.Mapped[list["AlertEvent"]] = so.relationship(order_by="AlertEvent.id")
 

@@ -26,7 +26,7 @@ from recovery.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin
                              OutboundMessage, Patient, StaffUser)
 from recovery.questionnaire import ITEMS, Kind, celsius, coerce_answers
 from recovery.triage import Level, Ruleset
-from recovery.worklist import RuleLine, default_ruleset, rule_lines
+from recovery.worklist import RuleLine, default_ruleset, order_key, rule_lines
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ class EventLine:
     kind: str
     who: str | None
     words: str
+    answers: list[AnswerLine] = field(default_factory=list)  # the check-in the patient finished
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class AlertView:
     events: list[EventLine]
     disposition: str | None  # in words
     note: str | None
+    follow_up_at: datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -203,19 +205,32 @@ class PatientRecord:
     alerts: list[AlertView]  # newest first
     audit: list[AuditLine]  # newest first
     pain_chart: str  # SVG markup
-    open_alerts: list[AlertView] = field(default_factory=list)
-    past_alerts: list[AlertView] = field(default_factory=list)
+    open_alerts: list[AlertView] = field(default_factory=list)  # in the worklist's order
+    past_alerts: list[AlertView] = field(default_factory=list)  # newest first
 
 
-def _event_words(kind: str, detail: Mapping[str, Any], target: str | None) -> str:
+def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
     d = detail or {}
     if kind == "opened":
-        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}"
+        after = (f", after alert #{d['follows_alert_id']} of the same check-in was resolved"
+                 if d.get("follows_alert_id") else "")
+        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}{after}"
     if kind == "updated":
         return (f"Updated: now {d.get('level', '')} with {', '.join(d.get('rules', []))}"
                 + (" (back on the list)" if d.get("reopened") else ""))
     if kind == "repeated":
         return f"Same rules again ({', '.join(d.get('rules', []))})"
+    if kind in ("checkin_completed", "answers_added"):
+        head = ("The patient finished the check-in after this alert was resolved" if kind == "checkin_completed"
+                else "More answers after this alert was resolved")
+        new = d.get("new_rules") or []
+        tail = (f"; new: {', '.join(new)}, on alert #{d.get('new_rules_alert_id')}" if new
+                else "; nothing new, nobody paged")
+        return f"{head} ({', '.join(d.get('rules', []))}){tail}"
+    if kind == "follow_up":
+        when = datetime.fromisoformat(d["follow_up_at"]).astimezone(tz).strftime("%H:%M") if d.get("follow_up_at") else "?"
+        label = alert_domain.DISPOSITIONS.get(d.get("disposition"), d.get("disposition") or "")
+        return f"{label}: call again at {when}" + (f". Note: {d['note']}" if d.get("note") else "")
     if kind == "acknowledged":
         return "Acknowledged" + (f": {d['note']}" if d.get("note") else "")
     if kind == "resolved":
@@ -255,24 +270,37 @@ def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[Text
     return outbound, inbound
 
 
-def _alerts(session: Session, patient_id: int, ruleset: Ruleset) -> list[AlertView]:
+def _alerts(session: Session, patient: Patient, ruleset: Ruleset, answers_of: Mapping[int, list[AnswerLine]],
+            now: datetime) -> tuple[list[AlertView], list[AlertView]]:
+    """Every alert of the patient with its history: (open ones in the worklist's order, all newest
+    first). `answers_of` gives a check-in's answers, shown where the history says the patient
+    finished it."""
     actor, target = so.aliased(StaffUser), so.aliased(StaffUser)
     rows = session.execute(
         sa.select(Alert, AlertEvent, actor.name, target.name)
         .outerjoin(AlertEvent, AlertEvent.alert_id == Alert.id)
         .outerjoin(actor, actor.id == AlertEvent.actor_staff_id)
         .outerjoin(target, target.id == AlertEvent.detail["to_staff_id"].as_integer())
-        .where(Alert.patient_id == patient_id)
+        .where(Alert.patient_id == patient.id)
         .order_by(Alert.opened_at.desc(), Alert.id.desc(), AlertEvent.id)).all()
+    tz = ZoneInfo(patient.timezone)
     views: dict[int, tuple[Alert, list[EventLine]]] = {}
     for alert, event, who, to in rows:
         _, events = views.setdefault(alert.id, (alert, []))
         if event is not None:
-            events.append(EventLine(event.at, event.kind, who, _event_words(event.kind, event.detail, to)))
-    return [AlertView(a.id, a.level, a.status.value, a.opened_at, a.respond_by, rule_lines(list(a.rules), ruleset),
-                      ev, alert_domain.DISPOSITIONS.get(a.disposition, a.disposition) if a.disposition else None,
-                      a.note)
-            for a, ev in views.values()]
+            finished = (answers_of.get((event.detail or {}).get("checkin_id"), [])
+                        if event.kind == "checkin_completed" else [])
+            events.append(EventLine(event.at, event.kind, who, _event_words(event.kind, event.detail, to, tz),
+                                    finished))
+
+    def view(a: Alert, ev: list[EventLine]) -> AlertView:
+        return AlertView(a.id, a.level, a.status.value, a.opened_at, a.respond_by, rule_lines(list(a.rules), ruleset),
+                         ev, alert_domain.DISPOSITIONS.get(a.disposition, a.disposition) if a.disposition else None,
+                         a.note, a.follow_up_at if a.status != AlertStatus.RESOLVED else None)
+
+    unresolved = sorted((a for a, _ in views.values() if a.status != AlertStatus.RESOLVED),
+                        key=lambda a: order_key(a, now))
+    return [view(a, views[a.id][1]) for a in unresolved], [view(a, ev) for a, ev in views.values()]
 
 
 def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[PainPoint]:
@@ -313,7 +341,7 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
             rule_lines(list(c.fired_rules or []), ruleset), c.ruleset_version, answer_lines(answers),
             answers.get("back_pain")))
     outbound, inbound = _texts(session, patient.id)
-    alert_views = _alerts(session, patient.id, ruleset)
+    open_alerts, alert_views = _alerts(session, patient, ruleset, {v.id: v.answers for v in checkin_views}, now)
     staff = so.aliased(StaffUser)
     trail = [AuditLine(e.at, name or (f"{e.actor_type} #{e.actor_id}" if e.actor_id else e.actor_type), e.action)
              for e, name in session.execute(
@@ -329,5 +357,4 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  request_id=request_id)
     return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, chart,
-                         open_alerts=[a for a in alert_views if a.open],
-                         past_alerts=[a for a in alert_views if not a.open])
+                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open])

@@ -1,8 +1,9 @@
 """The nurses' worklist: open alerts of one clinic, most pressing first (read-side use-case).
 
 One SQL statement per list (alert + patient + enrolment + who acknowledged), so the page that polls
-it every few seconds stays cheap. Ordering is `alerts.sort_key`: level, then unacknowledged before
-acknowledged, then the most overdue first.
+it every few seconds stays cheap. Ordering is `order_key` (over `alerts.sort_key`): level, then a
+call-back whose time has come, then unacknowledged before acknowledged, then the most overdue first.
+The patient page lists a patient's open alerts in the same order.
 """
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ class WorklistRow:
     resolved_by: str | None
     disposition: str | None  # in words
     escalation_step: int
+    follow_up_at: datetime | None  # "No answer – will try again": when to call again
+    follow_up_due: bool
+
+
+def order_key(alert: Alert, now: datetime) -> tuple:
+    """The worklist order of an unresolved alert; the one place the ordering rule is applied."""
+    return (domain.sort_key(Level[alert.level], alert.status.value, alert.respond_by, now, alert.follow_up_at),
+            alert.id)
 
 
 def default_ruleset() -> Ruleset:
@@ -83,7 +92,8 @@ def _row(alert: Alert, patient: Patient, procedure_end: datetime | None, acked_b
         due_text=(f"overdue by {duration_text(overdue)}" if overdue > 0 else f"due in {duration_text(overdue)}"),
         acknowledged_by=acked_by, resolved_by=resolved_by,
         disposition=domain.DISPOSITIONS.get(alert.disposition, alert.disposition) if alert.disposition else None,
-        escalation_step=alert.escalation_step)
+        escalation_step=alert.escalation_step,
+        follow_up_at=alert.follow_up_at, follow_up_due=domain.follow_up_due(alert.follow_up_at, now))
 
 
 def _query(clinic_id: int):
@@ -103,6 +113,7 @@ class Counts:
     watch: int
     unacknowledged: int
     overdue: int
+    follow_ups_due: int
 
 
 SHOWN = 50  # a page polled every 5 s must stay small: the most pressing first, the rest on request
@@ -127,7 +138,8 @@ class Worklist(list):
                       urgent=sum(r.level == "URGENT" for r in rows),
                       watch=sum(r.level == "WATCH" for r in rows),
                       unacknowledged=sum(r.status == "open" for r in rows),
-                      overdue=sum(r.overdue and r.status == "open" for r in rows))
+                      overdue=sum(r.overdue and r.status == "open" for r in rows),
+                      follow_ups_due=sum(r.follow_up_due for r in rows))
 
 
 def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
@@ -136,7 +148,7 @@ def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
     ruleset = ruleset or default_ruleset()
     result = session.execute(_query(clinic_id).where(Alert.status != AlertStatus.RESOLVED)).all()
     rows = [_row(a, p, end, by, res, now, ruleset) for a, p, end, by, res in result]
-    rows.sort(key=lambda r: (domain.sort_key(Level[r.level], r.status, r.alert.respond_by, now), r.alert.id))
+    rows.sort(key=lambda r: order_key(r.alert, now))
     return Worklist(rows, limit)
 
 

@@ -54,8 +54,12 @@ def test_s19_goes_once_per_checkin_even_when_the_emergency_comes_before_submit(s
     texts = session.scalars(sa.select(OutboundMessage.message_id).where(
         OutboundMessage.checkin_id == c.id, OutboundMessage.recipient == "patient")).all()
     assert texts == ["S19"]
-    alerts = session.scalars(sa.select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.family)).all()
-    assert [(a.family, a.rules) for a in alerts] == [("cardioresp", ["E1"]), ("confusion", ["E11"])]
+    # one check-in, one alert: both emergency rules (and the rest of the submit) on it, paged once
+    (alert,) = session.scalars(sa.select(Alert).where(Alert.patient_id == patient.id)).all()
+    assert (alert.family, alert.checkin_id, alert.level) == ("checkin", c.id, "EMERGENCY")
+    assert alert.rules[:2] == ["E1", "E11"] and set(alert.rules) == set(assessment.rule_ids)
+    assert session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage).where(
+        OutboundMessage.alert_id == alert.id, OutboundMessage.recipient == "staff")) == 1
 
 
 def test_answer_step_saves_a_screen_scores_it_and_drops_stale_answers(session, setup):

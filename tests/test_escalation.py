@@ -145,22 +145,44 @@ def test_a_clinic_without_a_ladder_says_so_once(session, frozen):
     assert tick(session) == 0 and [e.kind for e in history(session, alert.id)] == ["opened", "ladder_exhausted"]
 
 
-def test_worse_news_after_acknowledgement_reopens_and_restarts_the_ladder(session, ladder, frozen):
+def test_worse_news_after_acknowledgement_reopens_and_the_ladder_goes_on_up(session, ladder, frozen):
+    """Each rung is paged at most once per alert: a reopened alert goes on from the rung it reached."""
     clinic, duty, rung1, rung2, patient = ladder
+    rung3 = make_staff(session, clinic, on_call=3, now=NOW)
+    session.commit()
     alert = raise_now(session, patient, ["E1"])
     frozen.move_to(NOW + timedelta(minutes=15))
     tick(session)  # rung 2 paged
     alerting.acknowledge(session, alert, duty, utcnow())
     session.commit()
-    # a new emergency rule of the same family: back on the list, and rung 1 is paged at once again
+    # a new emergency rule of the same family: back on the list, unacknowledged; the alert was
+    # paged when it became an EMERGENCY, so nobody is paged at once
     frozen.move_to(NOW + timedelta(minutes=40))
     again = raise_now(session, patient, ["E2"])
     assert again.id == alert.id and again.status.value == "open" and again.rules == ["E1", "E2"]
-    assert [p.staff_id for p in pages(session, alert.id)] == [rung1.id, rung2.id, rung1.id]
-    assert again.escalation_step == 1
+    assert [p.staff_id for p in pages(session, alert.id)] == [rung1.id, rung2.id]
+    assert again.escalation_step == 2 and again.next_escalation_at == NOW + timedelta(minutes=55)
+    assert history(session, alert.id)[-1].detail["reopened"] is True
+    # not acknowledged again in time: the next rung up, not rung 1 a second time
+    frozen.move_to(NOW + timedelta(minutes=55))
+    assert tick(session) == 1
+    assert [p.staff_id for p in pages(session, alert.id)] == [rung1.id, rung2.id, rung3.id]
     # the same rule again changes nothing and pages nobody
     raise_now(session, patient, ["E2"])
     assert len(pages(session, alert.id)) == 3 and history(session, alert.id)[-1].kind == "repeated"
+
+
+def test_an_acknowledged_urgent_raised_to_emergency_pages_the_next_rung_at_once(session, ladder, frozen):
+    clinic, duty, rung1, rung2, patient = ladder
+    alert = raise_now(session, patient, ["U16"])
+    frozen.move_to(NOW + timedelta(hours=1))
+    assert tick(session) == 1  # rung 1 paged for the URGENT
+    alerting.acknowledge(session, alert, duty, utcnow())
+    session.commit()
+    frozen.move_to(NOW + timedelta(hours=1, minutes=10))
+    raised = raise_now(session, patient, ["E5"])
+    assert raised.status.value == "open" and raised.level == "EMERGENCY"
+    assert [p.staff_id for p in pages(session, alert.id)] == [rung1.id, rung2.id]
 
 
 def test_urgent_raised_to_emergency_pages_at_once(session, ladder, frozen):

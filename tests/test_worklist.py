@@ -2,6 +2,7 @@
 disposition (and its conflicts), plain-form and htmx variants, and the SQL statement budget."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -351,3 +352,109 @@ def test_a_long_worklist_shows_the_most_pressing_50_and_counts_all(app, client, 
     assert page.data.index(b"Pat0") < page.data.index(b"Showing the 50")  # the emergency is shown, first
     everything = client.get("/nurse/?all=1")
     assert b"Showing the 50" not in everything.data and b'hx-get="/nurse/?all=1"' in everything.data
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10 item 5: "No answer – will try again" keeps the alert open, back at the follow-up time
+# ---------------------------------------------------------------------------------------------
+
+def _row_ids(session, clinic):
+    return [r.alert.id for r in worklist_rows(session, clinic.id, utcnow_())]
+
+
+def utcnow_():
+    from recovery.clock import utcnow
+    return utcnow()
+
+
+def test_no_answer_keeps_the_call_request_open_and_brings_it_back_to_the_top(client, session, ward, frozen):
+    clinic, nurse, (ann, bob, cat, _) = ward
+    call = raise_at(session, ann, ["U20"], NOW - timedelta(minutes=10))  # "patient asked for a nurse call"
+    other = raise_at(session, bob, ["U1"], NOW - timedelta(hours=5))  # URGENT, overdue, nobody on it
+    watch = raise_at(session, cat, ["W8"], NOW)
+    login(client, nurse)
+    form = client.get(f"/nurse/alerts/{call.id}/resolve").data.decode()
+    assert 'name="follow_up"' in form and '<option value="30" selected>in 30 min</option>' in form
+    # JavaScript off: the plain form, the default 30 min
+    r = client.post(f"/nurse/alerts/{call.id}/resolve", data={"disposition": "no_answer", "note": "Rang, no reply",
+                                                              "follow_up": "30", "next": "/nurse/"})
+    assert r.status_code == 303
+    session.expire_all()
+    a = session.get(Alert, call.id)
+    assert a.status == AlertStatus.ACKNOWLEDGED and a.resolved_at is None
+    assert a.follow_up_at == NOW + timedelta(minutes=30) and a.next_escalation_at is None
+    assert a.acknowledged_by_id == nurse.id and a.note == "Rang, no reply"
+    page = client.get("/nurse/").data.decode()
+    assert "stays open and comes back to the top of the worklist at 11:30" in page
+    assert "No answer: call again at 11:30" in page and f'id="alert-{call.id}"' in page
+    # until then it waits with the alerts in hand, below the one nobody has picked up
+    assert _row_ids(session, clinic) == [other.id, call.id, watch.id]
+    frozen.move_to(NOW + timedelta(minutes=29))
+    assert _row_ids(session, clinic) == [other.id, call.id, watch.id]
+    # at the follow-up time it is back at the top
+    frozen.move_to(NOW + timedelta(minutes=30))
+    assert _row_ids(session, clinic) == [call.id, other.id, watch.id]
+    login(client, nurse)  # the idle time-out signed the nurse out meanwhile
+    page = client.get("/nurse/").data.decode()
+    assert "Call again now" in page and "1 to call again now" in page
+    assert page.index(f'id="alert-{call.id}"') < page.index(f'id="alert-{other.id}"')
+    # again no answer, with htmx, another time picked on the form
+    r = client.post(f"/nurse/alerts/{call.id}/resolve", headers=HX, data={"disposition": "no_answer",
+                                                                         "follow_up": "60"})
+    assert r.status_code == 200 and r.headers["HX-Trigger"] == "worklist-changed"
+    assert b"comes back to the top of the worklist at 12:30" in r.data
+    session.expire_all()
+    assert session.get(Alert, call.id).follow_up_at == NOW + timedelta(minutes=90)
+    assert _row_ids(session, clinic) == [other.id, call.id, watch.id]
+    # a follow-up time that is not offered is refused with a message, nothing changes
+    r = client.post(f"/nurse/alerts/{call.id}/resolve", data={"disposition": "no_answer", "follow_up": "abc"})
+    assert r.status_code == 422 and b"Choose when to call again." in r.data
+    r = client.post(f"/nurse/alerts/{call.id}/resolve", data={"disposition": "no_answer", "follow_up": "7"})
+    assert r.status_code == 422
+    # reached at last: that resolves it
+    frozen.move_to(NOW + timedelta(minutes=95))
+    login(client, nurse)
+    r = client.post(f"/nurse/alerts/{call.id}/resolve", data={"disposition": "called_patient", "next": "/nurse/"})
+    session.expire_all()
+    a = session.get(Alert, call.id)
+    assert a.status == AlertStatus.RESOLVED and a.follow_up_at is None
+    assert call.id not in _row_ids(session, clinic)
+    kinds = session.scalars(sa.select(AlertEvent.kind).where(AlertEvent.alert_id == call.id)
+                            .order_by(AlertEvent.id)).all()
+    assert kinds == ["opened", "follow_up", "follow_up", "resolved"]
+    assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "alert_follow_up", AuditEvent.subject_id == call.id)) == 2
+    history = client.get(f"/nurse/patients/{ann.id}").data.decode()
+    assert "No answer – will try again: call again at 11:30. Note: Rang, no reply" in history
+
+
+def test_no_answer_on_an_unacknowledged_emergency_stops_the_paging_but_keeps_it_listed(client, session, ward,
+                                                                                     frozen):
+    clinic, nurse, (ann, *_) = ward
+    alert = raise_at(session, ann, ["E1"], NOW)
+    alerting.record_outcome(session, alert, nurse, NOW + timedelta(minutes=5), "no_answer", follow_up_minutes=15)
+    session.commit()
+    assert alert.status == AlertStatus.ACKNOWLEDGED and alert.next_escalation_at is None
+    assert alerting.escalate_due(session, NOW + timedelta(hours=1)) == 0
+    assert _row_ids(session, clinic) == [alert.id]
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10 item 6: the patient page lists open alerts in the worklist's order
+# ---------------------------------------------------------------------------------------------
+
+def test_patient_page_lists_open_alerts_in_the_worklist_order(client, session, ward, frozen):
+    clinic, nurse, (ann, *_) = ward
+    task = raise_at(session, ann, ["M1"], NOW - timedelta(hours=3))  # URGENT nurse task, the oldest
+    urgent_acked = raise_at(session, ann, ["U1"], NOW - timedelta(hours=2))
+    watch = raise_at(session, ann, ["W8"], NOW - timedelta(hours=1))
+    newest = raise_at(session, ann, ["E2"], NOW - timedelta(minutes=1))
+    alerting.acknowledge(session, urgent_acked, nurse, NOW)
+    session.commit()
+    expected = _row_ids(session, clinic)
+    assert expected == [newest.id, task.id, urgent_acked.id, watch.id]
+    login(client, nurse)
+    html = client.get(f"/nurse/patients/{ann.id}").data.decode()
+    section = html[html.index('id="open-alerts"'):html.index('id="pain-h"')]
+    shown = [int(m) for m in re.findall(r'id="alert-(\d+)"', section)]
+    assert shown == expected

@@ -1,4 +1,6 @@
-"""Nurse actions on an alert: acknowledge (one tap) and resolve with a disposition and a note.
+"""Nurse actions on an alert: acknowledge (one tap) and record what was done (a disposition and a
+note). Every disposition resolves the alert except "No answer – will try again", which keeps it
+open with a follow-up time picked on the same form (30 min unless the nurse chooses another).
 
 Plain POST forms that redirect (they work with JavaScript off). With htmx, acknowledge swaps its
 worklist row and resolve swaps the resolve panel, which sits outside the polled list so a poll
@@ -8,15 +10,16 @@ request gets its validation or conflict message with status 200; a plain request
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import RadioField, TextAreaField
+from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, ValidationError
 
 from recovery import alerting
-from recovery.alerts import DISPOSITIONS
+from recovery.alerts import DEFAULT_FOLLOW_UP_MINUTES, DISPOSITIONS, FOLLOW_UP_MINUTES, resolves
 from recovery.clock import utcnow
 from recovery.db import db
 from recovery.models import Clinic
@@ -28,11 +31,22 @@ bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
 CHANGED_EVENT = "worklist-changed"  # the polled list listens for it and refreshes at once
 
 
+def _minutes(value) -> int | None:
+    return int(value) if str(value).isdigit() else None
+
+
 class ResolveForm(FlaskForm):
     disposition = RadioField("What was done", choices=list(DISPOSITIONS.items()),
                              validators=[InputRequired("Choose what was done.")],
                              validate_choice=True)
+    follow_up = SelectField("Call again", coerce=_minutes, default=DEFAULT_FOLLOW_UP_MINUTES, validate_choice=False,
+                            choices=[(m, f"in {m} min" if m < 60 else f"in {m // 60} hour{'s' if m > 60 else ''}")
+                                     for m in FOLLOW_UP_MINUTES])
     note = TextAreaField("Note", validators=[Length(max=1000, message="Keep the note to 1000 characters.")])
+
+    def validate_follow_up(self, field):
+        if field.data not in FOLLOW_UP_MINUTES:
+            raise ValidationError("Choose when to call again.")
 
     def validate_note(self, field):
         if self.disposition.data == "other" and not (field.data or "").strip():
@@ -109,15 +123,22 @@ def resolve(alert_id: int):
         abort(404)
     if not form.validate_on_submit():
         return _alert_page(_row_or_404(alert_id, now), form, now, status=422)
+    disposition = form.disposition.data
     try:
-        alerting.resolve(db.session, alert, current_user.staff, now, disposition=form.disposition.data,
-                         note=(form.note.data or "").strip() or None, request_id=g.request_id)
+        alerting.record_outcome(db.session, alert, current_user.staff, now, disposition,
+                                note=(form.note.data or "").strip() or None,
+                                follow_up_minutes=form.follow_up.data, request_id=g.request_id)
     except alerting.AlertConflict as e:
         db.session.rollback()
         return _alert_page(_row_or_404(alert_id, now), form, now, notice=f"Not resolved: {e}.", status=409)
     db.session.commit()
-    message = (f"Resolved the alert for {alert.patient.first_name} {alert.patient.last_name}: "
-               f"{DISPOSITIONS[alert.disposition]}.")
+    who = f"{alert.patient.first_name} {alert.patient.last_name}"
+    if resolves(disposition):
+        message = f"Resolved the alert for {who}: {DISPOSITIONS[disposition]}."
+    else:
+        at = alert.follow_up_at.astimezone(ZoneInfo(g.clinic.timezone)).strftime("%H:%M")
+        message = (f"{DISPOSITIONS[disposition]}: the alert for {who} stays open and comes back to the top "
+                   f"of the worklist at {at}.")
     if wants_fragment():
         return _alert_page(_row_or_404(alert_id, now), form, now, done=message)
     flash(message)

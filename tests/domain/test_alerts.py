@@ -52,14 +52,24 @@ def test_next_business_day_keeps_the_local_time(local, expected):
 
 
 def test_merge():
-    same = alerts.merge(Level.URGENT, ["U1"], alerts.OPEN, Level.URGENT, ["U1"])
-    assert not same.worse and same.rules == ["U1"] and not same.reopened
-    added = alerts.merge(Level.URGENT, ["U1"], alerts.OPEN, Level.URGENT, ["U3", "U1"])
-    assert added.worse and added.rules == ["U1", "U3"] and added.level == Level.URGENT and not added.reopened
-    raised = alerts.merge(Level.URGENT, ["U16"], alerts.ACKNOWLEDGED, Level.EMERGENCY, ["E5"])
-    assert raised.level == Level.EMERGENCY and raised.reopened and raised.rules == ["U16", "E5"]
-    lower = alerts.merge(Level.EMERGENCY, ["E1"], alerts.ACKNOWLEDGED, Level.URGENT, ["E1"])
-    assert lower.level == Level.EMERGENCY and not lower.worse and not lower.reopened  # never goes down
+    U, E, W = Level.URGENT, Level.EMERGENCY, Level.WATCH
+    same = alerts.merge(U, ["U1"], alerts.OPEN, {"U1": U})
+    assert not same.worse and same.rules == ["U1"] and not same.reopened and same.added == []
+    added = alerts.merge(U, ["U1"], alerts.OPEN, {"U3": U, "U1": U})
+    assert added.worse and added.rules == ["U1", "U3"] and added.level == U and not added.reopened
+    raised = alerts.merge(U, ["U16"], alerts.ACKNOWLEDGED, {"E5": E})
+    assert raised.level == E and raised.raised and raised.reopened and raised.rules == ["U16", "E5"]
+    lower = alerts.merge(E, ["E1"], alerts.ACKNOWLEDGED, {"E1": U})
+    assert lower.level == E and not lower.worse and not lower.reopened  # never goes down
+    # a new rule at the alert's level is news again for an acknowledged alert ...
+    news = alerts.merge(E, ["E1"], alerts.ACKNOWLEDGED, {"E2": E})
+    assert news.reopened and not news.raised and news.level == E
+    # ... the rest of a check-in below it is added without taking it off the nurse who has it
+    rest = alerts.merge(E, ["E1"], alerts.ACKNOWLEDGED, {"E1": E, "U1": U, "W8": W})
+    assert rest.worse and not rest.reopened and rest.rules == ["E1", "U1", "W8"] and rest.added == ["U1", "W8"]
+    # an MR3-downgraded rule counts at its scored level
+    downgraded = alerts.merge(U, ["U1"], alerts.ACKNOWLEDGED, {"U8": W})
+    assert downgraded.worse and not downgraded.reopened and downgraded.level == U
 
 
 def test_transitions():
@@ -93,6 +103,25 @@ def test_overdue_and_worklist_order():
                      "watch_very_late"]
 
 
+def test_a_call_back_comes_back_to_the_top_of_its_level_at_its_time():
+    now = T
+    calls = {
+        "urgent_late": (Level.URGENT, alerts.OPEN, now - timedelta(hours=2), None),
+        "call_back_due": (Level.URGENT, alerts.ACKNOWLEDGED, now + timedelta(hours=3), now - timedelta(minutes=1)),
+        "call_back_older": (Level.URGENT, alerts.ACKNOWLEDGED, now, now - timedelta(minutes=20)),
+        "call_back_later": (Level.URGENT, alerts.ACKNOWLEDGED, now - timedelta(hours=5), now + timedelta(minutes=5)),
+        "emergency": (Level.EMERGENCY, alerts.OPEN, now + timedelta(minutes=10), None),
+        "watch_call_back_due": (Level.WATCH, alerts.ACKNOWLEDGED, now, now - timedelta(minutes=1)),
+    }
+    order = sorted(calls, key=lambda k: alerts.sort_key(*calls[k][:3], now, follow_up_at=calls[k][3]))
+    # level first (an EMERGENCY is never below a call-back); within URGENT the call-backs that are due,
+    # longest waiting first; one not due yet waits with the acknowledged ones
+    assert order == ["emergency", "call_back_older", "call_back_due", "urgent_late", "call_back_later",
+                     "watch_call_back_due"]
+    assert alerts.follow_up_due(now, now) and not alerts.follow_up_due(now + timedelta(seconds=1), now)
+    assert not alerts.follow_up_due(None, now)
+
+
 def test_every_rule_and_task_has_a_level_family_and_title():
     ruleset = load_ruleset(Path(__file__).resolve().parents[2] / "schedules" / "rulesets" / "va-recovery.toml")
     for rule_id in list(RULES) + list(alerts.TASKS):
@@ -108,3 +137,9 @@ def test_every_rule_and_task_has_a_level_family_and_title():
 def test_dispositions_include_the_issue_examples():
     for key in ("reviewed_expected", "called_patient", "sent_to_ed"):
         assert key in alerts.DISPOSITIONS
+
+
+def test_only_no_answer_keeps_an_alert_open():
+    assert [d for d in alerts.DISPOSITIONS if not alerts.resolves(d)] == ["no_answer"]
+    assert not alerts.resolves("teleported")
+    assert alerts.DEFAULT_FOLLOW_UP_MINUTES == 30 and 30 in alerts.FOLLOW_UP_MINUTES

@@ -158,3 +158,34 @@ def test_the_worklist_and_the_resolve_page_are_accessible(open_context, app_serv
     expect(page.locator(".error")).to_have_text("Choose what was done.")
     assert_accessible(page, "nurse: resolve page (error)")
     b.assert_clean()
+
+
+def test_no_answer_keeps_the_call_request_on_the_worklist_with_its_call_back_time(open_context, app_server,
+                                                                                 nurse_state):
+    """Issue 10 item 5: "No answer – will try again" in the side panel, another time picked; the
+    alert stays on the list, in hand, with the time to call again."""
+    patient = open_context("phone", javascript=False)
+    start_checkin(patient, app_server.issue_link("Tom Two", purpose="checkin", slot=None))  # a symptom report
+    walk_to_review(patient.page, {**ORDINARY, "call_request": "Yes"})
+    press(patient.page, "Send my check-in")
+    assert patient.page.locator(".outcome-message").inner_text() == URGENT_REPLY
+    patient.assert_clean()
+
+    nurse = open_context("desktop", storage_state=nurse_state)
+    assert nurse.goto("/nurse/").status == 200
+    tom = row_for(nurse.page, "Two, Tom").filter(has_text="Patient asked for a nurse call")
+    expect(tom).to_have_count(1)
+    mark_document(nurse)
+    tom.get_by_role("link", name="Resolve…").click()
+    panel = nurse.page.locator("#resolve-panel")
+    expect(panel.get_by_role("heading", level=2)).to_contain_text("Tom Two")
+    panel.get_by_label("No answer – will try again", exact=True).check()
+    follow_up = panel.locator("select[name=follow_up]")
+    expect(follow_up).to_have_value("30")  # the default
+    follow_up.select_option(label="in 1 hour")
+    panel.get_by_role("button", name="Resolve alert").click()
+    expect(panel.get_by_role("status")).to_contain_text("stays open and comes back to the top of the worklist at")
+    expect(tom.locator(".follow-up")).to_contain_text("No answer: call again at", timeout=POLL_WAIT_MS)
+    expect(tom.locator(".row-status")).to_have_text("Acknowledged by Nina Nurse")
+    assert same_document(nurse), "the worklist was reloaded"
+    nurse.assert_clean()
