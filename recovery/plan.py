@@ -5,7 +5,8 @@ Pure: standard library only (tomllib). Nothing here reads the clock.
 Files
 -----
 `schedules/<id>_v<version>.toml` is a template; `schedules/clinics/<name>.toml` is a clinic override
-file (`based_on` + `based_on_version`) that may change ANY field of an existing milestone, message,
+file (`based_on` + `based_on_version`; earlier versions stay as `clinics/<name>_v<version>.toml` for
+the patients enrolled on them) that may change ANY field of an existing milestone, message,
 check-in group, the contact numbers or the quiet hours. The merged result is a new effective template
 with id "<base id>+<clinic>" and version "<base version>+<clinic file version>", so an enrolment records
 both. Every problem is reported as ``file:line: entry: problem``.
@@ -1050,9 +1051,10 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> 
             raise csrc.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(_CLINIC_KEYS))})")
     cb = _Builder(craw, csrc)
     name = cb._get((), "clinic", str)
-    if name != cp.stem:
-        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}")
     cversion = cb._get((), "version", int)
+    if cp.stem != name and cp.stem != f"{name}_v{cversion}":
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r} (or, for an "
+                                      f"earlier version kept for its patients, {name}_v{cversion}.toml)")
     ctitle = cb._text((), "title", max_len=120)
     based_on = cb._get((), "based_on", str)
     based_version = cb._get((), "based_on_version", int)
@@ -1177,7 +1179,8 @@ def load_all(schedules_dir: str | Path) -> Catalog:
     clinics: dict[str, Template] = {}
     for p in sorted((d / "clinics").glob("*.toml")):
         t = load_clinic_template(p, d)
-        clinics[t.clinic or p.stem] = t
+        if p.stem == t.clinic:  # <clinic>_v<n>.toml files are earlier versions, kept for their patients
+            clinics[t.clinic] = t
         templates[(t.id, t.version)] = t
     return Catalog(templates=templates, clinics=clinics)
 

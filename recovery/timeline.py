@@ -438,17 +438,18 @@ def replan(old: Iterable[tuple[str, datetime, object]], new: Timeline, now: date
     claimed/sent/delivered/failed/suppressed is kept and never re-sent. A key in both lists is a move:
     cancel (or update) the old row and plan the new time. A row whose status is in
     `revivable_statuses` is planned again if the new timeline has its key. New times more than
-    LATE_GRACE in the past are not planned and their pending rows are cancelled, except safety texts
-    (build `new` with `now` so that a safety text already due goes at once, or is left out when
-    SAFETY_LATE_WINDOW has passed). A pending row already due whose new time has come too is left
-    as it is: both mean "now".
+    LATE_GRACE in the past are not planned and their pending rows are cancelled, except safety texts:
+    one whose new time has passed is planned for that time (the sender sends it at once, under the
+    23:00 rule) while `now` is at most SAFETY_LATE_WINDOW after the new discharge time. A pending row
+    already due whose new time has come too is left as it is: both mean "now".
     """
     now_utc = _aware(now, "now")
     cutoff = now_utc - LATE_GRACE
     fresh = {m.key: m for m in new.messages}
+    safety_open = now_utc - new.discharge <= SAFETY_LATE_WINDOW
 
     def current(m: PlannedMessage) -> bool:
-        return m.safety or m.send_at >= cutoff
+        return m.send_at >= cutoff or (m.safety and (m.send_at >= now_utc or safety_open))
 
     seen: set[str] = set()
     to_cancel: list[str] = []

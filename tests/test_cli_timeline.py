@@ -27,7 +27,7 @@ def as_json(*args: str) -> dict:
 def test_json_shape_and_values():
     data = as_json()
     assert list(data) == ["template", "version", "milestones", "messages"]
-    assert (data["template"], data["version"]) == ("kyphoplasty", "1")
+    assert (data["template"], data["version"]) == ("kyphoplasty", "2")
     assert all(list(m) == ["id", "title", "starts_at", "ends_at"] for m in data["milestones"])
     assert all(list(m) == ["id", "send_at", "text"] for m in data["messages"])
     ms = {m["id"]: m for m in data["milestones"]}
@@ -38,7 +38,8 @@ def test_json_shape_and_values():
     sends = [(m["id"], m["send_at"]) for m in data["messages"]]
     assert sends[0] == ("S01", "2026-03-07T12:00:00-05:00")
     assert ("S06", "2026-03-08T09:00:00-04:00") in sends  # day 1 on the DST day
-    assert ("S11", "2026-03-10T09:00:00-04:00") in sends
+    assert ("S10", "2026-03-10T09:00:00-04:00") in sends
+    assert ("S11", "2026-03-10T11:00:00-04:00") in sends  # 2 h after S10: at most 3 routine texts, 2 h apart
     assert [s for _, s in sends] == sorted(s for _, s in sends)
     texts = {m["id"]: m["text"] for m in data["messages"]}
     assert texts["S02"].startswith("{first}, if you get chest pain") and texts["S02"].endswith("call 112 now.")
@@ -48,7 +49,7 @@ def test_json_shape_and_values():
 
 def test_json_with_clinic_flags_and_discharge():
     data = as_json("--clinic", "example-strict-driving", "--working", "--brace", "--discharge", "2026-03-07T15:30")
-    assert (data["template"], data["version"]) == ("kyphoplasty+example-strict-driving", "1+1")
+    assert (data["template"], data["version"]) == ("kyphoplasty+example-strict-driving", "2+2")
     ms = {m["id"]: m for m in data["milestones"]}
     assert ms["TL03"]["ends_at"] == "2026-03-21T11:00:00-04:00"  # clinic: 14 × 24 h
     assert {"TL12", "TL15"} <= set(ms)
@@ -56,7 +57,10 @@ def test_json_with_clinic_flags_and_discharge():
     assert sends["S01"] == "2026-03-07T15:30:00-05:00"
     texts = {m["id"]: m["text"] for m in data["messages"]}
     assert texts["S02"].endswith("call 911 now.") and "2 weeks" in texts["S01"]
-    assert {"S12", "S15"} <= set(texts)
+    assert "S15" in texts and "S12" not in texts  # day 2 has S02, S07, S08 first: S12 is left to Today
+    table = run("--clinic", "example-strict-driving", "--working", "--brace", "--discharge", "2026-03-07T15:30", *T0)
+    held = table.output.split("NOT SENT")[1]
+    assert "S12:day2" in held and "desk job" in held
 
 
 def test_aware_and_naive_times_agree():
@@ -75,7 +79,7 @@ def test_table_output():
     result = run(*T0)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Recovery after kyphoplasty or vertebroplasty: template kyphoplasty version 1" in out
+    assert "Recovery after kyphoplasty or vertebroplasty: template kyphoplasty version 2" in out
     assert "MILESTONES" in out and "TEXTS" in out
     line = next(l for l in out.splitlines() if l.startswith("TL03*"))
     assert "Sat 2026-03-07 10:00 -0500" in line and "Mon 2026-03-09 11:00 -0400" in line

@@ -13,8 +13,10 @@ from recovery.plan import (
 )
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
-DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"
+DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"  # the broken-file cases below edit version 1
 DEFAULT_TEXT = DEFAULT.read_text(encoding="utf-8")
+NEWEST = SCHEDULES / "kyphoplasty_v2.toml"  # what new patients are enrolled on
+NEWEST_TEXT = NEWEST.read_text(encoding="utf-8")
 TEMPLATE_FILES = sorted(SCHEDULES.glob("*.toml"))
 CLINIC_FILES = sorted((SCHEDULES / "clinics").glob("*.toml"))
 
@@ -28,7 +30,8 @@ def test_every_template_file_loads(path):
 @pytest.mark.parametrize("path", CLINIC_FILES, ids=lambda p: p.name)
 def test_every_clinic_file_loads(path):
     t = load_clinic_template(path, SCHEDULES)
-    assert t.clinic == path.stem and t.id == f"{t.base_id}+{t.clinic}"
+    # <clinic>.toml is the current file; <clinic>_v<n>.toml an earlier version kept for its patients
+    assert path.stem in (t.clinic, f"{t.clinic}_v{t.clinic_version}") and t.id == f"{t.base_id}+{t.clinic}"
     assert t.version == f"{t.base_version}+{t.clinic_version}"
 
 
@@ -36,8 +39,10 @@ def test_load_all_finds_templates_and_clinics():
     catalog = load_all(SCHEDULES)
     assert len(TEMPLATE_FILES) >= 1 and len(CLINIC_FILES) >= 1
     assert len(catalog.templates) == len(TEMPLATE_FILES) + len(CLINIC_FILES)
-    assert catalog.get("kyphoplasty").version == "1"
+    assert catalog.get("kyphoplasty").version == "2" and catalog.get("kyphoplasty", "1").version == "1"
     assert catalog.for_clinic("demo-clinic").id == "kyphoplasty+demo-clinic"
+    assert catalog.for_clinic("demo-clinic").version == "2+2"  # the current file, not the kept v1
+    assert catalog.get("kyphoplasty+demo-clinic", "1+1").base_version == 1
     with pytest.raises(KeyError, match="no template nope"):
         catalog.get("nope")
     with pytest.raises(KeyError, match="no clinic file 'nope'"):
@@ -73,18 +78,20 @@ def test_default_template_has_the_protocol_ids_and_seed_rules():
 
 
 def test_demo_clinic_follows_the_standard_plan_with_its_own_contacts():
-    base = load_template(DEFAULT)
+    base = load_template(NEWEST)
     t = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
+    assert (t.base_version, t.daily_limit, t.safety_quiet_hours) == (2, base.daily_limit, base.safety_quiet_hours)
     assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
     assert t.milestones == base.milestones and t.message("S01") == base.message("S01")
     assert t.clinic_title == "Demo Clinic (example only)"
 
 
 def test_example_clinic_overrides_contact_an_offset_and_texts():
-    base = load_template(DEFAULT)
+    base = load_template(NEWEST)
     t = load_clinic_template(SCHEDULES / "clinics" / "example-strict-driving.toml", SCHEDULES)
     assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
     assert t.milestone("TL03").end.text == "T0+14d" and "2 weeks" in t.message("S01").text
+    assert t.milestone("TL03").lasts == "2 weeks" and t.message("S01").safety == ("TD",)
     assert t.message("S11").send[0].text == "09:00 first at or after TL03.end"
     assert t.milestone("TL14") == base.milestone("TL14") and t.message("S02") == base.message("S02")
     assert t.title == base.title and t.clinic_title == "Example: a clinic with the 2-week driving rule"
