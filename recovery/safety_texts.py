@@ -4,18 +4,18 @@ The plan's safety texts (template `safety`: S01 "have an adult stay with you ton
 discharge-day S02 "call the emergency number if…") are never left out by the planner, but a text
 can still fail to go: no consent, STOP, a number that cannot take texts, a delivery failure, an
 enrolment more than 24 h after discharge, a sender that was down. The nurse then has to tell the
-patient in person, so the page says which text and why. A use-case: it takes a session and `now`.
+patient in person, so the page says which text and why.
+
+Works on what the page has already read (the record's texts and the timeline): no query of its own.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from recovery import texts
-from recovery.models import Enrolment, OutboundMessage, OutboxStatus, Patient
+from recovery.models import Enrolment, OutboxStatus, Patient
+from recovery.records import TextLine
 from recovery.timeline import SAFETY_LATE_WINDOW, Timeline
 
 # A planned safety text this long past its send time has not been sent by a working sender.
@@ -40,7 +40,7 @@ class SafetyTextProblem:
     key: str  # S01:TD
     text: str  # as the patient would have read it (link masked)
     planned_for: datetime  # aware UTC
-    why: str  # plain words: "Not sent: the patient replied STOP to our texts"
+    why: str  # plain words: "Not sent: the patient replied STOP to our texts."
 
 
 def _hours(delta: timedelta) -> str:
@@ -48,37 +48,34 @@ def _hours(delta: timedelta) -> str:
     return f"{hours} hours" if hours != 1 else "1 hour"
 
 
-def safety_text_problems(session: Session, *, patient: Patient, enrolment: Enrolment, timeline: Timeline,
+def safety_text_problems(messages: list[TextLine], *, patient: Patient, enrolment: Enrolment, timeline: Timeline,
                          emerg: str, phone: str, now: datetime) -> list[SafetyTextProblem]:
-    """Each safety text of this enrolment's plan that was not sent (or is overdue), with why. One query."""
+    """Each safety text of this enrolment's plan that was not sent (or is overdue), with why.
+    `messages` are the patient's outbound texts (records.patient_record), oldest first."""
     planned = {m.key: m for m in timeline.messages if m.safety}
-    if not planned:
-        return []
-    latest: dict[str, OutboundMessage] = {}
-    for row in session.scalars(sa.select(OutboundMessage).where(
-            OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.recipient == "patient",
-            OutboundMessage.occurrence_key.in_(planned)).order_by(OutboundMessage.id)):
-        latest[row.occurrence_key] = row
+    latest: dict[str, TextLine] = {}
+    for line in messages:  # the patient's own copy; a later row for a key replaces an earlier one
+        if line.direction == "out" and line.party == "patient" and line.key in planned:
+            if line.key not in latest or line.id > latest[line.key].id:
+                latest[line.key] = line
     problems = []
     for key, m in planned.items():
-        row = latest.get(key)
-        why = _why_not_sent(row, patient, enrolment, timeline, now)
+        line = latest.get(key)
+        why = _why_not_sent(line, patient, enrolment, timeline, now)
         if why is None:
             continue
-        template = row.text_template if row is not None else m.text_template
         try:
-            body = texts.render(template, first=patient.first_name, link="[link]", emerg=emerg, phone=phone)
+            body = texts.render(m.text_template, first=patient.first_name, link="[link]", emerg=emerg, phone=phone)
         except ValueError:
-            body = template
+            body = m.text_template
         problems.append(SafetyTextProblem(message_id=m.id, key=key, text=body,
-                                          planned_for=row.send_after if row is not None else m.send_at,
-                                          why=why + "."))
+                                          planned_for=line.at if line is not None else m.send_at, why=why + "."))
     return sorted(problems, key=lambda p: (p.planned_for, p.key))
 
 
-def _why_not_sent(row: OutboundMessage | None, patient: Patient, enrolment: Enrolment, timeline: Timeline,
+def _why_not_sent(line: TextLine | None, patient: Patient, enrolment: Enrolment, timeline: Timeline,
                   now: datetime) -> str | None:
-    if row is None:
+    if line is None:
         if not patient.sms_consent:
             return "Not sent: the patient has not agreed to texts"
         late = enrolment.created_at - timeline.discharge
@@ -86,16 +83,16 @@ def _why_not_sent(row: OutboundMessage | None, patient: Patient, enrolment: Enro
             return (f"Not sent: the patient was enrolled {_hours(late)} after discharge, and safety texts "
                     f"go only up to {_hours(SAFETY_LATE_WINDOW)} after discharge")
         return "Not sent: it was never planned, as its time had passed when the plan was made or corrected"
-    status, reason = row.status, row.status_reason or ""
+    status, reason = OutboxStatus(line.status), line.reason or ""
     if status in (OutboxStatus.SENT, OutboxStatus.DELIVERED):
         return None
     if status in (OutboxStatus.PLANNED, OutboxStatus.CLAIMED):
-        if row.send_after > now - OVERDUE_AFTER:
+        if line.at > now - OVERDUE_AFTER:
             return None
         return "Not sent yet: it is overdue and the text service has not sent it; check that the scheduler runs"
     if status == OutboxStatus.SUPPRESSED:
         return "Not sent: " + _SUPPRESSED.get(reason, reason.replace("_", " ") or "the sender held it back")
     if status == OutboxStatus.CANCELLED:
         return "Not sent: " + _CANCELLED.get(reason, reason.replace("_", " ") or "it was cancelled")
-    code = f" (error {row.error_code})" if row.error_code else ""
+    code = f" (error {line.error})" if line.error else ""
     return f"Not delivered: the phone network reported it as {status.value}{code}"

@@ -134,3 +134,47 @@ def test_schedules_dir_comes_from_the_app_config(tmp_path):
         result = app.test_cli_runner().invoke(args=["timeline", *T0])
     assert result.exit_code == 2
     assert f"Error: {tmp_path / 'kyphoplasty_v1.toml'}:" in result.output and "cannot read offset 'T0+72'" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# --enrolled-at (issue 10 item 3) and the README's days 0-3 table
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("zone,offset", [("America/New_York", "-04:00"), ("Australia/Sydney", "+10:00")])
+def test_enrolled_at_shows_the_plan_of_a_late_enrolment(zone, offset):
+    plain = as_json("--procedure-end", "2026-06-10T09:00", "--tz", zone)
+    late = as_json("--procedure-end", "2026-06-10T09:00", "--tz", zone, "--enrolled-at", "2026-06-10T13:50")
+    assert list(late) == list(plain) == ["template", "version", "milestones", "messages"]  # nothing new
+    assert all(list(m) == ["id", "send_at", "text"] for m in late["messages"])
+    first = [(m["id"], m["send_at"]) for m in late["messages"]][:3]
+    assert first == [("S01", f"2026-06-10T13:50:00{offset}"), ("S02", f"2026-06-10T13:50:00{offset}"),
+                     ("S05", f"2026-06-10T13:50:00{offset}")]
+    assert ("S01", f"2026-06-10T11:00:00{offset}") in [(m["id"], m["send_at"]) for m in plain["messages"]]
+    assert late["milestones"] == plain["milestones"]
+    too_late = as_json("--procedure-end", "2026-06-10T09:00", "--tz", zone, "--enrolled-at", "2026-06-11T12:00")
+    assert "S01" not in {m["id"] for m in too_late["messages"]}
+
+
+def test_enrolled_at_table_and_bad_value():
+    result = run("--procedure-end", "2026-06-10T19:30", "--tz", "America/New_York", "--enrolled-at", "2026-06-10T21:30")
+    s01 = next(line for line in result.output.splitlines() if "S01:TD" in line)
+    assert s01.startswith("Wed 2026-06-10 21:30 -0400") and " safety " in s01
+    assert "NOT SENT" in result.output and "S09:day1" in result.output.split("NOT SENT")[1]
+    bad = run(*T0, "--enrolled-at", "after lunch")
+    assert bad.exit_code == 2 and "--enrolled-at 'after lunch' is not an ISO 8601 time" in bad.output
+
+
+def test_the_readme_table_of_days_0_to_3_is_what_the_timeline_plans():
+    from recovery.cli_timeline import first_days_markdown, timeline_days_command
+    from recovery.plan import load_all
+    table = first_days_markdown(load_all(SCHEDULES).get("kyphoplasty"))
+    readme = (SCHEDULES.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- timeline-days: start -->\n")[1].split("\n<!-- timeline-days: end -->")[0]
+    assert block == table, "README is out of date: run `flask --app app timeline-days` and paste its output"
+    out = CliRunner().invoke(timeline_days_command, [])
+    assert out.exit_code == 0 and out.output.strip() == table
+    # the figures the issue asks for: at most 3 routine texts a day, each discharge time
+    for line in table.splitlines():
+        if line.startswith("| 0 |") or line.startswith("| 1 |") or line.startswith("| 2 |") or line.startswith("| 3 |"):
+            import re
+            assert all(int(n) <= 3 for n in re.findall(r"(\d+) routine", line)), line

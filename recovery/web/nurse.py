@@ -103,16 +103,16 @@ def patient(patient_id: int):
     timeline = None
     if record.enrolment is not None:
         timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
-    problems = _safety_problems(p, record.enrolment, timeline, now)
+    problems = _safety_problems(p, record, timeline, now)
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
                            tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems)
 
 
-def _safety_problems(p, enrolment, timeline, now):
-    if enrolment is None or timeline is None:
+def _safety_problems(p, record, timeline, now):
+    if record.enrolment is None or timeline is None:
         return []
-    return safety_text_problems(db.session, patient=p, enrolment=enrolment, timeline=timeline,
+    return safety_text_problems(record.messages, patient=p, enrolment=record.enrolment, timeline=timeline,
                                 emerg=g.clinic.emergency_number, phone=g.clinic.care_phone, now=now)
 
 
@@ -148,7 +148,7 @@ def correct_times(patient_id: int):
                 return redirect(url_for("nurse.patient", patient_id=p.id), 303)
     record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
     timeline = timeline_for(enrolment, p, enrolment_template(g.clinic, enrolment))
-    problems = _safety_problems(p, enrolment, timeline, now)
+    problems = _safety_problems(p, record, timeline, now)
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
                            tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True,
