@@ -14,9 +14,17 @@
 * Nothing is planned before discharge: an occurrence due before TD is left out (the patient is
   still with the team). Quiet hours (template, default 21:00-08:00 local) move a non-urgent text to
   the next 08:00 (`next_allowed_send`, also used by the sender at send time).
+* Safety texts (template `safety`, e.g. S01 and the discharge-day S02) have their own quiet hours,
+  from the template's safety_start (23:00) to 08:00, are never dropped as repeats, and with `now`
+  given go at once when their time has passed (up to SAFETY_LATE_WINDOW after discharge).
 * A text moved by quiet hours is dropped when the same text is also sent later that local day
-  (a late procedure would otherwise repeat S02 at 08:00 and 09:00). A check-in reminder is dropped
-  when it would go at or after the next check-in invite.
+  (a late procedure would otherwise repeat S02 at 08:00 and 09:00), and so is a routine occurrence
+  on the day a safety occurrence of the same text goes. A check-in reminder is dropped when it would
+  go at or after the next check-in invite.
+* The template's daily limit (`[daily_limit]`, template v2) spaces the routine texts of each local
+  day (reminders and check-in reminders that are not safety texts): at most `per_day`, `min_gap`
+  apart, ranked by its `order`; one moved later that day is `spaced`, one that cannot fit goes to
+  `Timeline.held` (the patient reads the same advice on the Today page).
 
 Every datetime in the results is aware UTC (so same-zone fold comparisons cannot mislead);
 convert with `.astimezone(timeline.tz)` for display.
