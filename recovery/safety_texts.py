@@ -52,7 +52,7 @@ def safety_text_problems(messages: list[TextLine], *, patient: Patient, enrolmen
                          emerg: str, phone: str, now: datetime) -> list[SafetyTextProblem]:
     """Each safety text of this enrolment's plan that was not sent (or is overdue), with why.
     `messages` are the patient's outbound texts (records.patient_record), oldest first."""
-    planned = {m.key: m for m in timeline.messages if m.safety}
+    planned = {m.key: m for m in timeline.safety_messages()}
     latest: dict[str, TextLine] = {}
     for line in messages:  # the patient's own copy; a later row for a key replaces an earlier one
         if line.direction == "out" and line.party == "patient" and line.key in planned:

@@ -318,3 +318,30 @@ def test_no_driving_for_10_days_on_the_default_plan(client, session, frozen):
     assert _rows(session, patient)["S01:TD"].text_template.endswith("buses or trains for 10 days.")
     card = _today(client, session, patient).split("No driving or public transport until")[1].split("</div>")[0]
     assert card.startswith(" Thu 19 Mar, 09:00") and "for 10 days after the sedation" in card
+
+
+def test_correcting_the_times_there_and_back_loses_no_text(client, session, frozen):
+    """A corrected time that brings an occurrence back to a time it had before gets a row again
+    (a cancelled row used to keep its dedupe key), and a safety text stays planned."""
+    frozen.move_to(_ny("2026-06-10T11:00"))
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-10T09:00", discharge_at="2026-06-10T11:00")
+    first = {k: r.send_after for k, r in _rows(session, patient).items()}
+
+    def correct(end: str, discharge: str) -> None:
+        r = client.post(f"/nurse/patients/{patient.id}/times",
+                        data={"procedure_end": end, "discharge_at": discharge, "reason": "typed the wrong time"})
+        assert r.status_code == 303, r.data
+
+    frozen.move_to(_ny("2026-06-10T11:10"))
+    correct("2026-06-10T10:00", "2026-06-10T12:00")
+    moved = _rows(session, patient)
+    assert moved["S01:TD"].send_after == _ny("2026-06-10T12:00") and moved["S01:TD"].safety
+    correct("2026-06-10T09:00", "2026-06-10T11:00")  # back: S01 due 11:00 again, 10 minutes ago
+    live = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == "patient",
+        OutboundMessage.status == OutboxStatus.PLANNED)).all()
+    keys = [r.occurrence_key for r in live]
+    assert sorted(keys) == sorted(first) and len(keys) == len(set(keys))  # every text once, none lost
+    assert {r.occurrence_key: r.send_after for r in live}["S01:TD"] == _ny("2026-06-10T11:00")  # due: goes now
