@@ -8,11 +8,12 @@ from flask.cli import with_appcontext
 
 def register_cli(app: Flask) -> None:
     from recovery.cli_rules import rules_group
-    from recovery.cli_timeline import timeline_command
+    from recovery.cli_timeline import timeline_command, timeline_days_command
     from recovery.demo import seed_demo_command
     from recovery.scheduler import scheduler_command
 
     app.cli.add_command(timeline_command, "timeline")
+    app.cli.add_command(timeline_days_command, "timeline-days")
     app.cli.add_command(rules_group, "rules")
     app.cli.add_command(scheduler_command, "scheduler")
     app.cli.add_command(seed_demo_command, "seed-demo")

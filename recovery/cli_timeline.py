@@ -1,22 +1,25 @@
 """`flask --app app timeline`: print a patient's recovery timeline from a template, for review.
 
     flask --app app timeline --procedure-end 2026-03-07T10:00 --tz America/New_York [--json]
+        [--enrolled-at 2026-03-07T13:50]
 
-A naive --procedure-end/--discharge is wall time in --tz (a time skipped by a DST jump moves
+`--enrolled-at` shows the plan a patient enrolled at that moment gets (texts already too late are
+left out, due ones go at once; safety texts go at once up to 24 h after discharge).
+A naive --procedure-end/--discharge/--enrolled-at is wall time in --tz (a time skipped by a DST jump moves
 forward; a repeated one means its first occurrence); an ISO time with an offset is taken as given.
 Bad input prints one line "Error: …" and exits with status 2.
 """
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from recovery import plan, texts
-from recovery.timeline import Timeline, TimelineError, build_timeline, local_to_utc
+from recovery.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
 
 DEFAULT_TEMPLATE = "kyphoplasty"
 
@@ -89,11 +92,21 @@ def _table(t: plan.Template, tl: Timeline) -> str:
     rows = [(m.id + ("*" if m.restriction else ""), when(m.starts_at), "" if m.point else when(m.ends_at), m.title)
             for m in tl.milestones]
     lines += _align(("ID", "Starts", "Ends", "Title"), rows)
-    lines += ["", "TEXTS (moved = held back by quiet hours)"]
-    rows = [(when(m.send_at), m.key, "moved" if m.quiet_moved else "",
-             texts.render(m.text_template, first="{first}", link="{link}", emerg=t.emerg, phone=t.phone))
-            for m in tl.messages]
-    lines += _align(("Send at", "Occurrence", "", "Text"), rows)
+    lines += ["", "TEXTS (safety = safety text; moved = held back by quiet hours; later = moved later that "
+                  "day by the daily limit)"]
+
+    def flags(m) -> str:
+        return " ".join(word for word, on in (("safety", m.safety), ("moved", m.quiet_moved),
+                                              ("later", m.spaced)) if on)
+
+    def text(m) -> str:
+        return texts.render(m.text_template, first="{first}", link="{link}", emerg=t.emerg, phone=t.phone)
+
+    lines += _align(("Send at", "Occurrence", "", "Text"), [(when(m.send_at), m.key, flags(m), text(m))
+                                                           for m in tl.messages])
+    if tl.held:
+        lines += ["", "NOT SENT: over the daily limit of routine texts (the patient reads this on the Today page)"]
+        lines += _align(("Would be", "Occurrence", "Text"), [(when(m.send_at), m.key, text(m)) for m in tl.held])
     return "\n".join(lines)
 
 
@@ -115,14 +128,17 @@ def _align(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 @click.option("--clinic", default=None, metavar="NAME", help="Clinic file schedules/clinics/NAME.toml.")
 @click.option("--working", is_flag=True, help="Patient works (adds the return-to-work text S12).")
 @click.option("--brace", is_flag=True, help="Patient has a brace (adds S15).")
+@click.option("--enrolled-at", "enrolled_at", default=None, metavar="ISO",
+              help="Show the plan of a patient enrolled at this time (default: every text of the plan).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, template_id: str | None,
-                     clinic: str | None, working: bool, brace: bool, as_json: bool) -> None:
+                     clinic: str | None, working: bool, brace: bool, enrolled_at: str | None, as_json: bool) -> None:
     """Print the milestones and planned texts for a procedure time, in the patient's zone."""
     try:
         tz = _zone(tz_name)
         t0 = _instant("--procedure-end", procedure_end, tz)
         td = _instant("--discharge", discharge, tz) if discharge else None
+        now = _instant("--enrolled-at", enrolled_at, tz) if enrolled_at else None
         try:
             catalog = plan.load_all(schedules_dir())
         except plan.TemplateError as e:
@@ -130,7 +146,7 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         template = _template(catalog, template_id, clinic)
         try:
             tl = build_timeline(template, procedure_end=t0, discharge=td, tz=tz,
-                                overrides=plan.Overrides(working=working, brace=brace))
+                                overrides=plan.Overrides(working=working, brace=brace), now=now)
         except (TimelineError, plan.OverrideError) as e:
             raise _BadInput(str(e)) from None
     except _BadInput as e:
@@ -140,3 +156,83 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         click.echo(json.dumps(_as_json(template, tl), ensure_ascii=False, indent=2))
     else:
         click.echo(_table(template, tl))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a patient receives on days 0-3 (the README table; `flask --app app timeline-days`)
+# ---------------------------------------------------------------------------------------------
+
+FIRST_DAYS_ZONE = "America/New_York"
+FIRST_DAYS_DATE = date(2026, 6, 10)  # an ordinary Wednesday, far from a DST change
+FIRST_DAYS_CASES = (("Morning", time(9, 0)), ("Afternoon", time(13, 0)), ("Evening", time(19, 30)))
+ROUTINE_KINDS = ("reminder", "checkin_reminder")
+
+
+def _cell(tl: Timeline, day: int) -> tuple[str, int, int]:
+    """'11:00 **S01**, 12:00 **S02** S04' for one day, the number of texts and of routine ones."""
+    items: dict[str, list[str]] = {}
+    count = routine = 0
+    for m in tl.messages:
+        if tl.day_number(m.send_at) != day:
+            continue
+        count += 1
+        routine += m.kind in ROUTINE_KINDS and not m.safety
+        name = f"**{m.id}**" if m.safety else (f"_{m.id}_" if m.kind == "checkin_invite" else m.id)
+        items.setdefault(f"{tl.local(m.send_at):%H:%M}", []).append(name)
+    return ", ".join(f"{at} {' '.join(ids)}" for at, ids in items.items()) or "–", count, routine
+
+
+def first_days_timelines(template: plan.Template) -> list[tuple[str, Timeline]]:
+    """The three example patients of the README, each enrolled at discharge (T0 + 2 h)."""
+    tz = ZoneInfo(FIRST_DAYS_ZONE)
+    out = []
+    for label, at in FIRST_DAYS_CASES:
+        t0 = local_to_utc(FIRST_DAYS_DATE, at, tz)
+        tl = build_timeline(template, procedure_end=t0, discharge=None, tz=tz, overrides=plan.Overrides(),
+                            now=t0 + timedelta(hours=2))
+        out.append((label, tl))
+    return out
+
+
+def first_days_markdown(template: plan.Template, days: int = 4) -> str:
+    """The README table: per discharge time, the texts of days 0 to days-1, from the real timeline."""
+    cases = first_days_timelines(template)
+
+    def hhmm(instant: datetime, tl: Timeline) -> str:
+        return f"{tl.local(instant):%H:%M}"
+
+    head = ["Day"] + [f"{label}: procedure ends {hhmm(tl.procedure_end, tl)}, discharge {hhmm(tl.discharge, tl)}"
+                      for label, tl in cases]
+    lines = [f"Template {template.id} version {template.version}, {FIRST_DAYS_ZONE}, procedure on "
+             f"{FIRST_DAYS_DATE:%a %d %b %Y}, enrolled at discharge. **Bold**: safety text; _italic_: check-in "
+             "invitation (neither counts towards the 3 routine texts a day).", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for day in range(days):
+        cells = []
+        for _, tl in cases:
+            text, count, routine = _cell(tl, day)
+            cells.append(f"{text} ({count} text{'s' if count != 1 else ''}, {routine} routine)")
+        lines.append(f"| {day} | " + " | ".join(cells) + " |")
+
+    def held(tl: Timeline) -> str:
+        by_day: dict[int, list[PlannedMessage]] = {}
+        for m in tl.held:
+            if tl.day_number(m.send_at) < days:
+                by_day.setdefault(tl.day_number(m.send_at), []).append(m)
+        return "; ".join(f"day {d}: {', '.join(m.id for m in ms)}" for d, ms in sorted(by_day.items())) or "none"
+
+    lines.append("| Left to the Today page | " + " | ".join(held(tl) for _, tl in cases) + " |")
+    return "\n".join(lines)
+
+
+@click.command("timeline-days")
+@click.option("--template", "template_id", default=None, help=f"Template id (default {DEFAULT_TEMPLATE}, newest version).")
+def timeline_days_command(template_id: str | None) -> None:
+    """Print the README table of what a patient receives on days 0-3 (morning, afternoon, evening)."""
+    try:
+        catalog = plan.load_all(schedules_dir())
+        template = _template(catalog, template_id, None)
+    except (plan.TemplateError, _BadInput) as e:
+        click.echo(f"Error: {e}", err=True)
+        raise click.exceptions.Exit(2) from None
+    click.echo(first_days_markdown(template))

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from recovery import templates_repo
+from recovery import templates_repo, texts
 from recovery.clock import utcnow
 from recovery.db import begin_write, db
-from recovery.enrolment import EnrolmentInput, enrol_patient
-from recovery.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
+from recovery.enrolment import EnrolmentInput, enrol_patient, timeline_for
+from recovery.models import Clinic, OnCallStep, OutboxStatus, Patient, StaffRole, StaffUser
+from recovery.outbox import add_if_new, new_row
 from recovery.passwords import hash_password
 from recovery.sessions import issue_link
 
@@ -67,9 +68,27 @@ def seed(session, *, now, base_url: str) -> list[tuple[str, str]]:
                               baseline_back_pain=pain, working=working, brace=brace)
         enrolment = enrol_patient(session, clinic=clinic, staff=staff[0], data=data, template=template, now=now)
         patient = session.get(Patient, enrolment.patient_id)
+        if days:
+            _discharge_texts_delivered(session, enrolment, patient, template, clinic)
         token = issue_link(session, patient, "today", now, timedelta(days=30))
         links.append((f"{first} {last} (day {days})", f"{base_url}/l/{token}"))
     return links
+
+
+def _discharge_texts_delivered(session, enrolment, patient, template, clinic) -> None:
+    """The back-dated demo patients stand for patients enrolled at discharge: give them the history
+    of their discharge safety texts (delivered at the time), as a real record would have. Without
+    it their nurse page would rightly say they never got S01 and S02."""
+    timeline = timeline_for(enrolment, patient, template)
+    for m in timeline.messages:
+        if not m.safety:
+            continue
+        row = new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient", message=m, now=m.send_at)
+        row.status, row.sent_at, row.final_at, row.provider_status = (
+            OutboxStatus.DELIVERED, m.send_at, m.send_at, "delivered")
+        row.body = texts.render(m.text_template, first=patient.first_name, link="[link]",
+                                emerg=clinic.emergency_number, phone=clinic.care_phone)
+        add_if_new(session, row)
 
 
 @click.command()

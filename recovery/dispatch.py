@@ -14,7 +14,8 @@ restarted, run twice, or be down for an hour, and every due row is still sent, o
 * Re-check just before sending (its own transaction): consent and opt-out of the recipient, the
   number not marked invalid, the enrolment still active, the text still wanted (check-in already
   done → cancelled; alert already acknowledged → staff page cancelled), not stale (STALE_AFTER),
-  quiet hours for non-urgent texts (released and moved to the next 08:00, never sent).
+  quiet hours for non-urgent texts (released and moved to the next 08:00, never sent; for the
+  plan's safety texts, `row.safety`, quiet hours start at the template's safety_start, 23:00).
   Then the body is rendered with a fresh link token (only its SHA-256 is stored; the stored body
   shows "[link]" in its place).
 * Send with NO transaction open, then record the SID (or the error) in a new short transaction.
@@ -30,8 +31,9 @@ exactly; a send can only be later than its slot by the sleep's overshoot and the
 (milliseconds), so in any one-second window there are at most rate + 1 sends. A tick claims at
 most rate x tick seconds rows, so no process sits on more than it can send.
 
-Staleness (a text is suppressed, not sent, when this much later than its planned send time):
-12 h for every patient text. A check-in invitation or reminder 12 h late belongs to a day that
+Staleness (a text is suppressed, not sent, when this much later than its planned send time, which
+is its due time after quiet hours, or when the row was planned if that came later): 12 h for every
+patient text. A check-in invitation or reminder 12 h late belongs to a day that
 is over; an advice text 12 h late is about the wrong part of the day. An outage of an hour
 sends everything; a scheduler down overnight does not fire yesterday's texts at breakfast.
 Staff pages never go stale while their alert is still unacknowledged.
@@ -130,6 +132,7 @@ class DispatchSettings:
     today_link_ttl: timedelta = timedelta(hours=72)
     reply_window: timedelta = timedelta(hours=24)  # how long an SMS check-in conversation stays open
     quiet_hours: tuple[str, str] = ("21:00", "08:00")  # when a row has no template to ask
+    safety_quiet_start: str = "23:00"  # safety texts without a template to ask: quiet from then to 08:00
     rng: Any = field(default_factory=random.SystemRandom, compare=False, repr=False)
 
     @classmethod
@@ -326,24 +329,29 @@ class _Context:
         """({emerg}, {phone}) of a clinic."""
         return self._clinic(session, clinic_id)[:2]
 
-    def quiet_hours(self, session: Session, enrolment: Enrolment | None) -> tuple:
+    def quiet_hours(self, session: Session, enrolment: Enrolment | None, *, safety: bool = False) -> tuple:
+        """The template's quiet hours; for a safety text (row.safety) the ones that start at its
+        safety_start (23:00) instead."""
+        s = self.settings
+        default = (s.safety_quiet_start, s.quiet_hours[1]) if safety else s.quiet_hours
         if enrolment is None:
-            return self.settings.quiet_hours
+            return default
         template_file = self._clinic(session, enrolment.clinic_id)[2]
-        key = (self.settings.schedules_dir, enrolment.template_id, enrolment.template_version, template_file)
+        key = (s.schedules_dir, enrolment.template_id, enrolment.template_version, template_file)
         with _quiet_lock:
             cached = _quiet_cache.get(key)
         if cached is None:
             try:
-                cached = templates_repo.find_template(self.settings.schedules_dir, enrolment.template_id,
-                                                      enrolment.template_version, template_file).quiet_hours
+                template = templates_repo.find_template(s.schedules_dir, enrolment.template_id,
+                                                        enrolment.template_version, template_file)
             except LookupError:
                 log.error("enrolment %d: template %s v%s not found; default quiet hours used", enrolment.id,
                           enrolment.template_id, enrolment.template_version)
-                return self.settings.quiet_hours
+                return default
+            cached = (template.quiet_hours, template.safety_quiet_hours)
             with _quiet_lock:
                 _quiet_cache[key] = cached
-        return cached
+        return cached[1] if safety else cached[0]
 
 
 def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: StaffUser | None) -> str | None:
@@ -466,8 +474,11 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
         return "checkin_done"
     if row.recipient != "staff":
         tz = ZoneInfo(patient.timezone)
-        quiet = ctx.quiet_hours(session, enrolment)
-        planned = row.due_at if row.urgent else next_allowed_send(row.due_at, tz, quiet)
+        quiet = ctx.quiet_hours(session, enrolment, safety=row.safety)
+        # Late counts from when the text could first go: its due time, or when it was planned if
+        # that was later (a late enrolment sends a due safety text at once).
+        first_chance = max(row.due_at, row.created_at)
+        planned = first_chance if row.urgent else next_allowed_send(first_chance, tz, quiet)
         if row.status_reason == "quiet_hours":
             # Deferred by quiet hours earlier: late only from the end of that quiet period.
             planned = max(planned, last_quiet_end(now, tz, quiet))

@@ -143,6 +143,9 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
         if row.occurrence_key in cancel_keys and row.status == OutboxStatus.PLANNED:
             row.status, row.status_reason, row.updated_at, row.final_at = (
                 OutboxStatus.CANCELLED, "replanned", now, now)
+            # Free its dedupe key: the new plan may bring the same occurrence and due time back
+            # with another send time (the daily limit, a late safety text), and must get a row.
+            row.dedupe_key = f"{row.dedupe_key}~x{row.id}"
             cancelled += 1
     enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
     session.flush()

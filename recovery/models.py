@@ -154,6 +154,8 @@ class OutboundMessage(db.Model):
     slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))  # check-in occurrence, for links
     kind: so.Mapped[str] = so.mapped_column(sa.String(24))
     urgent: so.Mapped[bool] = so.mapped_column(default=False)
+    # A safety text of the plan (S01, the discharge-day S02): the sender's quiet hours start at 23:00.
+    safety: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     text_template: so.Mapped[str] = so.mapped_column(sa.Text)
     body: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)  # rendered at send time
     due_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())

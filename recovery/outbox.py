@@ -48,7 +48,7 @@ def new_row(*, enrolment: Enrolment | None, patient_id: int | None, recipient: s
                               else f"staff{staff_id}", message.key, message.due_at),
         enrolment_id=enrolment.id if enrolment else None, patient_id=patient_id, staff_id=staff_id,
         alert_id=alert_id, checkin_id=checkin_id, recipient=recipient, message_id=message.id,
-        occurrence_key=message.key, slot=slot, kind=message.kind, urgent=message.urgent,
+        occurrence_key=message.key, slot=slot, kind=message.kind, urgent=message.urgent, safety=message.safety,
         text_template=message.text_template, due_at=message.due_at, send_after=message.send_at,
         status=OutboxStatus.PLANNED, attempts=0, created_at=now, updated_at=now)
 

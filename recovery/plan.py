@@ -5,7 +5,8 @@ Pure: standard library only (tomllib). Nothing here reads the clock.
 Files
 -----
 `schedules/<id>_v<version>.toml` is a template; `schedules/clinics/<name>.toml` is a clinic override
-file (`based_on` + `based_on_version`) that may change ANY field of an existing milestone, message,
+file (`based_on` + `based_on_version`; earlier versions stay as `clinics/<name>_v<version>.toml` for
+the patients enrolled on them) that may change ANY field of an existing milestone, message,
 check-in group, the contact numbers or the quiet hours. The merged result is a new effective template
 with id "<base id>+<clinic>" and version "<base version>+<clinic file version>", so an enrolment records
 both. Every problem is reported as ``file:line: entry: problem``.
@@ -268,6 +269,9 @@ class Milestone:
     sms: tuple[str, ...]  # message ids that go with it
     only_if: str | None = None  # a profile flag (FLAGS) the milestone needs, else shown to all
     all_day: bool = False  # the time of day is not meaningful (a visit booked separately)
+    # How long it lasts, in the words its detail and the texts that restate it use ("48 hours").
+    # A per-patient change of its length puts the new length in their place (reworded()).
+    lasts: str = ""
 
 
 @dataclass(frozen=True)
@@ -283,6 +287,12 @@ class MessageRule:
     enabled: bool = True  # default; per-patient overrides may switch non-urgent texts on/off
     restates: tuple[str, ...] = ()  # milestones whose timing the text repeats ("for 48 hours")
     note: str = ""  # for the clinician reviewing the file
+    # Keys (Offset.key) of the occurrences that are safety texts: never dropped, sent until the
+    # template's safety_start (23:00) instead of the start of quiet hours, at once on a late enrolment.
+    safety: tuple[str, ...] = ()
+
+    def is_safety(self, offset_key: str) -> bool:
+        return offset_key in self.safety
 
 
 @dataclass(frozen=True)
@@ -318,6 +328,19 @@ class CheckinCadence:
 
 
 @dataclass(frozen=True)
+class DailyLimit:
+    """Routine texts (reminders and check-in reminders that are not safety texts) per local day:
+    at most `per_day`, at least `min_gap` apart. `order` ranks them: earlier ones keep their time,
+    later ones move later that day or, when they cannot fit, are left to the Today page."""
+    per_day: int
+    min_gap: timedelta
+    order: tuple[str, ...]
+
+    def rank(self, message_id: str) -> int:
+        return self.order.index(message_id) if message_id in self.order else len(self.order)
+
+
+@dataclass(frozen=True)
 class Template:
     id: str  # "kyphoplasty", or "kyphoplasty+demo-clinic" for a clinic's effective template
     version: str  # "1", or "1+2" (base version + clinic file version)
@@ -337,6 +360,8 @@ class Template:
     milestones: tuple[Milestone, ...]
     messages: tuple[MessageRule, ...]
     checkins: CheckinCadence
+    safety_start: time | None = None  # safety texts may go until then (None: same as quiet_start)
+    daily_limit: DailyLimit | None = None  # None: no limit on routine texts (templates before v2)
 
     def milestone(self, milestone_id: str) -> Milestone:
         for m in self.milestones:
@@ -353,6 +378,11 @@ class Template:
     @property
     def quiet_hours(self) -> tuple[time, time]:
         return (self.quiet_start, self.quiet_end)
+
+    @property
+    def safety_quiet_hours(self) -> tuple[time, time]:
+        """The quiet hours of a safety text: from safety_start (23:00) to the usual end (08:00)."""
+        return (self.safety_start or self.quiet_start, self.quiet_end)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,11 +534,13 @@ def _read_toml(path: Path) -> tuple[dict, _LineIndex]:
 # ---------------------------------------------------------------------------------------------
 
 _TEMPLATE_KEYS = {"id", "version", "title", "status", "approved_by", "horizon", "contact", "quiet_hours",
-                  "milestones", "messages", "checkins"}
+                  "milestones", "messages", "checkins", "daily_limit"}
 _CLINIC_KEYS = {"clinic", "version", "title", "status", "approved_by", "based_on", "based_on_version",
-                "contact", "quiet_hours", "milestones", "messages", "checkins"}
-_MILESTONE_KEYS = {"title", "detail", "start", "end", "at", "restriction", "short", "sms", "only_if", "all_day"}
-_MESSAGE_KEYS = {"kind", "text", "urgent", "send", "on", "delay", "only_if", "enabled", "restates", "note"}
+                "contact", "quiet_hours", "milestones", "messages", "checkins", "daily_limit"}
+_MILESTONE_KEYS = {"title", "detail", "start", "end", "at", "restriction", "short", "sms", "only_if", "all_day",
+                   "lasts"}
+_MESSAGE_KEYS = {"kind", "text", "urgent", "send", "on", "delay", "only_if", "enabled", "restates", "note",
+                 "safety"}
 _GROUP_KEYS = {"days", "time", "invite", "reminder_after", "missed_after", "enabled"}
 _DAY0_KEYS = {"invite", "at", "not_before", "evening_fallback", "reminder_after", "missed_after", "enabled"}
 
@@ -605,15 +637,25 @@ class _Builder:
         if not texts.is_gsm7(phone):
             raise self.src.fail(("contact",), "phone", f"phone {phone!r} has characters that are not GSM-7")
 
-        self._unknown(("quiet_hours",), {"start", "end"})
+        self._unknown(("quiet_hours",), {"start", "end", "safety_start"})
         quiet_start = self._clock(("quiet_hours",), "start")
         quiet_end = self._clock(("quiet_hours",), "end")
         if quiet_start == quiet_end:
             raise self.src.fail(("quiet_hours",), "end", "quiet hours start and end at the same time")
+        safety_start = None
+        if "safety_start" in self._node(("quiet_hours",)):
+            safety_start = self._clock(("quiet_hours",), "safety_start")
+            inside = quiet_start < safety_start < quiet_end if quiet_start < quiet_end else (
+                safety_start > quiet_start or safety_start < quiet_end)
+            if safety_start != quiet_start and not inside:
+                raise self.src.fail(("quiet_hours",), "safety_start",
+                                    f"safety_start {safety_start:%H:%M} must lie within the quiet hours "
+                                    f"{quiet_start:%H:%M}-{quiet_end:%H:%M} (safety texts may go later, not earlier)")
 
         milestones = self._milestones()
         messages = self._messages(emerg, phone, clinic_title, clinic)
         checkins = self._checkins(messages)
+        daily_limit = self._daily_limit(messages)
         ids = {m.id for m in milestones}
         msg_ids = {m.id for m in messages}
 
@@ -645,6 +687,21 @@ class _Builder:
         if cycle:
             raise self.src.fail(("milestones", cycle[0]), None,
                                 "offsets refer to each other in a circle: " + " -> ".join(cycle))
+        by_id = {m.id: m for m in milestones}
+        for m in milestones:
+            if m.lasts and m.lasts not in m.detail:
+                raise self.src.fail(("milestones", m.id), "detail",
+                                    f"its detail must say how long it lasts in the words of 'lasts' ({m.lasts!r})")
+        for msg in messages:
+            for ref in msg.restates:
+                lasts = by_id[ref].lasts
+                if lasts and lasts not in msg.text:
+                    raise self.src.fail(("messages", msg.id), "text",
+                                        f"restates milestone {ref}, which lasts {lasts!r}, but the text does not "
+                                        "say so; use the same words as the milestone's 'lasts'")
+        if any(msg.safety for msg in messages) and safety_start is None:
+            raise self.src.fail(("quiet_hours",), None, "a template with safety texts must set [quiet_hours] "
+                                                        "safety_start (until when a safety text may still go)")
 
         base_id, base_version = tid, version
         return Template(
@@ -654,7 +711,8 @@ class _Builder:
             clinic_version=clinic_version, clinic_title=clinic_title,
             sources=tuple(layer.path for layer in self.src.layers), status=status,
             emerg=emerg, phone=phone, quiet_start=quiet_start, quiet_end=quiet_end, horizon=horizon,
-            milestones=milestones, messages=messages, checkins=checkins)
+            milestones=milestones, messages=messages, checkins=checkins, safety_start=safety_start,
+            daily_limit=daily_limit)
 
     def _milestones(self) -> tuple[Milestone, ...]:
         table = self._node(("milestones",))
@@ -689,7 +747,10 @@ class _Builder:
                 start=start, end=end, point=point, restriction=restriction,
                 short=self._text(t, "short", required=False, default="", max_len=60) or title,
                 sms=tuple(sms), only_if=self._flag(t),
-                all_day=self._get(t, "all_day", bool, required=False, default=False)))
+                all_day=self._get(t, "all_day", bool, required=False, default=False),
+                lasts=self._text(t, "lasts", required=False, default="", max_len=30)))
+            if out[-1].lasts and point:
+                raise self.src.fail(t, "lasts", "a single-moment milestone ('at') does not last: remove 'lasts'")
             if restriction and point:
                 raise self.src.fail(t, "restriction", "a restriction needs a 'start' and an 'end', not 'at'")
         return tuple(out)
@@ -756,13 +817,78 @@ class _Builder:
             restates = self._get(t, "restates", list, required=False, default=[])
             if not all(isinstance(r, str) for r in restates):
                 raise self.src.fail(t, "restates", "'restates' must be a list of milestone ids")
+            safety = self._safety(t, node, kind, send)
             out.append(MessageRule(
                 id=sid, kind=kind, text=text, urgent=urgent, send=send, on=on, delay=delay,
                 only_if=self._flag(t), enabled=self._get(t, "enabled", bool, required=False, default=True),
-                restates=tuple(restates), note=self._text(t, "note", required=False, max_len=400)))
+                restates=tuple(restates), note=self._text(t, "note", required=False, max_len=400),
+                safety=safety))
             if urgent and not out[-1].enabled:
                 raise self.src.fail(t, "enabled", "an urgent safety reply cannot be switched off")
+            if safety and (not out[-1].enabled or out[-1].only_if):
+                raise self.src.fail(t, "safety", "a safety text goes to every patient: it cannot be "
+                                                 "switched off (enabled = false) or depend on 'only_if'")
         return tuple(out)
+
+    def _safety(self, t: tuple[str, ...], node: dict, kind: str, send: tuple[Offset, ...]) -> tuple[str, ...]:
+        """`safety = true` (every occurrence) or a list of the `send` offsets that are safety texts."""
+        value = node.get("safety", False)
+        if value is False:
+            return ()
+        if kind != "reminder":
+            raise self.src.fail(t, "safety", "only a reminder (a text on a timetable) can be a safety text; "
+                                             "replies that must go at night are 'urgent' instead")
+        if value is True:
+            return tuple(off.key for off in send)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.src.fail(t, "safety", "'safety' must be true, false or a list of offsets from 'send' "
+                                             "(e.g. [\"TD+1h\"])")
+        keys = {off.key: off.text for off in send}
+        out = []
+        for item in value:
+            try:
+                key = parse_offset(item).key
+            except OffsetError as e:
+                raise self.src.fail(t, "safety", f"'safety': {e}") from None
+            if key not in keys:
+                raise self.src.fail(t, "safety", f"'safety' names {item!r}, which is not one of its 'send' "
+                                                 f"times ({', '.join(keys.values())})")
+            out.append(key)
+        return tuple(dict.fromkeys(out))
+
+    def _daily_limit(self, messages: tuple[MessageRule, ...]) -> DailyLimit | None:
+        t = ("daily_limit",)
+        node = self._node(t)
+        if not node:
+            return None
+        self._unknown(t, {"per_day", "min_gap", "order"})
+        per_day = self._get(t, "per_day", int)
+        if per_day < 1:
+            raise self.src.fail(t, "per_day", "per_day must be 1 or more")
+        min_gap = self._duration(t, "min_gap")
+        if min_gap > timedelta(hours=12):
+            raise self.src.fail(t, "min_gap", "min_gap longer than 12 hours would leave one text a day")
+        order = self._get(t, "order", list)
+        if not all(isinstance(v, str) for v in order):
+            raise self.src.fail(t, "order", "'order' must be a list of message ids like [\"S02\", \"S07\"]")
+        by_id = {m.id: m for m in messages}
+        routine = [m.id for m in messages if _is_routine_rule(m)]
+        seen: set[str] = set()
+        for sid in order:
+            if sid in seen:
+                raise self.src.fail(t, "order", f"'order' lists {sid} twice")
+            seen.add(sid)
+            m = by_id.get(sid)
+            if m is None:
+                raise self.src.fail(t, "order", f"'order' names unknown message {sid!r}")
+            if sid not in routine:
+                why = ("a safety text is never held back" if m.kind == "reminder" else
+                       f"a {m.kind} does not count towards the limit")
+                raise self.src.fail(t, "order", f"'order' lists {sid}, but {why}; remove it")
+        missing = [sid for sid in routine if sid not in seen]
+        if missing:
+            raise self.src.fail(t, "order", f"'order' must rank every routine text; add {', '.join(missing)}")
+        return DailyLimit(per_day=per_day, min_gap=min_gap, order=tuple(order))
 
     def _checkins(self, messages: tuple[MessageRule, ...]) -> CheckinCadence:
         by_id = {m.id: m for m in messages}
@@ -830,6 +956,14 @@ class _Builder:
         return CheckinCadence(reminder=reminder, day0=day0, groups=tuple(groups))
 
 
+def _is_routine_rule(m: MessageRule) -> bool:
+    """Counts towards [daily_limit]: a reminder with an occurrence that is not a safety text, or
+    the check-in reminder. Replies, safety texts and check-in invitations never count."""
+    if m.kind == "checkin_reminder":
+        return True
+    return m.kind == "reminder" and any(off.key not in m.safety for off in m.send)
+
+
 def find_cycle(offsets: Mapping[str, tuple[Offset, Offset]]) -> list[str] | None:
     """A list like ["TL08", "TL16", "TL08"] if milestone offsets refer to each other in a circle."""
     state: dict[str, int] = {}
@@ -866,18 +1000,26 @@ def _dry_run(template: Template, src: _Source) -> None:
     from recovery.timeline import TimelineError, build_timeline  # timeline imports plan, so import late
 
     samples = [(datetime(2026, 3, 7, 23, 50), "America/New_York"), (datetime(2026, 6, 15, 10, 0), "UTC"),
-               (datetime(2026, 10, 24, 14, 0), "Europe/London")]
+               (datetime(2026, 10, 24, 14, 0), "Europe/London"), (datetime(2026, 6, 10, 9, 0), "America/New_York"),
+               (datetime(2026, 6, 10, 19, 30), "America/New_York"), (datetime(2026, 6, 10, 22, 30), "Australia/Sydney")]
+    on_today = {sid for m in template.milestones for sid in m.sms}
     for local, zone in samples:
         tz = ZoneInfo(zone)
         try:
-            build_timeline(template, procedure_end=local.replace(tzinfo=tz), discharge=None, tz=tz,
-                           overrides=Overrides(working=True, brace=True))
+            tl = build_timeline(template, procedure_end=local.replace(tzinfo=tz), discharge=None, tz=tz,
+                                overrides=Overrides(working=True, brace=True))
         except TimelineError as e:
             if e.milestone:
                 m = template.milestone(e.milestone)
                 key = "at" if m.point else (e.field or "end")
                 raise src.fail(("milestones", e.milestone), key, e.problem) from None
             raise src.fail((), None, str(e)) from None
+        for held in tl.held:
+            if held.id not in on_today:
+                raise src.fail(("daily_limit",), "order",
+                               f"message {held.id} is held back by the daily limit (e.g. for a procedure ending "
+                               f"{local:%Y-%m-%d %H:%M} {zone}), but no milestone lists it in 'sms', so the patient "
+                               "would not read it on the Today page either; rank it higher or add it to a milestone")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -909,9 +1051,10 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> 
             raise csrc.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(_CLINIC_KEYS))})")
     cb = _Builder(craw, csrc)
     name = cb._get((), "clinic", str)
-    if name != cp.stem:
-        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}")
     cversion = cb._get((), "version", int)
+    if cp.stem != name and cp.stem != f"{name}_v{cversion}":
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r} (or, for an "
+                                      f"earlier version kept for its patients, {name}_v{cversion}.toml)")
     ctitle = cb._text((), "title", max_len=120)
     based_on = cb._get((), "based_on", str)
     based_version = cb._get((), "based_on_version", int)
@@ -924,7 +1067,7 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> 
     blayer = _Layer(str(base_path), braw, blines)
 
     merged = {k: v for k, v in braw.items()}
-    for section in ("contact", "quiet_hours"):
+    for section in ("contact", "quiet_hours", "daily_limit"):
         if section in craw:
             if not isinstance(craw[section], dict):
                 raise csrc.fail((), section, "must be a table")
@@ -1036,7 +1179,8 @@ def load_all(schedules_dir: str | Path) -> Catalog:
     clinics: dict[str, Template] = {}
     for p in sorted((d / "clinics").glob("*.toml")):
         t = load_clinic_template(p, d)
-        clinics[t.clinic or p.stem] = t
+        if p.stem == t.clinic:  # <clinic>_v<n>.toml files are earlier versions, kept for their patients
+            clinics[t.clinic] = t
         templates[(t.id, t.version)] = t
     return Catalog(templates=templates, clinics=clinics)
 
@@ -1179,6 +1323,9 @@ class Overrides:
                                     f"with checkins.<group> ({groups_})")
             if not on and rule.urgent:
                 raise OverrideError(f"messages.{sid}: is an urgent safety reply and cannot be switched off")
+            if not on and rule.safety:
+                raise OverrideError(f"messages.{sid}: is a safety text and cannot be switched off "
+                                    f"(change its wording with texts.{sid})")
             if on and rule.only_if and not self.flag(rule.only_if):
                 raise OverrideError(f"messages.{sid}: is only for patients with '{rule.only_if}'; set "
                                     f"{rule.only_if} = true instead")
@@ -1198,10 +1345,7 @@ class Overrides:
                 raise OverrideError(f"checkins.{name}: unknown check-in group (known: {', '.join(groups)})")
         for mid, o in self.milestones.items():
             m = template.milestone(mid)
-            changed = (o.at is not None and o.at.text != m.start.text) or \
-                      (o.start is not None and o.start.text != m.start.text) or \
-                      (o.end is not None and o.end.text != m.end.text)
-            if not changed:
+            if not _changes(m, o) or m.lasts:  # a milestone with 'lasts' is reworded (reworded())
                 continue
             for rule in template.messages:
                 if mid in rule.restates and rule.id not in self.texts and self.messages.get(rule.id, True) \
@@ -1210,6 +1354,37 @@ class Overrides:
                         f"milestones.{mid}: message {rule.id} repeats this timing in its text "
                         f"({rule.text!r}); give texts.{rule.id} with the new wording or switch "
                         f"messages.{rule.id} off")
+        new_texts, _ = self.reworded(template)
+        for sid, text in new_texts.items():
+            check = texts.check_text(text, emerg=template.emerg, phone=template.phone)
+            if check.problems:
+                raise OverrideError(f"texts.{sid}: reworded for the patient's own length, {check.problems[0]}")
+
+    def reworded(self, template: Template) -> tuple[dict[str, str], dict[str, str]]:
+        """(texts, details) after a per-patient change of a milestone that says how long it lasts
+        (`lasts = "48 hours"`): its detail and every text restating it say the patient's own length,
+        in the template's or clinic's own wording. Texts given in `texts` are left as given."""
+        out_texts: dict[str, str] = {}
+        details: dict[str, str] = {}
+        effective = self.milestone_offsets(template)
+        for m in template.milestones:
+            o = self.milestones.get(m.id)
+            if not m.lasts or o is None or not _changes(m, o):
+                continue
+            start, end = effective[m.id]
+            if not (isinstance(start, Elapsed) and isinstance(end, Elapsed) and start.anchor == end.anchor):
+                raise OverrideError(f"milestones.{m.id}: its texts say how long it lasts ({m.lasts!r}); give its "
+                                    f"end as a length after {start.text if isinstance(start, Elapsed) else 'its start'}"
+                                    f", e.g. \"T0+21d\"")
+            try:
+                words = duration_words(end.delta - start.delta)
+            except ValueError as e:
+                raise OverrideError(f"milestones.{m.id}: {e}") from None
+            details[m.id] = m.detail.replace(m.lasts, words)
+            for rule in template.messages:
+                if m.id in rule.restates and rule.id not in self.texts:
+                    out_texts[rule.id] = out_texts.get(rule.id, rule.text).replace(m.lasts, words)
+        return out_texts, details
 
     def milestone_offsets(self, template: Template) -> dict[str, tuple[Offset, Offset]]:
         """(start, end) of every milestone after these overrides."""
@@ -1223,6 +1398,26 @@ class Overrides:
             else:
                 out[m.id] = (o.start or m.start, o.end or m.end)
         return out
+
+
+def _changes(m: Milestone, o: MilestoneOverride) -> bool:
+    return (o.at is not None and o.at.text != m.start.text) or \
+           (o.start is not None and o.start.text != m.start.text) or \
+           (o.end is not None and o.end.text != m.end.text)
+
+
+def duration_words(length: timedelta) -> str:
+    """A length as the texts write it: up to 48 h in hours ("48 hours", as protocol.md words the
+    sedation rule), whole weeks as weeks ("3 weeks"), other whole days as days ("10 days")."""
+    hours, rest = divmod(length, timedelta(hours=1))
+    if rest or hours < 1:
+        raise ValueError(f"a length of {length} cannot be put in words; give whole hours or days")
+    if hours <= 48 or hours % 24:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    days = hours // 24
+    if days % 7 == 0:
+        return f"{days // 7} week{'s' if days != 7 else ''}"
+    return f"{days} days"
 
 
 def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -1240,7 +1435,8 @@ def _override_offset(where: str, value: Any) -> Offset:
 
 
 __all__ = [
-    "Anchor", "CalendarDate", "Catalog", "CheckinCadence", "CheckinGroup", "Day0Checkin", "DayAt", "DaysFrom",
+    "Anchor", "CalendarDate", "Catalog", "CheckinCadence", "CheckinGroup", "DailyLimit", "Day0Checkin", "DayAt",
+    "DaysFrom", "duration_words",
     "Elapsed", "FirstAt", "MessageRule", "Milestone", "MilestoneOverride", "Offset", "OffsetError", "OverrideError",
     "Overrides", "Template", "TemplateError", "find_cycle", "load_all", "load_clinic_template", "load_template",
     "parse_clock", "parse_duration", "parse_offset", "EVENTS", "FLAGS", "KINDS", "UTC",

@@ -42,9 +42,11 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
     d = Path(schedules_dir)
     options = list(all_templates(d))
     if clinic_file:
-        path = d / "clinics" / f"{clinic_file}.toml"
-        if path.exists():
-            options.append(_cached(path, lambda: plan.load_clinic_template(path, d)))
+        # The clinic's current file, then its earlier versions (kept as <clinic>_v<n>.toml).
+        paths = [d / "clinics" / f"{clinic_file}.toml", *sorted((d / "clinics").glob(f"{clinic_file}_v*.toml"))]
+        for path in paths:
+            if path.exists():
+                options.append(_cached(path, lambda path=path: plan.load_clinic_template(path, d)))
     for t in options:
         if t.id == template_id and str(t.version) == str(version):
             return t

@@ -14,22 +14,30 @@
 * Nothing is planned before discharge: an occurrence due before TD is left out (the patient is
   still with the team). Quiet hours (template, default 21:00-08:00 local) move a non-urgent text to
   the next 08:00 (`next_allowed_send`, also used by the sender at send time).
+* Safety texts (template `safety`, e.g. S01 and the discharge-day S02) have their own quiet hours,
+  from the template's safety_start (23:00) to 08:00, are never dropped as repeats, and with `now`
+  given go at once when their time has passed (up to SAFETY_LATE_WINDOW after discharge).
 * A text moved by quiet hours is dropped when the same text is also sent later that local day
-  (a late procedure would otherwise repeat S02 at 08:00 and 09:00). A check-in reminder is dropped
-  when it would go at or after the next check-in invite.
+  (a late procedure would otherwise repeat S02 at 08:00 and 09:00), and so is a routine occurrence
+  on the day a safety occurrence of the same text goes. A check-in reminder is dropped when it would
+  go at or after the next check-in invite.
+* The template's daily limit (`[daily_limit]`, template v2) spaces the routine texts of each local
+  day (reminders and check-in reminders that are not safety texts): at most `per_day`, `min_gap`
+  apart, ranked by its `order`; one moved later that day is `spaced`, one that cannot fit goes to
+  `Timeline.held` (the patient reads the same advice on the Today page).
 
 Every datetime in the results is aware UTC (so same-zone fold comparisons cannot mislead);
 convert with `.astimezone(timeline.tz)` for display.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from recovery.plan import (
-    CalendarDate, DayAt, DaysFrom, Elapsed, FirstAt, MessageRule, Offset, Overrides, OverrideError,
+    CalendarDate, DailyLimit, DayAt, DaysFrom, Elapsed, FirstAt, MessageRule, Offset, Overrides, OverrideError,
     Template, parse_clock,
 )
 
@@ -38,6 +46,10 @@ DEFAULT_DISCHARGE_AFTER = timedelta(hours=2)
 # With `now` given, a text whose send time passed more than this long ago is not planned (a late
 # enrolment or a corrected procedure time must not fire a burst of stale texts).
 LATE_GRACE = timedelta(hours=2)
+# A safety text (template `safety`) is never left out for being late: when enrolment (or a corrected
+# procedure time) comes after its time, it goes at once, up to this long after discharge. Later than
+# that its words ("tonight") no longer fit; the nurse's patient page says it was not sent.
+SAFETY_LATE_WINDOW = timedelta(hours=24)
 QUIET_HOURS = (time(21, 0), time(8, 0))
 PENDING_STATUSES = frozenset({"planned", "pending"})  # outbox rows not yet claimed: may be moved
 # Statuses of rows that may be planned again when a later correction brings their key back. Empty by
@@ -78,6 +90,8 @@ class PlannedMessage:
     text_template: str
     urgent: bool
     quiet_moved: bool
+    safety: bool = False  # a safety text (template `safety`): never dropped, 23:00 rule, at once when late
+    spaced: bool = False  # moved later that day by the template's daily limit on routine texts
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,10 @@ class Timeline:
     messages: list[PlannedMessage]  # sorted by send_at
     checkins: list[PlannedCheckin]  # sorted by invite send time
     quiet_hours: tuple[time, time] = QUIET_HOURS
+    held: tuple[PlannedMessage, ...] = ()  # routine texts the daily limit left to the Today page
+
+    def safety_messages(self) -> list[PlannedMessage]:
+        return [m for m in self.messages if m.safety]
 
     def milestone(self, milestone_id: str) -> MilestoneInstance:
         for m in self.milestones:
@@ -225,7 +243,10 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
                    tz: ZoneInfo, overrides: Overrides, now: datetime | None = None) -> Timeline:
     """All milestones and planned texts for one patient (see the module docstring for the rules).
 
-    `now` (aware) is optional: when given, texts due more than LATE_GRACE before it are left out.
+    `now` (aware) is optional: when given, the timeline is the plan of a patient enrolled (or
+    re-planned) at that moment: a routine text due more than LATE_GRACE before it is left out and
+    one due less long ago goes at once; a safety text that is due goes at once (23:00 rule) when
+    `now` is at most SAFETY_LATE_WINDOW after discharge, and is left out after that.
     Raises TimelineError for bad inputs and OverrideError for overrides that do not fit the template.
     """
     if not isinstance(tz, ZoneInfo):
@@ -236,8 +257,9 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
         raise TimelineError(f"discharge ({td.isoformat()}) is before the end of the procedure ({t0.isoformat()})")
     now_utc = _aware(now, "now") if now is not None else None
     overrides.validate(template)
-    quiet = template.quiet_hours
+    quiet, safety_quiet = template.quiet_hours, template.safety_quiet_hours
     r = _Resolver(t0, td, tz, overrides.milestone_offsets(template))
+    new_texts, new_details = overrides.reworded(template)
 
     milestones = []
     for m in template.milestones:
@@ -248,18 +270,27 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
         if not overrides.flag(m.only_if):
             continue
         milestones.append(MilestoneInstance(
-            id=m.id, title=m.title, detail=m.detail, starts_at=start, ends_at=end,
+            id=m.id, title=m.title, detail=new_details.get(m.id, m.detail), starts_at=start, ends_at=end,
             restriction=m.restriction, short=m.short, point=m.point, all_day=m.all_day, sms=m.sms))
     horizon_end = r.milestone(template.horizon)[1]
 
     def enabled(rule: MessageRule) -> bool:
         return overrides.messages.get(rule.id, rule.enabled) and overrides.flag(rule.only_if)
 
-    def plan(rule: MessageRule, key: str, due: datetime) -> PlannedMessage:
-        send_at = due if rule.urgent else next_allowed_send(due, tz, quiet)
+    def plan(rule: MessageRule, key: str, due: datetime, safety: bool = False) -> PlannedMessage:
+        base = due if now_utc is None else max(due, now_utc)  # a text already due goes at once
+        send_at = base if rule.urgent else next_allowed_send(base, tz, safety_quiet if safety else quiet)
         return PlannedMessage(id=rule.id, key=key, kind=rule.kind, send_at=send_at, due_at=due,
-                              text_template=overrides.texts.get(rule.id, rule.text), urgent=rule.urgent,
-                              quiet_moved=send_at != due)
+                              text_template=overrides.texts.get(rule.id, new_texts.get(rule.id, rule.text)),
+                              urgent=rule.urgent, quiet_moved=send_at != base, safety=safety)
+
+    def wanted(due: datetime, safety: bool) -> bool:
+        """With `now`: is an occurrence due at `due` still sent (see the docstring)?"""
+        if now_utc is None or due >= now_utc:
+            return True
+        if safety:
+            return now_utc - td <= SAFETY_LATE_WINDOW
+        return due >= now_utc - LATE_GRACE
 
     order = {m.id: i for i, m in enumerate(template.messages)}
     reminders: list[PlannedMessage] = []
@@ -269,7 +300,9 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
         for off in rule.send:
             due = r.at(off)
             if due >= td:
-                reminders.append(plan(rule, f"{rule.id}:{off.key}", due))
+                safety = rule.is_safety(off.key)
+                if wanted(next_allowed_send(due, tz, safety_quiet if safety else quiet), safety):
+                    reminders.append(plan(rule, f"{rule.id}:{off.key}", due, safety))
 
     cad = template.checkins
     slots: list[tuple[str, int, str, PlannedMessage, timedelta, timedelta]] = []
@@ -283,14 +316,15 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
             fallback = local_to_utc(evening, d0.evening_fallback, tz)
             if not_before <= fallback <= due and not in_quiet_hours(fallback.astimezone(tz).time(), quiet):
                 due = fallback
-        slots.append(("day0", 0, "day0", plan(template.message(d0.invite), f"{d0.invite}:day0", due),
-                      d0.reminder_after, d0.missed_after))
+        if wanted(next_allowed_send(due, tz, quiet), False):
+            slots.append(("day0", 0, "day0", plan(template.message(d0.invite), f"{d0.invite}:day0", due),
+                          d0.reminder_after, d0.missed_after))
     for g in cad.groups:
         if not overrides.checkins.get(g.name, g.enabled):
             continue
         for day in g.days:
             due = local_to_utc(r.day0 + timedelta(days=day), g.at, tz)
-            if due >= td:
+            if due >= td and wanted(next_allowed_send(due, tz, quiet), False):
                 slots.append((f"day{day}", day, g.name, plan(template.message(g.invite), f"{g.invite}:day{day}", due),
                               g.reminder_after, g.missed_after))
     slots.sort(key=lambda s: (s[3].send_at, s[1]))
@@ -302,47 +336,86 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
 
     reminder_rule = template.message(cad.reminder)
     checkins: list[PlannedCheckin] = []
+    deadlines: dict[str, datetime] = {}  # a check-in reminder must go before the check-in is missed
     for i, (slot, day, group, invite, reminder_after, missed_after) in enumerate(slots):
         nxt = slots[i + 1][3].send_at if i + 1 < len(slots) else None
+        missed_at = invite.send_at + missed_after
         reminder = None
         if enabled(reminder_rule):
             reminder = plan(reminder_rule, f"{reminder_rule.id}:{slot}", invite.send_at + reminder_after)
             if nxt is not None and reminder.send_at >= nxt:
                 reminder = None
+            elif reminder is not None:
+                deadlines[reminder.key] = min(missed_at, nxt) if nxt is not None else missed_at
         checkins.append(PlannedCheckin(slot=slot, day=day, group=group, invite=invite, reminder=reminder,
-                                       missed_at=invite.send_at + missed_after))
+                                       missed_at=missed_at))
     rem_kept = {m.key for m in _drop_quiet_repeats([c.reminder for c in checkins if c.reminder], tz)}
     checkins = [c if c.reminder is None or c.reminder.key in rem_kept else _without_reminder(c) for c in checkins]
 
-    if now_utc is not None:
-        cutoff = now_utc - LATE_GRACE
-        reminders = [m for m in reminders if m.send_at >= cutoff]
-        checkins = [c if c.reminder is None or c.reminder.send_at >= cutoff else _without_reminder(c)
-                    for c in checkins if c.invite.send_at >= cutoff]
+    held: list[PlannedMessage] = []
+    if template.daily_limit is not None:
+        routine = [m for m in reminders if not m.safety] + [c.reminder for c in checkins if c.reminder]
+        paced, held = _daily_limit(template.daily_limit, routine, deadlines, tz, quiet)
+        reminders = [m if m.safety else paced[m.key] for m in reminders if m.safety or m.key in paced]
+        checkins = [c if c.reminder is None else replace(c, reminder=paced.get(c.reminder.key)) for c in checkins]
 
     messages = reminders + [c.invite for c in checkins] + [c.reminder for c in checkins if c.reminder]
     messages.sort(key=lambda m: (m.send_at, order[m.id], m.key))
+    held.sort(key=lambda m: (m.send_at, order[m.id], m.key))
     return Timeline(template_id=template.id, template_version=template.version, tz=tz, procedure_end=t0,
                     discharge=td, procedure_date=r.day0, horizon_end=horizon_end, milestones=milestones,
-                    messages=messages, checkins=checkins, quiet_hours=quiet)
+                    messages=messages, checkins=checkins, quiet_hours=quiet, held=tuple(held))
 
 
 def _without_reminder(c: PlannedCheckin) -> PlannedCheckin:
-    return PlannedCheckin(slot=c.slot, day=c.day, group=c.group, invite=c.invite, reminder=None, missed_at=c.missed_at)
+    return replace(c, reminder=None)
 
 
 def _drop_quiet_repeats(messages: list[PlannedMessage], tz: ZoneInfo) -> list[PlannedMessage]:
     """Of the occurrences of one text on one local date, drop those moved there by quiet hours when
-    another one is due that day (if all were moved, keep the earliest)."""
+    another one is due that day (if all were moved, keep the earliest). A safety occurrence is never
+    dropped; a routine repeat of it on the same date is (S02 at 08:00 after a night discharge makes
+    S02 at 09:00 that day pointless)."""
     groups: dict[tuple[str, date], list[PlannedMessage]] = {}
     for m in messages:
         groups.setdefault((m.id, m.send_at.astimezone(tz).date()), []).append(m)
     keep: set[str] = set()
     for group in groups.values():
+        safety = [m for m in group if m.safety]
         unmoved = [m for m in group if not m.quiet_moved]
-        chosen = unmoved if unmoved else [min(group, key=lambda m: (m.due_at, m.key))]
+        chosen = safety or unmoved or [min(group, key=lambda m: (m.due_at, m.key))]
         keep.update(m.key for m in chosen)
     return [m for m in messages if m.key in keep]
+
+
+def _daily_limit(limit: DailyLimit, routine: list[PlannedMessage], deadlines: dict[str, datetime],
+                 tz: ZoneInfo, quiet: tuple[time, time]) -> tuple[dict[str, PlannedMessage], list[PlannedMessage]]:
+    """Space the routine texts of each local day: at most `per_day`, `min_gap` apart, in the order of
+    `limit.order`. A text keeps its time when it fits, else takes the first later time that day that
+    fits (outside quiet hours, before its deadline); one that does not fit is held back (returned
+    second; the Today page carries the same advice)."""
+    by_day: dict[date, list[PlannedMessage]] = {}
+    for m in routine:
+        by_day.setdefault(m.send_at.astimezone(tz).date(), []).append(m)
+    paced: dict[str, PlannedMessage] = {}
+    held: list[PlannedMessage] = []
+    for day, group in by_day.items():
+        placed: list[datetime] = []
+        for m in sorted(group, key=lambda m: (limit.rank(m.id), m.send_at, m.key)):
+            at = None
+            if len(placed) < limit.per_day:
+                candidates = sorted({m.send_at, *(p + limit.min_gap for p in placed if p + limit.min_gap > m.send_at)})
+                deadline = deadlines.get(m.key)
+                at = next((t for t in candidates
+                           if t.astimezone(tz).date() == day and not in_quiet_hours(t.astimezone(tz).time(), quiet)
+                           and (deadline is None or t < deadline)
+                           and all(abs(t - p) >= limit.min_gap for p in placed)), None)
+            if at is None:
+                held.append(m)
+                continue
+            placed.append(at)
+            paced[m.key] = m if at == m.send_at else replace(m, send_at=at, spaced=True)
+    return paced, held
 
 
 def plan_reply(template: Template, message_id: str, *, event_at: datetime, tz: ZoneInfo, ref: str,
@@ -372,12 +445,20 @@ def replan(old: Iterable[tuple[str, datetime, object]], new: Timeline, now: date
     (to_cancel, to_add). Only pending ("planned") rows are ever cancelled or moved; anything already
     claimed/sent/delivered/failed/suppressed is kept and never re-sent. A key in both lists is a move:
     cancel (or update) the old row and plan the new time. A row whose status is in
-    `revivable_statuses` is planned again if the new timeline has its key. New times more than LATE_GRACE in the past are not planned;
-    their pending rows are cancelled.
+    `revivable_statuses` is planned again if the new timeline has its key. New times more than
+    LATE_GRACE in the past are not planned and their pending rows are cancelled, except safety texts:
+    one whose new time has passed is planned for that time (the sender sends it at once, under the
+    23:00 rule) while `now` is at most SAFETY_LATE_WINDOW after the new discharge time. A pending row
+    already due whose new time has come too is left as it is: both mean "now".
     """
     now_utc = _aware(now, "now")
     cutoff = now_utc - LATE_GRACE
     fresh = {m.key: m for m in new.messages}
+    safety_open = now_utc - new.discharge <= SAFETY_LATE_WINDOW
+
+    def current(m: PlannedMessage) -> bool:
+        return m.send_at >= cutoff or (m.safety and (m.send_at >= now_utc or safety_open))
+
     seen: set[str] = set()
     to_cancel: list[str] = []
     to_add: list[PlannedMessage] = []
@@ -386,18 +467,18 @@ def replan(old: Iterable[tuple[str, datetime, object]], new: Timeline, now: date
         state = str(getattr(status, "value", status))
         m = fresh.get(key)
         if state in revivable_statuses:
-            if m is not None and m.send_at >= cutoff:
+            if m is not None and current(m):
                 to_add.append(m)
             continue
         if state not in pending_statuses:
             continue
-        if m is None or m.send_at < cutoff:
+        if m is None or not current(m):
             to_cancel.append(key)
-        elif m.send_at != _aware(send_at, f"send_at of {key}"):
+        elif max(m.send_at, now_utc) != max(_aware(send_at, f"send_at of {key}"), now_utc):
             to_cancel.append(key)
             to_add.append(m)
     for key, m in fresh.items():
-        if key not in seen and m.send_at >= cutoff:
+        if key not in seen and current(m):
             to_add.append(m)
     to_add.sort(key=lambda m: (m.send_at, m.key))
     return to_cancel, to_add
@@ -481,7 +562,7 @@ def format_remaining(until: datetime, now: datetime) -> str:
 
 
 __all__ = [
-    "DEFAULT_DISCHARGE_AFTER", "LATE_GRACE", "MilestoneInstance", "OverrideError", "PlannedCheckin",
+    "DEFAULT_DISCHARGE_AFTER", "LATE_GRACE", "SAFETY_LATE_WINDOW", "MilestoneInstance", "OverrideError", "PlannedCheckin",
     "PENDING_STATUSES", "PlannedMessage", "Progress", "QUIET_HOURS", "REVIVABLE_STATUSES", "Timeline", "TimelineError", "active_restrictions",
     "build_timeline", "format_remaining", "format_until", "format_when", "in_quiet_hours", "local_to_utc",
     "next_allowed_send", "next_milestones", "plan_reply", "progress", "replan",

@@ -576,3 +576,60 @@ def test_segments_count_gsm7_and_ucs2():
     assert dispatch.segments("x" * 306) == 2 and dispatch.segments("x" * 307) == 3
     assert dispatch.segments("Zoë" + "x" * 67) == 1 and dispatch.segments("Zoë" + "x" * 68) == 2
     assert dispatch.segments("{" * 80) == 1 and dispatch.segments("{" * 81) == 2  # extension characters count 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Safety texts (issue 10 item 3): the sender's own quiet-hours check applies the 23:00 rule
+# ---------------------------------------------------------------------------------------------
+
+def plant_safety(session, patient, *, due: datetime, created: datetime | None = None, safety: bool = True):
+    enrolment = patient.enrolments[-1]
+    message = PlannedMessage(id="S01", key=f"S01:TD{due:%d%H%M}", kind="reminder", send_at=due, due_at=due,
+                             text_template="Hi {first}, welcome home. Please have an adult stay with you tonight.",
+                             urgent=False, quiet_moved=False, safety=safety)
+    r = new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient", message=message,
+                now=created or due)
+    assert add_if_new(session, r)
+    session.commit()
+    return r
+
+
+@pytest.mark.parametrize("minute,outcome", [("22:30", "sent"), ("22:59", "sent"), ("23:00", "quiet_hours"),
+                                            ("23:40", "quiet_hours"), ("07:59", "quiet_hours")])
+def test_a_safety_text_may_go_until_2300_at_send_time(app, session, sms, minute, outcome):
+    p = patient_at(session)
+    day = "2026-03-10" if minute >= "12:00" else "2026-03-11"
+    now = datetime.fromisoformat(f"{day}T{minute}").replace(tzinfo=NY)
+    safe = plant_safety(session, p, due=now - timedelta(minutes=1))
+    plain = plant(session, p, due=now - timedelta(minutes=1))  # a routine text due at the same moment
+    report = tick(session, sms, now, settings(app))
+    assert row(session, plain.id).status_reason == "quiet_hours"  # 21:00-08:00 for routine texts
+    got = row(session, safe.id)
+    if outcome == "sent":
+        assert got.status == OutboxStatus.SENT and report.send.outcomes.get("sent") == 1
+        assert sms.sent[0].body.startswith("Hi Maria, welcome home.")
+    else:
+        assert (got.status, got.status_reason) == (OutboxStatus.PLANNED, "quiet_hours") and sms.sent == ()
+        assert got.send_after == datetime(2026, 3, 11, 8, 0, tzinfo=NY)
+
+
+def test_a_safety_text_held_at_night_goes_at_0800(app, session, sms):
+    p = patient_at(session)
+    r = plant_safety(session, p, due=datetime(2026, 3, 10, 23, 15, tzinfo=NY))
+    tick(session, sms, datetime(2026, 3, 10, 23, 20, tzinfo=NY), settings(app))
+    assert row(session, r.id).send_after == datetime(2026, 3, 11, 8, 0, tzinfo=NY)
+    tick(session, sms, datetime(2026, 3, 11, 8, 0, tzinfo=NY), settings(app))
+    assert row(session, r.id).status == OutboxStatus.SENT
+
+
+def test_lateness_counts_from_when_the_text_was_planned(app, session, sms):
+    """A safety text planned at a late enrolment (due 11:00, planned at 22:00) is not stale at 08:00."""
+    p = patient_at(session)
+    due = datetime(2026, 3, 10, 11, 0, tzinfo=NY)
+    r = plant_safety(session, p, due=due, created=datetime(2026, 3, 10, 22, 50, tzinfo=NY))
+    tick(session, sms, datetime(2026, 3, 11, 8, 5, tzinfo=NY), settings(app))  # 21 h after due
+    assert row(session, r.id).status == OutboxStatus.SENT
+    # the 12 h rule still holds from that moment: a sender down all day suppresses it, and says so
+    r2 = plant_safety(session, p, due=due - timedelta(minutes=1), created=datetime(2026, 3, 10, 12, 0, tzinfo=NY))
+    tick(session, sms, datetime(2026, 3, 11, 0, 30, tzinfo=NY) + timedelta(hours=8), settings(app))
+    assert (row(session, r2.id).status, row(session, r2.id).status_reason) == (OutboxStatus.SUPPRESSED, "stale")

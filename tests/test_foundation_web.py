@@ -48,7 +48,7 @@ def test_nurse_enrols_a_patient_and_sees_the_timeline(client, session, frozen):
     enrolment = session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id))
     # 10:30 EST on 7 March is 15:30 UTC
     assert enrolment.procedure_end == datetime(2026, 3, 7, 15, 30, tzinfo=timezone.utc)
-    assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "1")
+    assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "2")
     rows = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.patient_id == patient.id)).all()
     assert rows and all(r.send_after >= NOW - timedelta(hours=2) for r in rows)
     page = client.get(f"/nurse/patients/{patient.id}")
@@ -174,3 +174,174 @@ def test_static_files_are_compressed_and_cached_by_content_hash(client):
         again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["ETag"]})
         assert again.status_code == 304
     assert client.get("/static/../app.py").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10 item 3: safety texts through the real enrolment form and the real sender
+# ---------------------------------------------------------------------------------------------
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from recovery.dispatch import DispatchSettings, tick  # noqa: E402
+from recovery.models import OutboxStatus  # noqa: E402
+
+NY = ZoneInfo("America/New_York")
+
+
+def _ny(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=NY)
+
+
+def _rows(session, patient) -> dict[str, OutboundMessage]:
+    return {r.occurrence_key: r for r in session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == "patient")
+        .execution_options(populate_existing=True))}
+
+
+def _enrol_by_form(client, session, **form) -> Patient:
+    r = client.post("/nurse/patients/new", data=enrolment_form(**form))
+    assert r.status_code == 303, r.data
+    return session.scalar(sa.select(Patient).where(Patient.last_name == "Lopez"))
+
+
+def test_enrolled_at_1350_after_a_0900_procedure_the_patient_gets_s01_at_once(app, client, session, frozen, sms):
+    frozen.move_to(_ny("2026-06-10T13:50"))
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-10T09:00", discharge_at="2026-06-10T11:00")
+    rows = _rows(session, patient)
+    assert rows["S01:TD"].safety and rows["S01:TD"].send_after == _ny("2026-06-10T13:50")
+    assert rows["S02:TD+1h"].safety and rows["S02:TD+1h"].send_after == _ny("2026-06-10T13:50")
+    assert not rows["S05:TD+2h"].safety
+    tick(session, sms, _ny("2026-06-10T13:50"), DispatchSettings.from_config(app.config, max_per_second=0))
+    bodies = [s.body for s in sms.sent]
+    assert any("have an adult stay with you tonight" in b for b in bodies)
+    assert any("if you get chest pain" in b for b in bodies)
+    assert _rows(session, patient)["S01:TD"].status == OutboxStatus.SENT
+    page = client.get(f"/nurse/patients/{patient.id}").data
+    assert b"the patient did not get" not in page  # nothing to tell the nurse
+
+
+def test_evening_discharge_sends_s01_and_s02_that_evening(app, client, session, frozen, sms):
+    frozen.move_to(_ny("2026-06-10T21:30"))
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-10T19:30", discharge_at="2026-06-10T21:30")
+    rows = _rows(session, patient)
+    assert rows["S01:TD"].send_after == _ny("2026-06-10T21:30")
+    assert rows["S02:TD+1h"].send_after == _ny("2026-06-10T22:30")
+    assert rows["S05:TD+2h"].send_after == _ny("2026-06-11T11:00")  # routine: the morning, 2 h after S02
+    assert "S04:TD+1h" not in rows  # over the day's 3 routine texts: left to the Today page
+    settings = DispatchSettings.from_config(app.config, max_per_second=0)
+    for at in ("2026-06-10T21:30", "2026-06-10T22:30", "2026-06-10T22:59"):
+        tick(session, sms, _ny(at), settings)
+    sent = [s.body for s in sms.sent]
+    assert len(sent) == 2 and "tonight" in sent[0] and "chest pain" in sent[1]
+    assert _rows(session, patient)["S02:TD+1h"].sent_at == _ny("2026-06-10T22:30")
+
+
+def test_the_nurse_page_says_which_safety_text_did_not_go_and_why(app, client, session, frozen, sms):
+    frozen.move_to(_ny("2026-06-11T17:00"))  # enrolled 30 h after a discharge at 11:00 the day before
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    late = _enrol_by_form(client, session, procedure_end="2026-06-10T09:00", discharge_at="2026-06-10T11:00")
+    assert "S01:TD" not in _rows(session, late)
+    page = client.get(f"/nurse/patients/{late.id}").data.decode()
+    box = page.split('id="safety-texts"')[1].split("</section>")[0]
+    assert "Safety texts the patient did not get" in page and "Tell the patient yourself" in box
+    assert "S01" in box and "have an adult stay with you tonight" in box and "S02" in box
+    assert "enrolled 30 hours after discharge" in box and "only up to 24 hours after discharge" in box
+    # a patient who replied STOP before the evening text went: S02 is suppressed at send time
+    frozen.move_to(_ny("2026-06-12T21:30"))
+    login(client, nurse)
+    session.execute(sa.delete(OutboundMessage))
+    session.execute(sa.update(Patient).where(Patient.id == late.id).values(last_name="Old"))
+    session.commit()
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-12T19:30", discharge_at="2026-06-12T21:30")
+    settings = DispatchSettings.from_config(app.config, max_per_second=0)
+    tick(session, sms, _ny("2026-06-12T21:30"), settings)
+    session.execute(sa.update(Patient).where(Patient.id == patient.id).values(sms_opted_out=True))
+    session.commit()
+    tick(session, sms, _ny("2026-06-12T22:30"), settings)
+    page = client.get(f"/nurse/patients/{patient.id}").data.decode()
+    box = page.split('id="safety-texts"')[1].split("</section>")[0]
+    assert "S02" in box and "Not sent: the patient replied STOP to our texts." in box
+    assert "S01" not in box  # it went at 21:30
+    # no consent to texts at all: both are listed, with that reason
+    session.execute(sa.update(Patient).where(Patient.id == patient.id).values(last_name="Older"))
+    session.commit()
+    silent = _enrol_by_form(client, session, procedure_end="2026-06-12T19:30", discharge_at="2026-06-12T21:30",
+                            sms_consent="")
+    box = client.get(f"/nurse/patients/{silent.id}").data.decode().split('id="safety-texts"')[1]
+    assert box.count("Not sent: the patient has not agreed to texts.") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10 item 6: a per-patient no-driving time says the same length everywhere
+# ---------------------------------------------------------------------------------------------
+
+def _today(client, session, patient) -> str:
+    token = patient_link(session, patient, now=NOW)
+    session.commit()
+    patient_client = client.application.test_client()
+    assert open_link(patient_client, token).status_code == 303
+    return patient_client.get("/me").data.decode()
+
+
+def test_no_driving_for_21_days_keeps_the_clinic_wording_and_says_3_weeks_everywhere(client, session, frozen):
+    frozen.move_to(NOW)
+    clinic = make_clinic(session, now=NOW, template_file="example-strict-driving")
+    nurse = make_staff(session, clinic, now=NOW)
+    session.commit()
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, no_driving_days="21", procedure_end="2026-03-09T09:00",
+                             discharge_at="2026-03-09T11:00")
+    enrolment = session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id))
+    assert enrolment.template_id == "kyphoplasty+example-strict-driving"
+    assert enrolment.overrides == {"milestones": {"TL03": {"end": "T0+504h"}}}  # no wording from nurse.py
+    s01 = _rows(session, patient)["S01:TD"].text_template
+    assert s01 == ("Hi {first}, welcome home. Please have an adult stay with you tonight. Do not drive or use "
+                   "buses or trains for 3 weeks.")
+    today = _today(client, session, patient)
+    card = today.split("No driving or public transport until")[1].split("</div>")[0]
+    assert card.startswith(" Mon 30 Mar, 09:00")  # day 21
+    assert "for 3 weeks" in card and "2 weeks" not in card and "48 hours" not in card
+    assert "2 weeks" not in today
+
+
+def test_no_driving_for_10_days_on_the_default_plan(client, session, frozen):
+    frozen.move_to(NOW)
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, no_driving_days="10", procedure_end="2026-03-09T09:00",
+                             discharge_at="2026-03-09T11:00")
+    assert _rows(session, patient)["S01:TD"].text_template.endswith("buses or trains for 10 days.")
+    card = _today(client, session, patient).split("No driving or public transport until")[1].split("</div>")[0]
+    assert card.startswith(" Thu 19 Mar, 09:00") and "for 10 days after the sedation" in card
+
+
+def test_correcting_the_times_there_and_back_loses_no_text(client, session, frozen):
+    """A corrected time that brings an occurrence back to a time it had before gets a row again
+    (a cancelled row used to keep its dedupe key), and a safety text stays planned."""
+    frozen.move_to(_ny("2026-06-10T11:00"))
+    _, nurse = _clinic_and_nurse(session)
+    login(client, nurse)
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-10T09:00", discharge_at="2026-06-10T11:00")
+    first = {k: r.send_after for k, r in _rows(session, patient).items()}
+
+    def correct(end: str, discharge: str) -> None:
+        r = client.post(f"/nurse/patients/{patient.id}/times",
+                        data={"procedure_end": end, "discharge_at": discharge, "reason": "typed the wrong time"})
+        assert r.status_code == 303, r.data
+
+    frozen.move_to(_ny("2026-06-10T11:10"))
+    correct("2026-06-10T10:00", "2026-06-10T12:00")
+    moved = _rows(session, patient)
+    assert moved["S01:TD"].send_after == _ny("2026-06-10T12:00") and moved["S01:TD"].safety
+    correct("2026-06-10T09:00", "2026-06-10T11:00")  # back: S01 due 11:00 again, 10 minutes ago
+    live = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == "patient",
+        OutboundMessage.status == OutboxStatus.PLANNED)).all()
+    keys = [r.occurrence_key for r in live]
+    assert sorted(keys) == sorted(first) and len(keys) == len(set(keys))  # every text once, none lost
+    assert {r.occurrence_key: r.send_after for r in live}["S01:TD"] == _ny("2026-06-10T11:00")  # due: goes now

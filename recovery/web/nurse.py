@@ -15,6 +15,7 @@ from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_pa
 from recovery.models import Clinic
 from recovery.plan import OverrideError
 from recovery.records import current_enrolment, patient_list, patient_record
+from recovery.safety_texts import safety_text_problems
 from recovery.timeline import TimelineError
 from recovery.web import render_page_or_fragment
 from recovery.web.access import patient_for_staff, staff_required
@@ -46,19 +47,14 @@ def patients():
     return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q)
 
 
-S01_FOR_DAYS = ("Hi {first}, welcome home. Please have an adult stay with you tonight. "
-                "Do not drive or use buses or trains for %s.")
-
-
 def _overrides_from(form: EnrolmentForm) -> dict:
-    """The per-patient changes the nurse asked for. Empty fields follow the clinic's plan."""
+    """The per-patient changes the nurse asked for. Empty fields follow the clinic's plan. The words
+    come from the plan: TL03 says how long it lasts ('lasts'), so the plan rewords its own detail
+    and the clinic's or template's S01 with the patient's length (Overrides.reworded)."""
     overrides: dict = {}
     days = form.no_driving_days.data
     if days:
         overrides.setdefault("milestones", {})["TL03"] = {"end": f"T0+{days * 24}h"}
-        # S01 states the driving time, so it must say the patient's own (plan.py checks this)
-        overrides.setdefault("texts", {})["S01"] = S01_FOR_DAYS % (
-            "48 hours" if days == 2 else f"{days // 7} weeks" if days % 7 == 0 else f"{days} days")
     if form.followup_day.data:
         overrides.setdefault("milestones", {})["TL16"] = f"date T0+{form.followup_day.data}d"
     return overrides
@@ -107,9 +103,17 @@ def patient(patient_id: int):
     timeline = None
     if record.enrolment is not None:
         timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
+    problems = _safety_problems(p, record, timeline, now)
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
-                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm())
+                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems)
+
+
+def _safety_problems(p, record, timeline, now):
+    if record.enrolment is None or timeline is None:
+        return []
+    return safety_text_problems(record.messages, patient=p, enrolment=record.enrolment, timeline=timeline,
+                                emerg=g.clinic.emergency_number, phone=g.clinic.care_phone, now=now)
 
 
 @bp.post("/patients/<int:patient_id>/times")
@@ -144,9 +148,11 @@ def correct_times(patient_id: int):
                 return redirect(url_for("nurse.patient", patient_id=p.id), 303)
     record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
     timeline = timeline_for(enrolment, p, enrolment_template(g.clinic, enrolment))
+    problems = _safety_problems(p, record, timeline, now)
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
-                           tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True), 422
+                           tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True,
+                           safety_problems=problems), 422
 
 
 @bp.get("/")

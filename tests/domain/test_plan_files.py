@@ -13,8 +13,10 @@ from recovery.plan import (
 )
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
-DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"
+DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"  # the broken-file cases below edit version 1
 DEFAULT_TEXT = DEFAULT.read_text(encoding="utf-8")
+NEWEST = SCHEDULES / "kyphoplasty_v2.toml"  # what new patients are enrolled on
+NEWEST_TEXT = NEWEST.read_text(encoding="utf-8")
 TEMPLATE_FILES = sorted(SCHEDULES.glob("*.toml"))
 CLINIC_FILES = sorted((SCHEDULES / "clinics").glob("*.toml"))
 
@@ -28,7 +30,8 @@ def test_every_template_file_loads(path):
 @pytest.mark.parametrize("path", CLINIC_FILES, ids=lambda p: p.name)
 def test_every_clinic_file_loads(path):
     t = load_clinic_template(path, SCHEDULES)
-    assert t.clinic == path.stem and t.id == f"{t.base_id}+{t.clinic}"
+    # <clinic>.toml is the current file; <clinic>_v<n>.toml an earlier version kept for its patients
+    assert path.stem in (t.clinic, f"{t.clinic}_v{t.clinic_version}") and t.id == f"{t.base_id}+{t.clinic}"
     assert t.version == f"{t.base_version}+{t.clinic_version}"
 
 
@@ -36,8 +39,10 @@ def test_load_all_finds_templates_and_clinics():
     catalog = load_all(SCHEDULES)
     assert len(TEMPLATE_FILES) >= 1 and len(CLINIC_FILES) >= 1
     assert len(catalog.templates) == len(TEMPLATE_FILES) + len(CLINIC_FILES)
-    assert catalog.get("kyphoplasty").version == "1"
+    assert catalog.get("kyphoplasty").version == "2" and catalog.get("kyphoplasty", "1").version == "1"
     assert catalog.for_clinic("demo-clinic").id == "kyphoplasty+demo-clinic"
+    assert catalog.for_clinic("demo-clinic").version == "2+2"  # the current file, not the kept v1
+    assert catalog.get("kyphoplasty+demo-clinic", "1+1").base_version == 1
     with pytest.raises(KeyError, match="no template nope"):
         catalog.get("nope")
     with pytest.raises(KeyError, match="no clinic file 'nope'"):
@@ -73,18 +78,20 @@ def test_default_template_has_the_protocol_ids_and_seed_rules():
 
 
 def test_demo_clinic_follows_the_standard_plan_with_its_own_contacts():
-    base = load_template(DEFAULT)
+    base = load_template(NEWEST)
     t = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
+    assert (t.base_version, t.daily_limit, t.safety_quiet_hours) == (2, base.daily_limit, base.safety_quiet_hours)
     assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
     assert t.milestones == base.milestones and t.message("S01") == base.message("S01")
     assert t.clinic_title == "Demo Clinic (example only)"
 
 
 def test_example_clinic_overrides_contact_an_offset_and_texts():
-    base = load_template(DEFAULT)
+    base = load_template(NEWEST)
     t = load_clinic_template(SCHEDULES / "clinics" / "example-strict-driving.toml", SCHEDULES)
     assert (t.emerg, t.phone) == ("911", "(555) 010-0199")
     assert t.milestone("TL03").end.text == "T0+14d" and "2 weeks" in t.message("S01").text
+    assert t.milestone("TL03").lasts == "2 weeks" and t.message("S01").safety == ("TD",)
     assert t.message("S11").send[0].text == "09:00 first at or after TL03.end"
     assert t.milestone("TL14") == base.milestone("TL14") and t.message("S02") == base.message("S02")
     assert t.title == base.title and t.clinic_title == "Example: a clinic with the 2-week driving rule"
@@ -361,3 +368,91 @@ def test_overrides_round_trip():
 def test_bad_overrides(data, message):
     with pytest.raises(OverrideError, match=message):
         Overrides.from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2: safety texts, the daily limit and milestone lengths are checked when the file loads
+# ---------------------------------------------------------------------------------------------
+
+def test_v2_marks_the_safety_texts_and_ranks_every_routine_text():
+    t = load_template(NEWEST)
+    assert (t.id, t.version) == ("kyphoplasty", "2")
+    assert {m.id: m.safety for m in t.messages if m.safety} == {"S01": ("TD",), "S02": ("TD+1h",)}
+    assert [x.strftime("%H:%M") for x in t.safety_quiet_hours] == ["23:00", "08:00"]
+    assert (t.daily_limit.per_day, t.daily_limit.min_gap) == (3, timedelta(hours=2))
+    routine = {m.id for m in t.messages if m.kind == "checkin_reminder"
+               or (m.kind == "reminder" and any(o.key not in m.safety for o in m.send))}
+    assert set(t.daily_limit.order) == routine and t.daily_limit.order[:2] == ("S02", "S07")
+    assert t.milestone("TL03").lasts == "48 hours"
+
+
+def _v2_edit(old: str, new: str) -> str:
+    assert old in NEWEST_TEXT, old
+    return NEWEST_TEXT.replace(old, new, 1)
+
+
+BROKEN_V2 = [
+    ("safety-on-a-reply", _v2_edit('on = "emergency_result"\nurgent = true', 'on = "emergency_result"\nurgent = true\nsafety = true'),
+     ("safety = true", "[messages.S19]"), "message S19: only a reminder (a text on a timetable) can be a safety text"),
+    ("safety-not-a-send-time", _v2_edit('safety = ["TD+1h"]', 'safety = ["TD+2h"]'), ('safety = ["TD+2h"]', None),
+     "message S02: 'safety' names 'TD+2h', which is not one of its 'send' times (TD+1h, 09:00 day 1, 09:00 day 2)"),
+    ("safety-bad-value", _v2_edit('safety = ["TD+1h"]', 'safety = "yes"'), ('safety = "yes"', None),
+     "message S02: 'safety' must be true, false or a list of offsets"),
+    ("safety-opt-in", _v2_edit('safety = true\nrestates', 'safety = true\nonly_if = "brace"\nrestates'),
+     ("safety = true", "[messages.S01]"), "message S01: a safety text goes to every patient"),
+    ("no-safety-start", _v2_edit('\nsafety_start = "23:00"', ''), ("[quiet_hours]", None),
+     "quiet_hours: a template with safety texts must set [quiet_hours] safety_start"),
+    ("safety-start-in-the-day", _v2_edit('safety_start = "23:00"', 'safety_start = "20:00"'),
+     ('safety_start = "20:00"', None), "quiet_hours: safety_start 20:00 must lie within the quiet hours 21:00-08:00"),
+    ("routine-text-not-ranked", _v2_edit('  "S09",  # short walks\n', ''), ("order = [", None),
+     "daily_limit: 'order' must rank every routine text; add S09"),
+    ("safety-text-ranked", _v2_edit('  "S02",  # when', '  "S01",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S01, but a safety text is never held back; remove it"),
+    ("invitation-ranked", _v2_edit('  "S02",  # when', '  "S06",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S06, but a checkin_invite does not count towards the limit"),
+    ("ranked-twice", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S09",\n'), ("order = [", None),
+     "daily_limit: 'order' lists S09 twice"),
+    ("unknown-ranked", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S99",\n'), ("order = [", None),
+     "daily_limit: 'order' names unknown message 'S99'"),
+    ("zero-per-day", _v2_edit("per_day = 3", "per_day = 0"), ("per_day = 0", None), "daily_limit: per_day must be 1"),
+    ("bad-gap", _v2_edit('min_gap = "2h"', 'min_gap = "2 hours"'), ('min_gap = "2 hours"', None),
+     "daily_limit: 'min_gap': '2 hours' is not a duration"),
+    ("typo-in-limit", _v2_edit("per_day = 3", "per_day = 3\nmax = 4"), ("max = 4", None),
+     "daily_limit: unknown field 'max'"),
+    ("lasts-not-in-detail", _v2_edit('lasts = "48 hours"', 'lasts = "2 days"'), ("Do not drive yourself", None),
+     "milestone TL03: its detail must say how long it lasts in the words of 'lasts' ('2 days')"),
+    ("restating-text-without-the-length",
+     _v2_edit("Do not drive or use buses or trains for 48 hours.", "Do not drive or use buses or trains yet."),
+     ("trains yet.", None), "message S01: restates milestone TL03, which lasts '48 hours', but the text does not say so"),
+    ("held-text-not-on-today", _v2_edit('sms = ["S09"]', 'sms = []'), ("order = [", None),
+     "daily_limit: message S09 is held back by the daily limit (e.g. for a procedure ending"),
+]
+
+
+@pytest.mark.parametrize("case,text,where,message", BROKEN_V2, ids=[b[0] for b in BROKEN_V2])
+def test_broken_v2_files(tmp_path, case, text, where, message):
+    path = tmp_path / "kyphoplasty_v2.toml"
+    path.write_text(text, encoding="utf-8")
+    line = _line(text, where[0], where[1])
+    with pytest.raises(TemplateError) as err:
+        load_template(path)
+    expected = f"{path}:{line}: {message}"
+    assert str(err.value).startswith(expected), f"\n got: {err.value}\nwant: {expected}…"
+
+
+def test_a_clinic_can_change_the_daily_limit_and_keeps_earlier_versions(tmp_path):
+    (tmp_path / "kyphoplasty_v2.toml").write_text(NEWEST_TEXT, encoding="utf-8")
+    (tmp_path / "clinics").mkdir()
+    head = ('clinic = "north"\nversion = {v}\ntitle = "North"\nbased_on = "kyphoplasty"\nbased_on_version = 2\n\n'
+            '[contact]\nemerg = "999"\nphone = "0161 496 0000"\n')
+    (tmp_path / "clinics" / "north.toml").write_text(head.format(v=2) + "\n[daily_limit]\nper_day = 2\n")
+    (tmp_path / "clinics" / "north_v1.toml").write_text(head.format(v=1))
+    catalog = load_all(tmp_path)
+    assert catalog.for_clinic("north").version == "2+2" and catalog.for_clinic("north").daily_limit.per_day == 2
+    assert catalog.get("kyphoplasty+north", "2+1").daily_limit.per_day == 3  # the kept version 1
+    from recovery import templates_repo
+    assert templates_repo.find_template(tmp_path, "kyphoplasty+north", "2+1", "north").clinic_version == 1
+    assert templates_repo.find_template(tmp_path, "kyphoplasty+north", "2+2", "north").clinic_version == 2
+    (tmp_path / "clinics" / "north_v1.toml").write_text(head.format(v=3))  # name and version disagree
+    with pytest.raises(TemplateError, match=r"north_v1\.toml:1: template: clinic 'north' must match the file name"):
+        load_all(tmp_path)

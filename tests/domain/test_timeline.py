@@ -554,3 +554,241 @@ def test_today_helpers(template):
 def test_format_remaining(delta, text):
     now = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
     assert format_remaining(now + delta, now) == text
+
+
+# ---------------------------------------------------------------------------------------------
+# Template v2 (issue 10 item 3): safety texts are never dropped or sent too late, and routine
+# texts are at most 3 a day, at least 2 h apart. Expected times worked out by hand.
+# ---------------------------------------------------------------------------------------------
+
+V2_PATH = TEMPLATE_PATH.with_name("kyphoplasty_v2.toml")
+ZONES = ["America/New_York", "Australia/Sydney"]
+
+
+@pytest.fixture(scope="module")
+def v2():
+    return load_template(V2_PATH)
+
+
+def at(zone: str, text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone))
+
+
+def sends(tl, day: int | None = None) -> dict[str, str]:
+    return {m.key: local(tl, m.send_at) for m in tl.messages if day is None or tl.day_number(m.send_at) == day}
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_ended_0900_enrolled_1350_gets_the_safety_texts_at_once(v2, zone):
+    """Repro: S01 was never planned (LATE_GRACE) while later texts went."""
+    tl = build(v2, "2026-06-10T09:00", zone, now=at(zone, "2026-06-10T13:50"))
+    got = sends(tl)
+    assert got["S01:TD"] == got["S02:TD+1h"] == "2026-06-10 13:50"  # due 11:00 and 12:00: at once
+    assert {m.key for m in tl.messages if m.safety} == {"S01:TD", "S02:TD+1h"}
+    assert "48 hours" in next(m for m in tl.messages if m.id == "S01").text_template
+    # routine texts still follow LATE_GRACE: due 12:00 and 13:00 (under 2 h ago) they go now or later
+    assert got["S05:TD+2h"] == "2026-06-10 13:50" and got["S04:TD+1h"] == "2026-06-10 15:50"
+    assert all(m.send_at >= at(zone, "2026-06-10T13:50") for m in tl.messages)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_evening_discharge_sends_tonight_texts_tonight(v2, zone):
+    """Repro: ending 19:30 (discharge 21:30), S01 went at 08:00 the next day and the day-0 S02 at 09:00."""
+    tl = build(v2, "2026-06-10T19:30", zone, now=at(zone, "2026-06-10T21:30"))
+    got = sends(tl)
+    assert got["S01:TD"] == "2026-06-10 21:30" and got["S02:TD+1h"] == "2026-06-10 22:30"
+    assert sends(tl, 0) == {"S01:TD": "2026-06-10 21:30", "S02:TD+1h": "2026-06-10 22:30"}
+    assert got["S02:day1"] == "2026-06-11 09:00"  # the routine repeat next morning still goes
+    assert not any(m.quiet_moved for m in tl.messages if m.safety)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_ended_2230_safety_texts_wait_for_0800(v2, zone):
+    tl = build(v2, "2026-06-10T22:30", zone, now=at(zone, "2026-06-11T00:30"))  # discharge 00:30
+    got = sends(tl)
+    assert got["S01:TD"] == got["S02:TD+1h"] == "2026-06-11 08:00"  # after 23:00: the next 08:00
+    assert all(m.quiet_moved for m in tl.messages if m.safety)
+    assert "S02:day1" not in got  # S02 went at 08:00: its routine repeat at 09:00 that day is dropped
+    assert got["S02:day2"] == "2026-06-12 09:00"
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("discharge,s01,s02", [
+    ("2026-06-10T21:59", "2026-06-10 21:59", "2026-06-10 22:59"),
+    ("2026-06-10T22:00", "2026-06-10 22:00", "2026-06-11 08:00"),  # S02 due 23:00 exactly: not before 23:00
+    ("2026-06-10T22:59", "2026-06-10 22:59", "2026-06-11 08:00"),
+    ("2026-06-10T23:00", "2026-06-11 08:00", "2026-06-11 08:00"),
+    ("2026-06-11T07:30", "2026-06-11 08:00", "2026-06-11 08:30"),
+])
+def test_the_2300_rule_for_safety_texts(v2, zone, discharge, s01, s02):
+    tl = build(v2, "2026-06-10T18:00", zone, discharge_local=discharge)
+    got = sends(tl)
+    assert (got["S01:TD"], got["S02:TD+1h"]) == (s01, s02)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_a_late_enrolment_sends_safety_texts_at_once_up_to_24_h_after_discharge(v2, zone):
+    build_at = lambda now: build(v2, "2026-06-10T09:00", zone, now=at(zone, now))  # noqa: E731 (discharge 11:00)
+    assert sends(build_at("2026-06-11T11:00"))["S01:TD"] == "2026-06-11 11:00"  # 24 h after discharge
+    assert "S01:TD" not in sends(build_at("2026-06-11T11:01"))  # "tonight" is over: the nurse page says so
+    night = sends(build_at("2026-06-10T23:30"))  # enrolled late at night: at 08:00, not at 23:30
+    assert night["S01:TD"] == night["S02:TD+1h"] == "2026-06-11 08:00"
+    evening = sends(build_at("2026-06-10T22:15"))  # before 23:00 they go at once, routine texts wait
+    assert evening["S01:TD"] == "2026-06-10 22:15"
+    assert "S03:day0" not in evening  # 19:00, more than 2 h ago
+
+
+DST_EDGE = [  # (zone, procedure end, enrolled at, expected local S01, S02, the UTC offsets of both)
+    # US spring forward 8 Mar 02:00 → 03:00: discharge 00:30 EST, S02 TD+1h is 02:30 EST = 03:30 EDT
+    ("America/New_York", "2026-03-07T22:30", "2026-03-08T00:30", "2026-03-08 08:00", "2026-03-08 08:00", "-04:00"),
+    # US fall back 1 Nov 02:00 → 01:00: discharge 00:30 EDT, S02 at 01:30 EDT (the first one)
+    ("America/New_York", "2026-10-31T22:30", "2026-11-01T00:30", "2026-11-01 08:00", "2026-11-01 08:00", "-05:00"),
+    ("America/New_York", "2026-03-07T19:30", "2026-03-07T21:30", "2026-03-07 21:30", "2026-03-07 22:30", "-05:00"),
+    # Sydney fall back 5 Apr 03:00 → 02:00 and spring forward 4 Oct 02:00 → 03:00
+    ("Australia/Sydney", "2026-04-04T22:30", "2026-04-05T00:30", "2026-04-05 08:00", "2026-04-05 08:00", "+10:00"),
+    ("Australia/Sydney", "2026-10-03T22:30", "2026-10-04T00:30", "2026-10-04 08:00", "2026-10-04 08:00", "+11:00"),
+    ("Australia/Sydney", "2026-10-03T19:30", "2026-10-03T21:30", "2026-10-03 21:30", "2026-10-03 22:30", "+10:00"),
+    # enrolled at 13:50 on the spring-forward day (procedure 09:00 EDT)
+    ("America/New_York", "2026-03-08T09:00", "2026-03-08T13:50", "2026-03-08 13:50", "2026-03-08 13:50", "-04:00"),
+]
+
+
+@pytest.mark.parametrize("zone,t0,enrolled,s01,s02,offset", DST_EDGE, ids=[f"{c[0]}-{c[1]}" for c in DST_EDGE])
+def test_safety_texts_on_a_dst_change_day(v2, zone, t0, enrolled, s01, s02, offset):
+    tl = build(v2, t0, zone, now=at(zone, enrolled))
+    by_key = {m.key: m for m in tl.messages}
+    assert (local(tl, by_key["S01:TD"].send_at), local(tl, by_key["S02:TD+1h"].send_at)) == (s01, s02)
+    assert {tl.local(by_key[k].send_at).isoformat()[-6:] for k in ("S01:TD", "S02:TD+1h")} == {offset}
+    for m in tl.messages:  # nothing routine in quiet hours, nothing at all from 23:00
+        t = tl.local(m.send_at).time()
+        assert not in_quiet_hours(t, ("23:00", "08:00")) and (m.safety or not in_quiet_hours(t))
+
+
+def _routine_by_day(tl) -> dict[date, list[datetime]]:
+    days: dict[date, list[datetime]] = {}
+    for m in tl.messages:
+        if m.kind in ("reminder", "checkin_reminder") and not m.safety:
+            days.setdefault(tl.local(m.send_at).date(), []).append(m.send_at)
+    return days
+
+
+@pytest.mark.parametrize("zone", ZONES + ["America/Los_Angeles", "Europe/London"])
+@pytest.mark.parametrize("day", ["2026-03-07", "2026-06-10", "2026-10-03", "2026-10-31"])
+def test_routine_texts_at_most_3_a_day_2_h_apart_and_safety_texts_always_planned(v2, zone, day):
+    """Every half hour of four days (two of them before DST changes), with every opt-in on."""
+    tz = ZoneInfo(zone)
+    start = datetime.fromisoformat(day).replace(tzinfo=tz)
+    for half_hours in range(48):
+        t0 = start + timedelta(minutes=30 * half_hours)
+        tl = build_timeline(v2, procedure_end=t0, discharge=None, tz=tz, overrides=ALL_FLAGS,
+                            now=t0 + timedelta(hours=2))
+        for moments in _routine_by_day(tl).values():
+            moments.sort()
+            assert len(moments) <= 3, (t0, moments)
+            assert all(b - a >= timedelta(hours=2) for a, b in zip(moments, moments[1:])), (t0, moments)
+        assert {m.key for m in tl.messages if m.safety} == {"S01:TD", "S02:TD+1h"}, t0
+        for m in tl.messages:
+            t = tl.local(m.send_at).time()
+            assert not in_quiet_hours(t, v2.safety_quiet_hours if m.safety else v2.quiet_hours), (t0, m.key)
+        assert all(c.reminder is None or c.reminder.send_at < c.missed_at for c in tl.checkins)
+        assert not {m.key for m in tl.held} & {m.key for m in tl.messages}
+
+
+def test_the_template_order_decides_which_texts_move_and_which_are_held(v2):
+    # Evening discharge: day 1 has S04, S05 (08:00 after the night) and S02, S03, S09 (09:00), S07 (13:00)
+    tl = build(v2, "2026-06-10T19:30", now=at("America/New_York", "2026-06-10T21:30"))
+    assert sends(tl, 1) == {"S02:day1": "2026-06-11 09:00", "S06:day1": "2026-06-11 09:00",
+                            "S05:TD+2h": "2026-06-11 11:00", "S07:day1": "2026-06-11 13:00"}
+    assert [m.key for m in tl.held if tl.day_number(m.send_at) == 1] == ["S04:TD+1h", "S03:day1", "S09:day1"]
+    assert next(m for m in tl.messages if m.key == "S05:TD+2h").spaced
+    # ranking S09 first moves it into the first slot and holds S05 instead
+    from dataclasses import replace as _replace
+    order = ("S09",) + tuple(x for x in v2.daily_limit.order if x != "S09")
+    tl = build(_replace(v2, daily_limit=_replace(v2.daily_limit, order=order)), "2026-06-10T19:30")
+    assert sends(tl, 1)["S09:day1"] == "2026-06-11 09:00" and "S05:TD+2h" in {m.key for m in tl.held}
+
+
+def test_template_v1_keeps_its_plan(template, v2):
+    """Patients enrolled on v1 keep what v1 planned: no safety texts, no daily limit."""
+    tl = build(template, "2026-06-10T19:30")
+    assert sends(tl)["S01:TD"] == "2026-06-11 08:00" and not tl.held and not any(m.safety for m in tl.messages)
+    assert template.daily_limit is None and template.safety_quiet_hours == template.quiet_hours
+
+
+def test_replan_keeps_a_due_safety_text_and_drops_it_after_24_h(v2):
+    old = build(v2, "2026-06-10T09:00")  # discharge 11:00
+    stored = [(m.key, m.send_at, "planned") for m in old.messages]
+    new = build(v2, "2026-06-10T06:00")  # corrected at 10:30: S01 due 08:00, S02 09:00 (both past)
+    to_cancel, to_add = replan(stored, new, at("America/New_York", "2026-06-10T10:30"))
+    added = {m.key: local(new, m.send_at) for m in to_add}
+    assert added["S01:TD"] == "2026-06-10 08:00" and added["S02:TD+1h"] == "2026-06-10 09:00"  # due: at once
+    assert added["S05:TD+2h"] == "2026-06-10 10:00"  # routine, within LATE_GRACE
+    to_cancel, to_add = replan(stored, new, at("America/New_York", "2026-06-10T13:30"))
+    assert "S01:TD" not in to_cancel  # its row (11:00) is due already and stays: it goes now
+    assert "S05:TD+2h" in to_cancel and "S05:TD+2h" not in {m.key for m in to_add}  # routine, past LATE_GRACE
+    later = replan(stored, new, at("America/New_York", "2026-06-11T08:01"))  # 24 h 1 min after discharge
+    assert "S01:TD" in later[0] and "S01:TD" not in {m.key for m in later[1]}
+    # a pending row that is due now and stays due is left alone (no cancel + re-add churn)
+    now = at("America/New_York", "2026-06-10T11:05")
+    same = build(v2, "2026-06-10T09:00", discharge_local="2026-06-10T11:02")
+    to_cancel, to_add = replan(stored, same, now)
+    assert "S01:TD" not in to_cancel and "S01:TD" not in {m.key for m in to_add}
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10 item 6: a per-patient no-driving time is worded by the plan
+# ---------------------------------------------------------------------------------------------
+
+NO_DRIVING_21 = Overrides.from_dict({"milestones": {"TL03": {"end": "T0+504h"}}})  # what the form stores
+
+
+def test_no_driving_for_21_days_rewords_s01_and_the_milestone(v2):
+    tl = build(v2, "2026-06-10T10:00", overrides=NO_DRIVING_21)
+    tl03 = tl.milestone("TL03")
+    assert local(tl, tl03.ends_at) == "2026-07-01 10:00"  # day 21
+    assert "for 3 weeks" in tl03.detail and "48 hours" not in tl03.detail
+    s01 = next(m for m in tl.messages if m.id == "S01")
+    assert s01.text_template == ("Hi {first}, welcome home. Please have an adult stay with you tonight. "
+                                 "Do not drive or use buses or trains for 3 weeks.")
+    assert s01.safety
+
+
+@pytest.mark.parametrize("hours,words", [(48, "48 hours"), (36, "36 hours"), (72, "3 days"), (168, "1 week"),
+                                         (240, "10 days"), (336, "2 weeks"), (2160, "90 days"), (50, "50 hours")])
+def test_lengths_in_words(hours, words):
+    from recovery.plan import duration_words
+    assert duration_words(timedelta(hours=hours)) == words
+
+
+def test_a_clinic_s01_wording_survives_a_per_patient_length(tmp_path):
+    from recovery.plan import load_clinic_template
+    (tmp_path / "kyphoplasty_v2.toml").write_text(V2_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "clinics").mkdir()
+    (tmp_path / "clinics" / "north.toml").write_text(
+        'clinic = "north"\nversion = 1\ntitle = "North"\nbased_on = "kyphoplasty"\nbased_on_version = 2\n\n'
+        '[contact]\nemerg = "999"\nphone = "0161 496 0000"\n\n'
+        '[milestones.TL03]\nend = "T0+14d"\nlasts = "two weeks"\n'
+        'detail = "No driving, buses or trains for two weeks. Ask us before you drive again."\n\n'
+        '[messages.S01]\ntext = "Welcome home {first}. An adult should be with you tonight. No driving, buses or '
+        'trains for two weeks."\n', encoding="utf-8")
+    clinic = load_clinic_template(tmp_path / "clinics" / "north.toml", tmp_path)
+    tl = build(clinic, "2026-06-10T10:00", "Europe/London", overrides=NO_DRIVING_21)
+    s01 = next(m for m in tl.messages if m.id == "S01")
+    assert s01.text_template == ("Welcome home {first}. An adult should be with you tonight. No driving, buses or "
+                                 "trains for 3 weeks.")
+    assert tl.milestone("TL03").detail == "No driving, buses or trains for 3 weeks. Ask us before you drive again."
+    plain = build(clinic, "2026-06-10T10:00", "Europe/London")
+    assert next(m for m in plain.messages if m.id == "S01").text_template.endswith("for two weeks.")
+
+
+def test_an_explicit_s01_text_still_wins_and_bad_lengths_are_refused(v2):
+    o = Overrides.from_dict({"milestones": {"TL03": {"end": "T0+504h"}},
+                             "texts": {"S01": "Hi {first}, welcome home. No driving for 21 days."}})
+    s01 = next(m for m in build(v2, "2026-06-10T10:00", overrides=o).messages if m.id == "S01")
+    assert s01.text_template.endswith("for 21 days.")  # enrolments stored with their own wording keep it
+    with pytest.raises(OverrideError, match=r"milestones\.TL03: its texts say how long it lasts"):
+        build(v2, "2026-06-10T10:00", overrides=Overrides.from_dict({"milestones": {"TL03": {"end": "date T0+21d"}}}))
+    with pytest.raises(OverrideError, match=r"milestones\.TL03: a length of .* cannot be put in words"):
+        build(v2, "2026-06-10T10:00", overrides=Overrides.from_dict({"milestones": {"TL03": {"end": "T0+30m"}}}))
+    with pytest.raises(OverrideError, match=r"messages\.S01: is a safety text and cannot be switched off"):
+        build(v2, "2026-06-10T10:00", overrides=Overrides.from_dict({"messages": {"S01": False}}))
