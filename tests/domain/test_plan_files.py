@@ -47,7 +47,7 @@ def test_load_all_finds_templates_and_clinics():
 def test_default_template_has_the_protocol_ids_and_seed_rules():
     t = load_template(DEFAULT)
     assert (t.id, t.version) == ("kyphoplasty", "1")
-    assert [m.id for m in t.milestones] == [f"TL{i:02d}" for i in range(1, 22)]
+    assert [m.id for m in t.milestones] == [f"TL{i:02d}" for i in range(1, 23)]  # TL22: TL08's no-shower part
     assert [m.id for m in t.messages] == [f"S{i:02d}" for i in range(1, 28)]  # S24-S27: SMS dialogue (issue 4)
     m = {x.id: x for x in t.milestones}
     # seed rules (SEED-003, SEED-004)
@@ -182,8 +182,8 @@ BROKEN = [
      "template: the file name must be kyphoplasty_v2.toml"),
     ("bad-kind", _edit('kind = "reminder"\nsend = ["09:00 day 1"]', 'kind = "nudge"\nsend = ["09:00 day 1"]'),
      ('kind = "nudge"', None), "message S09: kind must be one of reminder, checkin_invite"),
-    ("unknown-horizon", _edit('horizon = "TL21"', 'horizon = "TL22"'), ('horizon = "TL22"', None),
-     "template: horizon names unknown milestone 'TL22'"),
+    ("unknown-horizon", _edit('horizon = "TL21"', 'horizon = "TL99"'), ('horizon = "TL99"', None),
+     "template: horizon names unknown milestone 'TL99'"),
     ("day-in-two-groups", _edit("days = [1, 2, 3, 4, 5, 6, 7]", "days = [1, 2, 3, 4, 5, 6, 7, 10]"),
      ("days = [10]", None), "check-in group day10: day 10 already has a check-in (group daily)"),
     ("invite-of-wrong-kind", _edit('time = "09:00"\ninvite = "S14"', 'time = "09:00"\ninvite = "S13"'),
