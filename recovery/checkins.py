@@ -257,6 +257,16 @@ class Flow:
     def next_incomplete(self) -> Group | None:
         return next((g for g in self.steps if not self.complete(g)), None)
 
+    def next_after(self, group_id: str) -> Group | None:
+        """The screen after `group_id` was answered: the next one still unanswered, an optional
+        question (free text) included, so it is asked in its turn; then any earlier screen still
+        incomplete."""
+        pos = self.position(group_id) or 0
+        for g in self.steps[pos:]:
+            if not self.complete(g) or not any(i.id in self.answers for i in g.items):
+                return g
+        return self.next_incomplete
+
     def before(self, group_id: str) -> Group | None:
         pos = self.position(group_id)
         return self.steps[pos - 2] if pos and pos > 1 else None
@@ -419,11 +429,14 @@ class Offer:
 
 
 def offer_for(session: Session, enrolment: Enrolment, timeline: Timeline, now: datetime, *,
-              only_slot: str | None = None, any_slot: bool = True) -> Offer:
-    """`any_slot=False` (a check-in link's session) offers only the link's own slot, `only_slot`."""
+              only_slot: str | None = None, any_slot: bool = True, link_valid: bool = False) -> Offer:
+    """`any_slot=False` (a check-in link's session) offers only the link's own slot, `only_slot`:
+    while its window is open, or while the link from the text still works (`link_valid`), as the
+    text promised."""
     current = open_checkin(timeline, now)
-    if current is not None and not any_slot and current.slot != only_slot:
-        current = None
+    if not any_slot:
+        own = planned_for_slot(timeline, only_slot)
+        current = own if own is not None and (own == current or link_valid) else None
     done = current is not None and slot_submitted(session, enrolment.id, current.slot)
     started = in_progress(session, enrolment.id, current.slot) if current is not None and not done else None
     return Offer(open=current, done=done, started=started, report=in_progress(session, enrolment.id, None),

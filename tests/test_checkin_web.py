@@ -408,3 +408,78 @@ def test_checkin_link_without_a_slot_opens_a_symptom_report(client, session, wor
     # the scheduled check-in is not this link's to start
     assert location(client.post("/me/checkin")) == "/me/checkin"
     assert session.scalar(sa.select(sa.func.count()).select_from(Checkin)) == 1
+
+
+# Every screen whose answer alone can be an emergency (MR2), the answers before it, and that answer.
+EMERGENCY_ON = {
+    "cardioresp": ({}, {"cardioresp": ["chest_pain"]}, "E1"),
+    "neuro": ({}, {"neuro": ["cannot_move_a_leg"]}, "E7"),
+    "bladder_bowel": ({}, {"bladder_bowel": "cannot_pass_urine"}, "E6"),
+    "leg_pain": ({"emergency": {**CALM["emergency"], "neuro": ["numb_or_tingling_legs_feet"]},
+                  "pain": {**CALM["pain"], "new_pain_sites": ["down_leg"]}}, {"leg_pain": "9"}, "E9"),
+    "sepsis_screen": ({"temperature": {"temp_status": "measured", "temp_value": "38.6", "temp_unit": "C",
+                                       "chills": "no"}}, {"sepsis_screen": ["confused_or_slurred_speech"]}, "E10"),
+    "wound": ({}, {"wound": ["bleeding_soaks_dressing"]}, "E12"),
+    "dizzy": ({"emergency": {**CALM["emergency"], "cardioresp": ["heart_racing_or_irregular"]}},
+              {"dizzy": "very_dizzy_or_faint"}, "E5"),
+    "confused_or_very_sleepy": ({}, {"confused_or_very_sleepy": "yes"}, "E11"),
+}
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["no-javascript", "htmx-draft"])
+@pytest.mark.parametrize("screen", list(EMERGENCY_ON))
+def test_an_emergency_answer_on_any_screen_shows_the_emergency_screen_at_once(client, session, world, screen,
+                                                                            javascript):
+    _, _, patient = world
+    checkin_client(client, session, patient)
+    cid, _ = start_slot(client)
+    before, answer, rule = EMERGENCY_ON[screen]
+    r = walk(client, cid, answers={**CALM, **before}, stop_before=screen)
+    assert location(r).endswith(f"/step/{screen}"), location(r)
+    if javascript:  # the page posts the changed answer ahead; Next is never pressed
+        r = client.post(f"/me/checkin/{cid}/step/{screen}/draft", data=answer, headers={"HX-Request": "true"})
+        assert r.status_code == 200 and r.headers["HX-Redirect"] == f"/me/checkin/{cid}/emergency"
+    else:
+        r = post_step(client, cid, screen, answer)
+        assert r.status_code == 303 and location(r) == f"/me/checkin/{cid}/emergency"
+    session.expire_all()
+    alert = session.scalar(sa.select(Alert).where(Alert.patient_id == patient.id, Alert.level == "EMERGENCY"))
+    assert alert is not None and rule in alert.rules
+    assert session.get(Checkin, cid).status == "in_progress"
+    assert b"Call 911 now" in client.get(f"/me/checkin/{cid}/emergency").data
+
+
+def test_a_whole_section_posted_from_an_old_page_keeps_its_answers_and_acts_on_an_emergency(client, session, world):
+    """A page rendered before the screens held one question each, still open on a phone, is posted
+    after the change: its valid answers are kept, an emergency among them acts at once (MR2) even
+    though another answer on it is missing, and the missing one is asked on its own screen."""
+    _, _, patient = world
+    checkin_client(client, session, patient)
+    cid, _ = start_slot(client)
+    r = post_step(client, cid, "emergency", {"cardioresp": ["chest_pain"], "bladder_bowel": "no_change"})
+    assert r.status_code == 303 and location(r) == f"/me/checkin/{cid}/emergency"
+    session.expire_all()
+    assert session.get(Checkin, cid).answers == {"cardioresp": ["chest_pain"], "bladder_bowel": "no_change"}
+    r = post_step(client, cid, "pain", {"back_pain": "4", "pain_change": "same"})
+    assert r.status_code == 422 and b'id="q-new_pain_sites"' in r.data and b'id="q-back_pain"' not in r.data
+    assert r.request.path == f"/me/checkin/{cid}/step/pain"
+    session.expire_all()
+    stored = session.get(Checkin, cid).answers
+    assert stored["back_pain"] == 4 and stored["pain_change"] == "same"
+    r = post_step(client, cid, "wound", {"wound": ["normal"], "site_pain": "3"})  # "wound": screen and section
+    session.expire_all()
+    assert session.get(Checkin, cid).answers["site_pain"] == 3
+    # an old URL of a section goes to its first screen
+    assert location(client.get(f"/me/checkin/{cid}/step/temperature")).endswith("/step/temp_status")
+
+
+def test_the_optional_free_text_question_is_asked_in_its_turn(client, session, world):
+    _, _, patient = world
+    checkin_client(client, session, patient)
+    cid, _ = start_slot(client)
+    r = walk(client, cid, stop_before="free_text")
+    assert location(r).endswith("/step/free_text")  # not skipped for being optional
+    r = post_step(client, cid, "free_text", {"free_text": ""})
+    assert location(r).endswith("/review")
+    # coming back later, only what still needs an answer is asked
+    assert location(client.get(f"/me/checkin/{cid}")).endswith("/review")

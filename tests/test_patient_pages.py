@@ -76,6 +76,24 @@ def test_a_checkin_past_its_window_is_not_offered(client, session, fred):
     assert "Your next check-in: Wednesday 11 Mar, 9 am" in today and "Report a symptom" in today
 
 
+def test_a_checkin_link_opens_its_checkin_while_the_link_works_then_only_in_its_window(client, session, fred,
+                                                                                    frozen):
+    """The day-35 text's link (24 h) opens that check-in as the text promised; the session it
+    opened, back on day 40, is offered what Today offers everyone: no day-35 check-in."""
+    frozen.move_to(NOW - timedelta(days=5))  # day 35, 11:00: the check-in has been open since 09:00
+    token = patient_link(session, fred, purpose="checkin", now=NOW - timedelta(days=5), slot="day35",
+                         ttl=timedelta(hours=24))
+    session.commit()
+    assert open_link(client, token).status_code == 303
+    assert "Your day 35 check-in is ready" in text_of(client.get("/me"))
+    frozen.move_to(NOW)  # day 40, the same browser: the window closed on day 37
+    assert "day 35" not in text_of(client.get("/me"))
+    r = client.get("/me/checkin")
+    assert r.status_code == 200 and "No check-in is due now" in text_of(r)
+    assert client.post("/me/checkin").headers["Location"] == "/me/checkin"
+    assert session.scalar(sa.select(sa.func.count()).select_from(Checkin)) == 0
+
+
 def test_no_checkin_due_offers_the_symptom_report_and_says_when_the_next_is(client, session, clinic, frozen):
     # Day 1 at 08:00: the day-0 check-in has closed, the day-1 one goes out at 09:00
     patient = enrol(session, clinic, procedure_end=days_ago_at(1, time(10, 48)), now=NOW - timedelta(hours=22))

@@ -8,6 +8,7 @@ emergency answer reaches the nurse and shows the emergency screen before the pat
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for)
@@ -71,8 +72,8 @@ def _setting(c: Checkin) -> checkins.Setting:
     return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset())
 
 
-def _next_url(c: Checkin, flow: checkins.Flow) -> str:
-    nxt = flow.next_incomplete
+def _next_url(c: Checkin, flow: checkins.Flow, after: str | None = None) -> str:
+    nxt = flow.next_after(after) if after else flow.next_incomplete
     if nxt is None:
         return url_for(".review", checkin_id=c.id)
     return url_for(".step", checkin_id=c.id, group_id=nxt.id)
@@ -118,8 +119,10 @@ def offer(enrolment, clinic, now) -> checkins.Offer:
     report, and when the next check-in comes."""
     ws = g.patient_session
     timeline = timeline_for(enrolment, g.patient, _template_for(enrolment, clinic))
+    link_hours = float(current_app.config["CHECKIN_LINK_HOURS"])  # as long as the link in the text works
     return checkins.offer_for(db.session, enrolment, timeline, now, only_slot=ws.checkin_slot,
-                              any_slot=ws.scope != CHECKIN_SCOPE)
+                              any_slot=ws.scope != CHECKIN_SCOPE,
+                              link_valid=now < ws.created_at + timedelta(hours=link_hours))
 
 
 def _render_start(clinic, found: checkins.Offer, already_done: bool = False):
@@ -254,7 +257,7 @@ def answer(checkin_id: int, group_id: str):
         errors = {k: v for k, v in result.errors.items() if k in result.flow.group(screen).item_ids()}
         return _render_step(setting, result.flow, screen, posted, errors, 422)
     db.session.commit()
-    return redirect(_next_url(c, result.flow), 303)
+    return redirect(_next_url(c, result.flow, after=group_id), 303)
 
 
 @bp.post("/<int:checkin_id>/step/<group_id>/draft")
