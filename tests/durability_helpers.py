@@ -56,7 +56,7 @@ def complete_answers(setting: checkins.Setting, raw: Raw) -> dict:
     """Typed answers for every screen the check-in asks, screen by screen as the web flow reads them
     (later screens depend on earlier answers)."""
     answers: dict = {}
-    for _ in range(20):
+    for _ in range(60):  # one question per screen
         flow = checkins.Flow(tuple(groups_for(setting.day, setting.weekly, answers,
                                               limits=setting.ruleset.form_limits,
                                               brace_prescribed=setting.enrolment.brace)), answers)
