@@ -121,6 +121,9 @@ def test_checkin_link_js_off_walks_every_screen_and_submits(client, session, wor
     assert b"Step 23 of 23" in review.data
     assert b"4 out of 10" in review.data and b"Paracetamol" in review.data
     assert b"None of these" in review.data and b"Send my check-in" in review.data
+    # each answer has its own "Change", to its own screen; the patient reads the screen's words
+    assert f'href="/me/checkin/{cid}/step/back_pain"'.encode() in review.data
+    assert b"How bad is your back pain right now?" in review.data
     c = session.get(Checkin, cid)
     assert c.status == "in_progress" and c.slot == "day1" and c.source == "web"
     done = client.post(f"/me/checkin/{cid}/review")

@@ -108,6 +108,18 @@ def test_no_checkin_due_offers_the_symptom_report_and_says_when_the_next_is(clie
     assert "Your day 1 check-in is ready" in words and "Start my check-in" in words
 
 
+def test_today_thanks_for_a_sent_checkin_and_says_when_the_next_is(client, session, clinic):
+    patient = enrol(session, clinic, procedure_end=days_ago_at(1, time(10, 48)), now=NOW)
+    session.add(Checkin(enrolment_id=patient.enrolments[0].id, patient_id=patient.id, slot="day1", source="web",
+                        status="submitted", answers={}, started_at=NOW, updated_at=NOW, submitted_at=NOW,
+                        fired_rules=[]))
+    session.commit()
+    signed_in(client, session, patient)
+    words = text_of(client.get("/me"))
+    assert "Thank you, your check-in is sent" in words and "Your next check-in: Tuesday 10 Mar, 9 am" in words
+    assert "Start my check-in" not in words and "Report a symptom" in words
+
+
 # ---- a used link, opened again -------------------------------------------------------------------
 
 def test_a_used_link_opened_by_the_signed_in_patient_goes_to_today(client, session, clinic):
