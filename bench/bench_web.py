@@ -449,7 +449,7 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
                 http.headers.update(NO_GZIP)
                 open_patient_session(http, stack.base_url, prepared.checkin_link)
                 cookie = session_cookie(http)
-            page_url = f"{stack.base_url}/me/checkin/{prepared.checkin_page}/step/emergency"
+            page_url = f"{stack.base_url}/me/checkin/{prepared.checkin_page}/step/cardioresp"
             page = requests.get(page_url, headers={**NO_GZIP, "Cookie": f"session={cookie}"}, timeout=30,
                                 allow_redirects=False)
             if page.status_code != 200 or b"<html" not in page.content:
@@ -491,7 +491,7 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
             print(f"{len(sessions)} patient sessions opened over HTTP in {time.perf_counter() - started:.0f} s",
                   flush=True)
             step_targets, submit_targets = workdir / f"{label}-step.tsv", workdir / f"{label}-submit.tsv"
-            pool = write_targets(step_targets, sessions, "step/pain")
+            pool = write_targets(step_targets, sessions, "step/back_pain")
             write_targets(submit_targets, sessions, "review")
             locked_before = stack.count_in_logs("database is locked")
             ticks_before = stack.ticks_with_work()

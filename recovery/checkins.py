@@ -9,8 +9,8 @@ import logging
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from recovery.enrolment import overrides_for, timeline_for
 from recovery.models import Checkin, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
 from recovery.outbox import add_if_new, new_row
 from recovery.plan import Template
-from recovery.questionnaire import (GROUPS, FieldError, Group, coerce_answers, dump_answers, groups_for,
+from recovery.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
                                     parse_group)
 from recovery.timeline import PlannedCheckin, Timeline, plan_reply
 from recovery.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
@@ -221,7 +221,6 @@ def cancel_for_slot(session: Session, enrolment_id: int, slot: str, now: datetim
 
 WEEKLY_GROUPS = frozenset({"weekly"})  # timeline check-in groups whose check-ins are "weekly" (§2.1)
 SOURCE_WEB = "web"
-_GROUP_ITEMS: dict[str, tuple[str, ...]] = {g.id: g.item_ids() for g in GROUPS}
 
 
 class CheckinClosed(Exception):
@@ -239,6 +238,7 @@ class Setting:
     ruleset: Ruleset
     weekly: bool
     day: int  # recovery day when the check-in was started, so the questions do not shift at midnight
+    first: bool = False  # no check-in was sent before this one ("compared with before the procedure")
 
 
 def planned_for_slot(timeline: Timeline, slot: str | None) -> PlannedCheckin | None:
@@ -258,8 +258,13 @@ def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ru
     clinic = session.get(Clinic, patient.clinic_id)
     template = template_for(enrolment, clinic)
     weekly = is_weekly(timeline_for(enrolment, patient, template), checkin.slot)
+    earlier = sa.select(Checkin.id).where(Checkin.enrolment_id == enrolment.id, Checkin.status == "submitted",
+                                          Checkin.id != checkin.id)
+    if checkin.submitted_at is not None:
+        earlier = earlier.where(Checkin.submitted_at < checkin.submitted_at)
+    earlier = session.scalar(earlier.limit(1))
     return Setting(checkin, enrolment, patient, clinic, template, ruleset, weekly,
-                   max(0, recovery_day(enrolment, patient, checkin.started_at)))
+                   max(0, recovery_day(enrolment, patient, checkin.started_at)), first=earlier is None)
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,16 @@ class Flow:
     def next_incomplete(self) -> Group | None:
         return next((g for g in self.steps if not self.complete(g)), None)
 
+    def next_after(self, group_id: str) -> Group | None:
+        """The screen after `group_id` was answered: the next one still unanswered, an optional
+        question (free text) included, so it is asked in its turn; then any earlier screen still
+        incomplete."""
+        pos = self.position(group_id) or 0
+        for g in self.steps[pos:]:
+            if not self.complete(g) or not any(i.id in self.answers for i in g.items):
+                return g
+        return self.next_incomplete
+
     def before(self, group_id: str) -> Group | None:
         pos = self.position(group_id)
         return self.steps[pos - 2] if pos and pos > 1 else None
@@ -300,7 +315,7 @@ class Flow:
 
 def _steps(setting: Setting, answers: Mapping[str, Any]) -> list[Group]:
     return groups_for(setting.day, setting.weekly, answers, limits=setting.ruleset.form_limits,
-                      brace_prescribed=setting.enrolment.brace)
+                      brace_prescribed=setting.enrolment.brace, first_checkin=setting.first)
 
 
 def flow_for(setting: Setting) -> Flow:
@@ -345,7 +360,7 @@ def answer_step(session: Session, setting: Setting, group_id: str, form: Mapping
                                  limits=setting.ruleset.form_limits, brace_prescribed=setting.enrolment.brace)
     if errors and not draft:
         return StepResult(errors, Flow(tuple(_steps(setting, answers)), answers))
-    on_screen = set(_GROUP_ITEMS[group_id])
+    on_screen = set(items_on(group_id, form))
     updated = {k: v for k, v in answers.items() if k not in on_screen or k in errors}
     updated.update(values)
     if draft and ("temp_value" in updated) != ("temp_unit" in updated):
@@ -396,22 +411,73 @@ def slot_submitted(session: Session, enrolment_id: int, slot: str) -> bool:
         .limit(1)) is not None
 
 
-LAST_CHECKIN_OPEN_FOR_DAYS = 7
+def checkin_window(timeline: Timeline, index: int) -> tuple[datetime, datetime]:
+    """When the scheduled check-in `timeline.checkins[index]` can be done: from its invitation
+    until it counts as missed (the template's `missed_after`: 8 h for daily ones, 48 h for weekly
+    ones), but at least to the end of the local day it was sent on ("today's check-in" is still
+    today's in the evening), and never past the next invitation. After that it is not offered:
+    a patient who wants to tell the team something reports a symptom."""
+    planned = timeline.checkins[index]
+    opens = planned.invite.send_at
+    local = opens.astimezone(timeline.tz)
+    day_end = datetime.combine(local.date() + timedelta(days=1), time(0), timeline.tz).astimezone(opens.tzinfo)
+    closes = max(planned.missed_at, day_end)
+    if index + 1 < len(timeline.checkins):
+        closes = min(closes, timeline.checkins[index + 1].invite.send_at)
+    return opens, closes
+
+
+def open_checkin(timeline: Timeline, now: datetime) -> PlannedCheckin | None:
+    """The scheduled check-in whose window (`checkin_window`) holds `now`, done or not."""
+    for index, planned in enumerate(timeline.checkins):
+        opens, closes = checkin_window(timeline, index)
+        if opens <= now < closes:
+            return planned
+    return None
+
+
+def next_checkin(timeline: Timeline, now: datetime) -> PlannedCheckin | None:
+    """The next scheduled check-in whose invitation is still to come."""
+    return next((c for c in timeline.checkins if c.invite.send_at > now), None)
 
 
 def due_checkin(session: Session, enrolment: Enrolment, timeline: Timeline, now: datetime) -> PlannedCheckin | None:
-    """The scheduled check-in a patient can do now: the latest one already invited, until the next
-    invitation (the last one stays open a week), unless it was submitted."""
-    invited = [c for c in timeline.checkins if c.invite.send_at <= now]
-    if not invited:
-        return None
-    current = invited[-1]
-    if len(invited) == len(timeline.checkins):
-        if now >= current.invite.send_at + timedelta(days=LAST_CHECKIN_OPEN_FOR_DAYS):
-            return None
-    if slot_submitted(session, enrolment.id, current.slot):
+    """The scheduled check-in a patient can do now: the open one, unless it was submitted."""
+    current = open_checkin(timeline, now)
+    if current is None or slot_submitted(session, enrolment.id, current.slot):
         return None
     return current
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the patient can do now, for Today and the check-in start page (one rule, one place).
+    `open` is the scheduled check-in whose window holds now (None when there is none, or when a
+    check-in link's session may not start it); `done` says it was sent already."""
+    open: PlannedCheckin | None
+    done: bool
+    started: Checkin | None  # that check-in, begun and not yet sent
+    report: Checkin | None  # an unfinished symptom report
+    next: PlannedCheckin | None
+
+    @property
+    def due(self) -> PlannedCheckin | None:
+        return None if self.done else self.open
+
+
+def offer_for(session: Session, enrolment: Enrolment, timeline: Timeline, now: datetime, *,
+              only_slot: str | None = None, any_slot: bool = True, link_valid: bool = False) -> Offer:
+    """`any_slot=False` (a check-in link's session) offers only the link's own slot, `only_slot`:
+    while its window is open, or while the link from the text still works (`link_valid`), as the
+    text promised."""
+    current = open_checkin(timeline, now)
+    if not any_slot:
+        own = planned_for_slot(timeline, only_slot)
+        current = own if own is not None and (own == current or link_valid) else None
+    done = current is not None and slot_submitted(session, enrolment.id, current.slot)
+    started = in_progress(session, enrolment.id, current.slot) if current is not None and not done else None
+    return Offer(open=current, done=done, started=started, report=in_progress(session, enrolment.id, None),
+                 next=next_checkin(timeline, now))
 
 
 def in_progress(session: Session, enrolment_id: int, slot: str | None) -> Checkin | None:

@@ -14,11 +14,18 @@ Typed answers use: ``int`` (0-10 scales, ``bowel_days``), ``str`` (single choice
 
 Readings of the protocol
 ------------------------
-* Screens: emergency items first (MR2), then pain, pain details, temperature, sepsis questions,
-  needle site, how you feel, medicines, bowel, other. Follow-up items that depend on an earlier
-  screen (``leg_pain``/``rib_pain``, ``sepsis_screen``, ``bowel_days``) sit on their own screen so
-  that ``groups_for`` can decide them from answers already given. ``temp_value``/``temp_unit`` sit
-  on the temperature screen and are only read when ``temp_status`` is ``measured``.
+* Sections: emergency items first (MR2), then pain, pain details, temperature, sepsis questions,
+  needle site, how you feel, medicines, bowel, other. Each question has a screen of its own (a
+  patient in pain reads one short question at a time); the section's title is shown above it.
+  Follow-up items that depend on an earlier answer (``leg_pain``/``rib_pain``, ``sepsis_screen``,
+  ``bowel_days``, and ``temp_value``/``temp_unit``, which share one screen, once ``temp_status`` is
+  ``measured``) appear once that answer is known, so ``groups_for`` decides them from answers
+  already given. Screen ids are item ids (``temp_value`` for the temperature and its unit).
+* A whole section can still be posted at once (``parse_group("pain", ...)``): a page rendered
+  before the screens were split, still open on a phone, must not lose its answers. There the
+  temperature reading is read only when ``temp_status`` is ``measured`` in the same post.
+* Splitting screens changes no item id, answer coding or scoring: the triage rules see the same
+  answers. ``Item.ask`` is a shorter wording for the screen; ``Item.question`` stays the record's.
 * "Every check-in until day 14" and "days 0-14" include day 14; "days 0-7" and "days 0-3" include
   the last day. ``temp_status`` is asked on every check-in up to day 14 and on weekly check-ins
   after that (ad hoc check-ins after day 14 do not ask it).
@@ -50,21 +57,23 @@ from typing import Any
 __all__ = [
     "AnswerError",
     "DEFAULTS",
-    "EMERGENCY_GROUP",
+    "EMERGENCY_SECTION",
     "FieldError",
     "FormLimits",
-    "GROUPS",
     "Group",
     "ITEMS",
     "Item",
     "Kind",
     "Option",
     "QuestionnaireError",
+    "SCREENS",
+    "SECTIONS",
     "TEMP_CONFIRM_FIELD",
     "celsius",
     "coerce_answers",
     "dump_answers",
     "groups_for",
+    "items_on",
     "parse_group",
     "pending_temp_confirmation",
     "with_defaults",
@@ -120,6 +129,15 @@ class Item:
     # Shown on the same screen and only read when another item on it has this value.
     shown_when: tuple[str, str] | None = None
     required: bool = True
+    # What the patient reads on the screen when it is shorter than ``question`` (which stays the
+    # record's wording, as nurses read it); ``ask_first`` at the first check-in, when there is
+    # no earlier check-in to compare with.
+    ask: str | None = None
+    ask_first: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        return self.ask or self.question
 
     def option_values(self) -> tuple[str, ...]:
         return tuple(o.value for o in self.options)
@@ -133,13 +151,15 @@ class Item:
 
 @dataclass(frozen=True)
 class Group:
-    """One screen of the check-in."""
+    """One screen of the check-in (``SCREENS``: one question each), or a section of screens
+    (``SECTIONS``: "Your pain"), whose title the screens show above their question."""
 
     id: str
     title: str
     items: tuple[Item, ...]
     intro: str | None = None
-    emergency: bool = False  # MR2: each answer is scored as soon as it is given
+    emergency: bool = False  # the emergency questions, asked first (MR2)
+    section: str = ""  # the section a screen belongs to (a section: its own id)
 
     def item_ids(self) -> tuple[str, ...]:
         return tuple(i.id for i in self.items)
@@ -307,6 +327,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         "Every check-in",
         minimum=0,
         maximum=10,
+        ask="How bad is your back pain right now?",
+        hint=_PAIN_SCALE,
     ),
     Item(
         "pain_change",
@@ -314,6 +336,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         "your back pain is...",
         Kind.ENUM,
         "Every check-in",
+        ask="Is your back pain better or worse than at your last check-in?",
+        ask_first="Is your back pain better or worse than before the procedure?",
         options=(
             Option("much_better", "Much better"),
             Option("better", "Better"),
@@ -346,6 +370,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         minimum=0,
         maximum=10,
         asked_if=_multi_has("new_pain_sites", "down_leg"),
+        ask="How bad is the pain down your leg?",
+        hint=_PAIN_SCALE,
     ),
     Item(
         "rib_pain",
@@ -355,6 +381,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         minimum=0,
         maximum=10,
         asked_if=_multi_has("new_pain_sites", "ribs_or_side"),
+        ask="How bad is the pain over your ribs or side?",
+        hint=_PAIN_SCALE,
     ),
     # --- temperature ---------------------------------------------------------------------------
     Item(
@@ -376,6 +404,7 @@ _ITEM_LIST: tuple[Item, ...] = (
         Kind.DECIMAL,
         "If measured",
         hint="For example 37.8 or 100.1",
+        ask="What was your highest temperature since your last check-in?",
         last_day=14,
         weekly_after_last_day=True,
         shown_when=("temp_status", "measured"),
@@ -448,6 +477,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         minimum=0,
         maximum=10,
         last_day=14,
+        ask="How sore is the spot where the needle went in?",
+        hint="0 = not sore, 10 = worst pain you can imagine",
     ),
     # --- how you feel --------------------------------------------------------------------------
     Item(
@@ -468,6 +499,8 @@ _ITEM_LIST: tuple[Item, ...] = (
         "Every check-in, days 0-7",
         options=_YES_NO,
         last_day=7,
+        ask="Are you newly confused, or much sleepier than usual?",
+        hint="Someone helping you can answer this for you.",
     ),
     Item(
         "headache_upright",
@@ -596,11 +629,11 @@ _ITEM_LIST: tuple[Item, ...] = (
 ITEMS: Mapping[str, Item] = MappingProxyType({item.id: item for item in _ITEM_LIST})
 
 
-def _group(group_id: str, title: str, item_ids: tuple[str, ...], **kwargs: Any) -> Group:
-    return Group(group_id, title, tuple(ITEMS[i] for i in item_ids), **kwargs)
+def _section(section_id: str, title: str, item_ids: tuple[str, ...], **kwargs: Any) -> Group:
+    return Group(section_id, title, tuple(ITEMS[i] for i in item_ids), section=section_id, **kwargs)
 
 
-EMERGENCY_GROUP = _group(
+EMERGENCY_SECTION = _section(
     "emergency",
     "First, some important questions",
     ("cardioresp", "neuro", "bladder_bowel"),
@@ -608,24 +641,61 @@ EMERGENCY_GROUP = _group(
     emergency=True,
 )
 
-GROUPS: tuple[Group, ...] = (
-    EMERGENCY_GROUP,
-    _group("pain", "Your pain", ("back_pain", "pain_change", "new_pain_sites")),
-    _group("pain_detail", "More about the new pain", ("leg_pain", "rib_pain")),
-    _group("temperature", "Your temperature", ("temp_status", "temp_value", "temp_unit", "chills")),
-    _group("sepsis", "A few more questions", ("sepsis_screen",)),
-    _group("wound", "The needle site", ("wound", "site_pain")),
-    _group(
+SECTIONS: tuple[Group, ...] = (
+    EMERGENCY_SECTION,
+    _section("pain", "Your pain", ("back_pain", "pain_change", "new_pain_sites")),
+    _section("pain_detail", "More about the new pain", ("leg_pain", "rib_pain")),
+    _section("temperature", "Your temperature", ("temp_status", "temp_value", "temp_unit", "chills")),
+    _section("sepsis", "A few more questions", ("sepsis_screen",)),
+    _section("wound", "The needle site", ("wound", "site_pain")),
+    _section(
         "feel",
         "How you feel",
         ("dizzy", "confused_or_very_sleepy", "headache_upright", "nausea", "cannot_keep_fluids", "mobility"),
     ),
-    _group("medicines", "Your pain medicine", ("meds_taken", "meds_more_than_told", "meds_control")),
-    _group("bowels", "Your bowels", ("bowel_days",)),
-    _group("other", "Anything else", ("fall", "brace_ok", "restrictions_ok", "call_request", "free_text")),
+    _section("medicines", "Your pain medicine", ("meds_taken", "meds_more_than_told", "meds_control")),
+    _section("bowels", "Your bowels", ("bowel_days",)),
+    _section("other", "Anything else", ("fall", "brace_ok", "restrictions_ok", "call_request", "free_text")),
 )
 
-_GROUPS_BY_ID: Mapping[str, Group] = MappingProxyType({g.id: g for g in GROUPS})
+
+def _screens(section: Group) -> list[Group]:
+    """One question per screen. Items ``shown_when`` the same answer share one screen (the
+    temperature and its unit), which comes after the screen of the answer it depends on."""
+    screens: list[Group] = []
+    for item in section.items:
+        joins = next((sc for sc in screens if item.shown_when is not None
+                      and sc.items[0].shown_when == item.shown_when), None)
+        if joins is not None:
+            screens[screens.index(joins)] = replace(joins, items=joins.items + (item,))
+            continue
+        screens.append(Group(item.id, section.title, (item,), intro=section.intro if not screens else None,
+                             emergency=section.emergency, section=section.id))
+    return screens
+
+
+SCREENS: tuple[Group, ...] = tuple(screen for section in SECTIONS for screen in _screens(section))
+
+_SECTIONS_BY_ID: Mapping[str, Group] = MappingProxyType({g.id: g for g in SECTIONS})
+_SCREENS_BY_ID: Mapping[str, Group] = MappingProxyType({g.id: g for g in SCREENS})
+
+
+def _page(group_id: str, form: Mapping[str, Any] | None = None) -> Group:
+    """The screen, or the whole section (a page from before screens held one question each still
+    posts its section's answers together). "wound" is both; the form's fields tell which."""
+    screen, section = _SCREENS_BY_ID.get(group_id), _SECTIONS_BY_ID.get(group_id)
+    if screen is not None and section is not None and form is not None:
+        return section if set(form) & (set(section.item_ids()) - set(screen.item_ids())) else screen
+    page = screen or section
+    if page is None:
+        raise QuestionnaireError(f"unknown question group {group_id!r}")
+    return page
+
+
+def items_on(group_id: str, form: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The item ids of the screen (or whole section) that `form` was posted from."""
+    return _page(group_id, form).item_ids()
+
 
 # §3.8 (3): what a left-out answer means. Numbers (and temp_unit, free_text) are absent (None).
 DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -676,7 +746,9 @@ def _asked(
     answers: Mapping[str, Any],
     limits: FormLimits,
     brace_prescribed: bool,
+    together: tuple[str, ...] = (),
 ) -> bool:
+    """``together``: the item ids on the same page as ``item``."""
     if not _asked_on_day(item, day, weekly):
         return False
     if item.id == "brace_ok" and not brace_prescribed:
@@ -685,10 +757,21 @@ def _asked(
         return False
     if item.shown_when is not None:
         controller, value = item.shown_when
-        # Same screen: keep it until the controlling answer rules it out.
-        if controller in answers and answers[controller] != value:
-            return False
+        if controller in together:
+            # On the same page: keep it until the controlling answer rules it out.
+            if controller in answers and answers[controller] != value:
+                return False
+        elif answers.get(controller) != value:
+            return False  # its own screen, once the controlling answer is given
     return True
+
+
+def _asked_items(group: Group, day: int, weekly: bool, answers: Mapping[str, Any], limits: FormLimits,
+                 brace_prescribed: bool, first_checkin: bool) -> tuple[Item, ...]:
+    together = group.item_ids()
+    return tuple(replace(i, ask=i.ask_first) if first_checkin and i.ask_first else i
+                 for i in group.items
+                 if _asked(i, day, weekly, answers, limits, brace_prescribed, together))
 
 
 def groups_for(
@@ -698,23 +781,28 @@ def groups_for(
     *,
     limits: FormLimits = FormLimits(),
     brace_prescribed: bool = True,
+    first_checkin: bool = False,
 ) -> list[Group]:
-    """The screens for this check-in, in order, each holding only the items asked.
+    """The screens for this check-in, in order, one question each (the temperature with its
+    unit), holding only what is asked.
 
     ``answers_so_far`` are typed answers from earlier screens (the output of ``parse_group``).
-    Screens that depend on them (pain details, sepsis questions, bowels) appear once the
-    controlling answer is known, so call this again after each screen.
+    Screens that depend on them (pain details, the temperature reading, sepsis questions,
+    bowels) appear once the controlling answer is known, so call this again after each screen.
+    ``first_checkin`` words comparisons with "before the procedure" (``Item.ask_first``).
     """
+    _check_day(day)
+    result: list[Group] = []
+    for screen in SCREENS:
+        items = _asked_items(screen, day, weekly, answers_so_far, limits, brace_prescribed, first_checkin)
+        if items:
+            result.append(replace(screen, items=items))
+    return result
+
+
+def _check_day(day: int) -> None:
     if isinstance(day, bool) or not isinstance(day, int) or day < 0:
         raise QuestionnaireError(f"day must be a whole number of days from 0, got {day!r}")
-    result: list[Group] = []
-    for group in GROUPS:
-        items = tuple(
-            i for i in group.items if _asked(i, day, weekly, answers_so_far, limits, brace_prescribed)
-        )
-        if items:
-            result.append(replace(group, items=items))
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -842,12 +930,12 @@ def parse_group(
     The next entry is then accepted even if still outside the range (rule U23 applies).
     """
     answers_so_far = answers_so_far or {}
-    if group_id not in _GROUPS_BY_ID:
-        raise QuestionnaireError(f"unknown question group {group_id!r}")
-    asked = {g.id: g for g in groups_for(day, weekly, answers_so_far, limits=limits, brace_prescribed=brace_prescribed)}
-    if group_id not in asked:
+    _check_day(day)
+    page = _page(group_id, form)
+    items = _asked_items(page, day, weekly, answers_so_far, limits, brace_prescribed, False)
+    if not items:
         raise QuestionnaireError(f"question group {group_id!r} is not asked on day {day} with these answers")
-    group = asked[group_id]
+    group = replace(page, items=items)
 
     answers: dict[str, Any] = {}
     errors: dict[str, FieldError] = {}

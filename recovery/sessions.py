@@ -89,11 +89,13 @@ def issue_link(session: Session, patient: Patient, purpose: str, now: datetime,
 
 
 class LinkProblem(Exception):
-    """Why a link cannot be used: 'unknown', 'expired' or 'used'."""
+    """Why a link cannot be used: 'unknown', 'expired' or 'used'; `patient_id` is whose link it
+    was (None when unknown)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, patient_id: int | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.patient_id = patient_id
 
 
 def peek_link(session: Session, token: str, now: datetime) -> AccessLink:
@@ -102,9 +104,9 @@ def peek_link(session: Session, token: str, now: datetime) -> AccessLink:
     if link is None:
         raise LinkProblem("unknown")
     if link.used_at is not None:
-        raise LinkProblem("used")
+        raise LinkProblem("used", link.patient_id)
     if now >= link.expires_at:
-        raise LinkProblem("expired")
+        raise LinkProblem("expired", link.patient_id)
     return link
 
 
@@ -117,7 +119,7 @@ def redeem_link(session: Session, token: str, now: datetime, policy: SessionPoli
         sa.update(AccessLink).where(AccessLink.id == link.id, AccessLink.used_at.is_(None))
         .values(used_at=now)).rowcount
     if claimed != 1:
-        raise LinkProblem("used")
+        raise LinkProblem("used", link.patient_id)
     scope = CHECKIN_SCOPE if link.purpose == "checkin" else PATIENT_SCOPE
     expires = min(now + policy.patient_absolute, link.expires_at + policy.patient_absolute)
     cookie_token = start_patient_session(session, link.patient_id, scope, now, expires,

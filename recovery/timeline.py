@@ -519,51 +519,9 @@ def progress(timeline: Timeline, now: datetime) -> Progress:
                     total_days=timeline.day_number(timeline.horizon_end), finished=now_utc >= timeline.horizon_end)
 
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def format_when(instant: datetime, tz: ZoneInfo, *, with_time: bool = True, now: datetime | None = None) -> str:
-    """"Mon 9 Mar, 11:30" in the patient's zone (English, locale-independent). The year is added when
-    it differs from `now`'s."""
-    local = instant.astimezone(tz)
-    text = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]}"
-    if now is not None and now.astimezone(tz).year != local.year:
-        text += f" {local.year}"
-    return f"{text}, {local:%H:%M}" if with_time else text
-
-
-def format_until(milestone: MilestoneInstance, tz: ZoneInfo, now: datetime | None = None) -> str:
-    """"No driving until Mon 9 Mar, 11:30"."""
-    return f"{milestone.short} until {format_when(milestone.ends_at, tz, with_time=not milestone.all_day, now=now)}"
-
-
-def format_remaining(until: datetime, now: datetime) -> str:
-    """"2 days 4 hours left", "3 hours 5 minutes left", "25 minutes left", "ended"."""
-    seconds = int((_aware(until, "until") - _aware(now, "now")).total_seconds())
-    if seconds <= 0:
-        return "ended"
-    if seconds < 60:
-        return "less than a minute left"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-
-    def unit(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    if days:
-        parts = [unit(days, "day")] + ([unit(hours, "hour")] if hours else [])
-    elif hours:
-        parts = [unit(hours, "hour")] + ([unit(minutes, "minute")] if minutes else [])
-    else:
-        parts = [unit(minutes, "minute")]
-    return " ".join(parts) + " left"
-
-
 __all__ = [
     "DEFAULT_DISCHARGE_AFTER", "LATE_GRACE", "SAFETY_LATE_WINDOW", "MilestoneInstance", "OverrideError", "PlannedCheckin",
     "PENDING_STATUSES", "PlannedMessage", "Progress", "QUIET_HOURS", "REVIVABLE_STATUSES", "Timeline", "TimelineError", "active_restrictions",
-    "build_timeline", "format_remaining", "format_until", "format_when", "in_quiet_hours", "local_to_utc",
+    "build_timeline", "in_quiet_hours", "local_to_utc",
     "next_allowed_send", "next_milestones", "plan_reply", "progress", "replan",
 ]

@@ -25,8 +25,8 @@ BIN = REPO / ".venv" / "bin"
 
 Raw = Mapping[str, Mapping[str, str | list[str]]]
 
-# One valid raw form per screen (what the browser posts), for any recovery day and weekly or not:
-# a screen only reads the items it asks that day. Nothing here fires a rule.
+# One valid raw form per section (what a screen of it posts: its own question), for any recovery day
+# and weekly or not: a screen only reads the items it asks that day. Nothing here fires a rule.
 CALM: Raw = {
     "emergency": {"cardioresp": ["none"], "neuro": ["none"], "bladder_bowel": "no_change"},
     "pain": {"back_pain": "4", "pain_change": "same", "new_pain_sites": ["none"]},
@@ -56,22 +56,23 @@ def complete_answers(setting: checkins.Setting, raw: Raw) -> dict:
     """Typed answers for every screen the check-in asks, screen by screen as the web flow reads them
     (later screens depend on earlier answers)."""
     answers: dict = {}
-    for _ in range(20):
+    for _ in range(60):  # one question per screen
         flow = checkins.Flow(tuple(groups_for(setting.day, setting.weekly, answers,
                                               limits=setting.ruleset.form_limits,
                                               brace_prescribed=setting.enrolment.brace)), answers)
         group = flow.next_incomplete
         if group is None:
             return answers
-        if group.id not in raw:
+        form = raw.get(group.id, raw.get(group.section))  # a screen reads its own question from its section
+        if form is None:
             raise AnswerSetError(f"no raw answers for screen {group.id!r} (check-in {setting.checkin.id})")
-        values, errors = parse_group(group.id, raw[group.id], setting.day, weekly=setting.weekly,
+        values, errors = parse_group(group.id, form, setting.day, weekly=setting.weekly,
                                      answers_so_far=answers, limits=setting.ruleset.form_limits,
                                      brace_prescribed=setting.enrolment.brace)
         if errors:
             raise AnswerSetError(f"screen {group.id!r}: {dict(errors)}")
         if all(k in answers and answers[k] == v for k, v in values.items()):
-            raise AnswerSetError(f"screen {group.id!r} stays incomplete with {dict(raw[group.id])}")
+            raise AnswerSetError(f"screen {group.id!r} stays incomplete with {dict(form)}")
         answers.update(values)
     raise AnswerSetError(f"check-in {setting.checkin.id}: the screens never completed")
 

@@ -73,8 +73,10 @@ def test_answer_step_saves_a_screen_scores_it_and_drops_stale_answers(session, s
     assert r.ok and r.new_emergency == ()  # not_sure on neuro is U5 (URGENT), acted on at submit
     r = checkins.answer_step(session, s, "pain", {"back_pain": ["3"], "pain_change": ["same"],
                                                  "new_pain_sites": ["down_leg", "ribs_or_side"]}, now=NOW)
-    assert [g.id for g in r.flow.steps][:3] == ["emergency", "pain", "pain_detail"]
-    assert r.flow.next_incomplete.id == "pain_detail"
+    # one question per screen; a whole section (a page from before that) is still read at once
+    assert [g.id for g in r.flow.steps][:8] == ["cardioresp", "neuro", "bladder_bowel", "back_pain", "pain_change",
+                                                "new_pain_sites", "leg_pain", "rib_pain"]
+    assert r.flow.next_incomplete.id == "leg_pain"
     r = checkins.answer_step(session, s, "pain_detail", {"leg_pain": ["8"], "rib_pain": ["2"]}, now=NOW)
     assert r.new_emergency == ("E9",)  # numbness (MR4: not sure) with severe leg pain
     r = checkins.answer_step(session, s, "pain", {"back_pain": ["3"], "pain_change": ["same"],
@@ -98,7 +100,7 @@ def test_finish_refuses_an_incomplete_checkin_and_then_submits(session, setup):
     s = setting(session, c, clinic, ruleset)
     with pytest.raises(checkins.Incomplete) as e:
         checkins.finish(session, s, now=NOW)
-    assert e.value.group.id == "emergency" and c.status == "in_progress"
+    assert e.value.group.id == "cardioresp" and c.status == "in_progress"
     screens = {
         "emergency": {"cardioresp": ["none"], "neuro": ["none"], "bladder_bowel": ["no_change"]},
         "pain": {"back_pain": ["2"], "pain_change": ["better"], "new_pain_sites": ["none"]},
@@ -146,21 +148,47 @@ def test_weekly_checkin_asks_temperature_and_the_lifting_question(session, froze
     assert "restrictions_ok" not in items and "temp_status" not in items
 
 
-def test_due_checkin_is_the_latest_invited_until_done(session, setup, frozen):
+def test_due_checkin_is_the_one_whose_window_is_open_until_done(session, setup, frozen):
     clinic, patient, template, ruleset = setup
     enrolment = patient.enrolments[0]
     timeline = timeline_for(enrolment, patient, template)
     assert checkins.due_checkin(session, enrolment, timeline, NOW).slot == "day1"
-    early = NOW - timedelta(hours=3)  # 08:00 local, before the day-1 invitation
-    assert checkins.due_checkin(session, enrolment, timeline, early).slot != "day1"
+    early = NOW - timedelta(hours=3)  # 08:00 local: day 0's check-in has closed, day 1's is not sent yet
+    assert checkins.due_checkin(session, enrolment, timeline, early) is None
+    assert checkins.next_checkin(timeline, early).slot == "day1"
     session.add(Checkin(enrolment_id=enrolment.id, patient_id=patient.id, slot="day1", source="web",
                         status="submitted", answers={}, started_at=NOW, updated_at=NOW, submitted_at=NOW,
                         fired_rules=[]))
     session.commit()
     assert checkins.due_checkin(session, enrolment, timeline, NOW) is None
+    found = checkins.offer_for(session, enrolment, timeline, NOW)
+    assert found.open.slot == "day1" and found.done and found.due is None and found.next.slot == "day2"
     last = timeline.checkins[-1]
-    assert checkins.due_checkin(session, enrolment, timeline, last.invite.send_at + timedelta(days=6)).slot == last.slot
-    assert checkins.due_checkin(session, enrolment, timeline, last.invite.send_at + timedelta(days=7)) is None
+    assert checkins.due_checkin(session, enrolment, timeline, last.invite.send_at + timedelta(hours=47)).slot == last.slot
+    assert checkins.due_checkin(session, enrolment, timeline, last.invite.send_at + timedelta(hours=48)) is None
+    assert checkins.next_checkin(timeline, last.invite.send_at) is None
+
+
+def test_checkin_windows(session, setup):
+    """A check-in is open from its invitation until it counts as missed (8 h daily, 48 h weekly),
+    at least to the end of the day it was sent, never past the next invitation."""
+    clinic, patient, template, ruleset = setup
+    timeline = timeline_for(patient.enrolments[0], patient, template)
+    tz = timeline.tz
+    windows = {c.slot: checkins.checkin_window(timeline, i) for i, c in enumerate(timeline.checkins)}
+    local = {slot: (a.astimezone(tz).strftime("%d %H:%M"), b.astimezone(tz).strftime("%d %H:%M"))
+             for slot, (a, b) in windows.items()}
+    assert local["day0"] == ("08 11:00", "09 00:00")  # T0+6 h, to the end of day 0 (missed at 19:00)
+    assert local["day1"] == ("09 09:00", "10 00:00")  # missed at 17:00, open all evening
+    assert local["day7"] == ("15 09:00", "16 00:00")
+    assert local["day10"] == ("18 09:00", "20 09:00")  # missed after 48 h
+    assert local["day35"] == ("12 09:00", "14 09:00")  # day 35 (12 Apr) closes on day 37, not day 42
+    for (a, b), nxt in zip(windows.values(), list(windows.values())[1:]):
+        assert a < b <= nxt[0]
+    day35 = next(c for c in timeline.checkins if c.slot == "day35")
+    day40 = day35.invite.send_at + timedelta(days=5)
+    assert checkins.open_checkin(timeline, day40) is None
+    assert checkins.open_checkin(timeline, day35.invite.send_at + timedelta(hours=47)) == day35
 
 
 @pytest.mark.parametrize("level", list(Level))

@@ -31,7 +31,7 @@ def test_json_shape_and_values():
     assert all(list(m) == ["id", "title", "starts_at", "ends_at"] for m in data["milestones"])
     assert all(list(m) == ["id", "send_at", "text"] for m in data["messages"])
     ms = {m["id"]: m for m in data["milestones"]}
-    assert sorted(ms) == [f"TL{i:02d}" for i in range(1, 22) if i not in (12, 15)]  # opt-ins off
+    assert sorted(ms) == [f"TL{i:02d}" for i in range(1, 23) if i not in (12, 15)]  # opt-ins off
     assert ms["TL03"]["title"] == "No driving and no buses or trains"
     assert (ms["TL03"]["starts_at"], ms["TL03"]["ends_at"]) == ("2026-03-07T10:00:00-05:00", "2026-03-09T11:00:00-04:00")
     assert ms["TL16"]["starts_at"] == ms["TL16"]["ends_at"] == "2026-04-18T10:00:00-04:00"

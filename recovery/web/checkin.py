@@ -8,17 +8,21 @@ emergency answer reaches the nurse and shows the emergency screen before the pat
 """
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
-                   url_for)
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for)
 
 from recovery import checkins, templates_repo
 from recovery.clock import utcnow
 from recovery.db import begin_write, db
 from recovery.enrolment import timeline_for
 from recovery.models import Checkin, Clinic
-from recovery.questionnaire import ITEMS, TEMP_CONFIRM_FIELD, Kind, dump_answers, pending_temp_confirmation
+from recovery.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
+                                    pending_temp_confirmation)
 from recovery.records import answer_lines, current_enrolment
 from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
+from recovery.today import checkin_opens
 from recovery.web import wants_fragment
 from recovery.web.access import patient_required
 
@@ -68,8 +72,8 @@ def _setting(c: Checkin) -> checkins.Setting:
     return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset())
 
 
-def _next_url(c: Checkin, flow: checkins.Flow) -> str:
-    nxt = flow.next_incomplete
+def _next_url(c: Checkin, flow: checkins.Flow, after: str | None = None) -> str:
+    nxt = flow.next_after(after) if after else flow.next_incomplete
     if nxt is None:
         return url_for(".review", checkin_id=c.id)
     return url_for(".step", checkin_id=c.id, group_id=nxt.id)
@@ -100,6 +104,7 @@ def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, 
     previous = flow.before(group_id)
     return render_template(
         "patient/checkin_step.html", c=setting.checkin, clinic=setting.clinic, group=group,
+        first_of_section=previous is None or previous.section != group.section,
         position=flow.position(group_id), total=flow.total, raw=raw, errors=errors,
         temp_confirm=confirm, confirm_field=TEMP_CONFIRM_FIELD,
         back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=previous.id) if previous else None,
@@ -108,30 +113,46 @@ def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, 
 
 # ---- starting ---------------------------------------------------------------------------------
 
+def offer(enrolment, clinic, now) -> checkins.Offer:
+    """What this session may do now (Today and the start page ask the same question): the open
+    scheduled check-in (a check-in link's session: only the link's own), an unfinished symptom
+    report, and when the next check-in comes."""
+    ws = g.patient_session
+    timeline = timeline_for(enrolment, g.patient, _template_for(enrolment, clinic))
+    link_hours = float(current_app.config["CHECKIN_LINK_HOURS"])  # as long as the link in the text works
+    return checkins.offer_for(db.session, enrolment, timeline, now, only_slot=ws.checkin_slot,
+                              any_slot=ws.scope != CHECKIN_SCOPE,
+                              link_valid=now < ws.created_at + timedelta(hours=link_hours))
+
+
+def _render_start(clinic, found: checkins.Offer, already_done: bool = False):
+    opens = checkin_opens(found.next.invite.send_at if found.next else None, ZoneInfo(g.patient.timezone), utcnow())
+    return render_template("patient/checkin_start.html", clinic=clinic, already_done=already_done,
+                           offer=found, next_checkin=opens)
+
+
 @bp.get("")
 @patient_required(*SCOPES)
 def start():
-    """From a check-in link: straight into that check-in (a link without a slot, as in S22 "check
-    in again", opens a symptom report). From Today: what can be done now."""
+    """From a check-in link: straight into that check-in while its window is open (a link without
+    a slot, as in S22 "check in again", opens a symptom report). From Today: what can be done now."""
     now = utcnow()
     ws = g.patient_session
     enrolment = _enrolment()
     clinic = db.session.get(Clinic, g.patient.clinic_id)
     if ws.scope == CHECKIN_SCOPE:
         slot = ws.checkin_slot
-        if slot is not None and checkins.slot_submitted(db.session, enrolment.id, slot):
-            return render_template("patient/checkin_start.html", clinic=clinic, already_done=True,
-                                   due=None, adhoc=None)
+        if slot is not None:
+            found = offer(enrolment, clinic, now)
+            if found.open is None or found.done:  # its window has closed, or it was sent
+                return _render_start(clinic, found, already_done=checkins.slot_submitted(
+                    db.session, enrolment.id, slot))
         _write_transaction()
         c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
                                    source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
         db.session.commit()
         return redirect(url_for(".resume", checkin_id=c.id), 303)
-    timeline = timeline_for(enrolment, g.patient, _template_for(enrolment, clinic))
-    due = checkins.due_checkin(db.session, enrolment, timeline, now)
-    adhoc = checkins.in_progress(db.session, enrolment.id, None)
-    return render_template("patient/checkin_start.html", clinic=clinic, already_done=False, due=due,
-                           adhoc=adhoc)
+    return _render_start(clinic, offer(enrolment, clinic, now))
 
 
 @bp.post("")
@@ -141,17 +162,11 @@ def begin():
     now = utcnow()
     ws = g.patient_session
     enrolment = _enrolment()
-    if ws.scope == CHECKIN_SCOPE:  # only the link's own check-in (or a symptom report, from start)
-        if ws.checkin_slot is None:
-            return redirect(url_for(".start"), 303)
-        slot = ws.checkin_slot
-    else:
-        clinic = db.session.get(Clinic, g.patient.clinic_id)
-        due = checkins.due_checkin(db.session, enrolment, timeline_for(
-            enrolment, g.patient, _template_for(enrolment, clinic)), now)
-        slot = due.slot if due else None
-    if slot is None or checkins.slot_submitted(db.session, enrolment.id, slot):
-        flash("There is no check-in due right now. If something has changed, report a symptom.")
+    if ws.scope == CHECKIN_SCOPE and ws.checkin_slot is None:  # a symptom report, from start
+        return redirect(url_for(".start"), 303)
+    due = offer(enrolment, db.session.get(Clinic, g.patient.clinic_id), now).due
+    slot = due.slot if due else None
+    if slot is None:  # a page left open since: the start page says what can be done now
         return redirect(url_for(".start"), 303)
     c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
                                source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
@@ -189,8 +204,24 @@ def step(checkin_id: int, group_id: str):
     setting = _setting(c)
     flow = checkins.flow_for(setting)
     if flow.group(group_id) is None:  # not asked (any more) with the answers given
+        section = next((s for s in flow.steps if s.section == group_id), None)  # an old section URL
+        if section is not None:
+            return redirect(url_for(".step", checkin_id=c.id, group_id=section.id), 303)
         return redirect(_next_url(c, flow), 303)
     return _render_step(setting, flow, group_id, _raw_from_answers(flow.answers), {})
+
+
+_SCREEN_IDS = frozenset(s.id for s in SCREENS)
+
+
+def _is_screen(group_id: str) -> bool:
+    return group_id in _SCREEN_IDS
+
+
+def _asks(flow: checkins.Flow, group_id: str) -> bool:
+    """A screen of this check-in, or a section with screens in it (a page rendered before the
+    screens held one question each, posted now: its answers are read, not lost)."""
+    return flow.group(group_id) is not None or any(s.section == group_id for s in flow.steps)
 
 
 def _posted() -> dict[str, list[str]]:
@@ -204,16 +235,29 @@ def answer(checkin_id: int, group_id: str):
     if c.status == "submitted":
         return redirect(url_for(".done", checkin_id=c.id), 303)
     setting = _setting(c)
-    if checkins.flow_for(setting).group(group_id) is None:
+    if not _asks(checkins.flow_for(setting), group_id):
         return redirect(url_for(".resume", checkin_id=c.id), 303)
-    result = checkins.answer_step(db.session, setting, group_id, _posted(), now=utcnow(),
+    posted = _posted()
+    # A whole section, posted from a page rendered before the screens held one question each:
+    # its valid answers are kept (and scored, MR2) as a draft's are; a wrong one is asked again
+    # on its own screen.
+    whole_section = items_on(group_id, posted) != (items_on(group_id) if _is_screen(group_id) else ())
+    result = checkins.answer_step(db.session, setting, group_id, posted, now=utcnow(), draft=whole_section,
                                   request_id=g.request_id)
-    if not result.ok:  # nothing was stored
-        return _render_step(setting, result.flow, group_id, _posted(), result.errors, 422)
-    db.session.commit()
+    if whole_section:
+        db.session.commit()
     if result.new_emergency:
+        db.session.commit()
         return redirect(url_for(".emergency", checkin_id=c.id), 303)
-    return redirect(_next_url(c, result.flow), 303)
+    if not result.ok:  # a screen stores nothing when its answer is wrong
+        screen = group_id if not whole_section else next(
+            (s.id for s in result.flow.steps if set(s.item_ids()) & set(result.errors)), None)
+        if screen is None:
+            return redirect(_next_url(c, result.flow), 303)
+        errors = {k: v for k, v in result.errors.items() if k in result.flow.group(screen).item_ids()}
+        return _render_step(setting, result.flow, screen, posted, errors, 422)
+    db.session.commit()
+    return redirect(_next_url(c, result.flow, after=group_id), 303)
 
 
 @bp.post("/<int:checkin_id>/step/<group_id>/draft")
@@ -224,7 +268,7 @@ def draft(checkin_id: int, group_id: str):
     target = url_for(".step", checkin_id=c.id, group_id=group_id)
     if c.status != "submitted":
         setting = _setting(c)
-        if checkins.flow_for(setting).group(group_id) is not None:
+        if _asks(checkins.flow_for(setting), group_id):
             result = checkins.answer_step(db.session, setting, group_id, _posted(), now=utcnow(),
                                           draft=True, request_id=g.request_id)
             db.session.commit()
@@ -253,7 +297,14 @@ def emergency(checkin_id: int):
 
 def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str | None = None,
                    status: int = 200):
-    sections = [(g, answer_lines(flow.answers, g.item_ids())) for g in flow.steps]
+    # One card per section ("Your pain"), one line per answer with a link to its own screen.
+    sections: list[tuple[str, str, list[tuple[object, str]]]] = []
+    for screen in flow.steps:
+        if not sections or sections[-1][0] != screen.section:
+            sections.append((screen.section, screen.title, []))
+        prompts = {i.id: i.prompt for i in screen.items}
+        for line in answer_lines(flow.answers, screen.item_ids()):
+            sections[-1][2].append((line, prompts.get(line.item_id, line.question), screen.id))
     return render_template("patient/checkin_review.html", c=setting.checkin, clinic=setting.clinic,
                            sections=sections, position=flow.total, total=flow.total, problem=problem,
                            back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=flow.last.id)
@@ -284,7 +335,7 @@ def submit(checkin_id: int):
         return redirect(url_for(".done", checkin_id=c.id), 303)
     except checkins.Incomplete as e:  # nothing was stored
         return _render_review(setting, checkins.flow_for(setting),
-                              problem=f"Please answer the questions under “{e.group.title}” first.", status=422)
+                              problem=e.group.items[0].prompt, status=422)
     db.session.commit()
     return redirect(url_for(".done", checkin_id=c.id), 303)
 

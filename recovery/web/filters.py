@@ -1,7 +1,7 @@
 """Jinja filters that format (never decide): times in a given zone, relative durations."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import hashlib
@@ -10,11 +10,67 @@ from pathlib import Path
 
 from flask import Flask, url_for
 
+from recovery.today import Moment
+
 
 def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
+    """Nurses' pages: the exact time."""
     if dt is None:
         return ""
     return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+# ---- how a time reads on a patient's page ---------------------------------------------------
+# The one place that turns a time into patient words (Flask-Babel will take these over); which
+# way a time is rounded is decided in recovery/today.py (`shown`), never here.
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _date(day, with_year: bool) -> str:
+    text = f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if with_year else text
+
+
+def when(moment: Moment | None) -> str:
+    """"Thursday 3 Dec, about 11 am", "Monday 9 Mar, 9 am", "Friday 4 Dec, 12:30 pm", "noon";
+    midnight belongs to the day it ends ("Thursday 3 Dec, midnight")."""
+    if moment is None:
+        return ""
+    at = moment.at
+    if moment.date_only:
+        return _date(at, moment.with_year)
+    about = "about " if moment.approx else ""
+    if at.hour == 0 and at.minute == 0:
+        return f"{_date(at - timedelta(days=1), moment.with_year)}, {about}midnight"
+    if at.hour == 12 and at.minute == 0:
+        clock = "noon"
+    else:
+        hour = at.hour % 12 or 12
+        clock = f"{hour}{'' if at.minute == 0 else f':{at.minute:02d}'} {'am' if at.hour < 12 else 'pm'}"
+    return f"{_date(at, moment.with_year)}, {about}{clock}"
+
+
+def time_left(minutes: int) -> str:
+    """"2 days 4 hours left", "3 hours 5 minutes left", "25 minutes left", rounded up (never
+    less time than there is)."""
+    if minutes <= 0:
+        return "ended"
+
+    def unit(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    if minutes < 60:
+        return f"{unit(minutes, 'minute')} left"
+    if minutes < 24 * 60:
+        hours, mins = divmod(minutes, 60)
+        return " ".join([unit(hours, "hour")] + ([unit(mins, "minute")] if mins else [])) + " left"
+    days, rest = divmod(minutes, 24 * 60)
+    hours = -(-rest // 60)
+    if hours == 24:
+        days, hours = days + 1, 0
+    return " ".join([unit(days, "day")] + ([unit(hours, "hour")] if hours else [])) + " left"
 
 
 @lru_cache(maxsize=64)
@@ -32,6 +88,8 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["local"] = local
     app.jinja_env.filters["localdate"] = lambda dt, tz: local(dt, tz, "%a %-d %b %Y")
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["time_left"] = time_left
     app.jinja_env.globals["field_attrs"] = field_attrs
 
 

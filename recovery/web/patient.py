@@ -15,6 +15,7 @@ from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, peek_li
 from recovery.today import today_view
 from recovery import templates_repo
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
+from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
 from recovery.web.forms import parse_mobile
 
@@ -25,6 +26,16 @@ def _link_limit() -> str:
     return current_app.config["LINK_RATE_LIMIT"]
 
 
+def _link_problem(e: LinkProblem):
+    """A used or expired link opened again in the browser of its own patient, still signed in
+    (they tapped the text a second time): their Today page, not an error. Anyone else gets the
+    explanation and "Text me a new link"."""
+    ws = g.get("patient_session")
+    if e.reason in ("used", "expired") and ws is not None and e.patient_id == ws.patient_id:
+        return redirect(url_for("patient.today"), 303)
+    return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
+
+
 @bp.get("/l/<token>")
 @limiter.limit(_link_limit)
 def link(token: str):
@@ -32,7 +43,7 @@ def link(token: str):
     try:
         found = peek_link(db.session, token, utcnow())
     except LinkProblem as e:
-        return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
+        return _link_problem(e)
     return render_template("patient/link.html", problem=None, purpose=found.purpose)
 
 
@@ -43,7 +54,7 @@ def redeem(token: str):
         found, cookie_token = redeem_link(db.session, token, utcnow(), policy(), g.request_id)
     except LinkProblem as e:
         db.session.rollback()
-        return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
+        return _link_problem(e)
     db.session.commit()
     session.clear()
     session[PATIENT_COOKIE_KEY] = cookie_token
@@ -94,7 +105,9 @@ def _timeline(patient):
 def today():
     now = utcnow()
     enrolment, clinic, timeline = _timeline(g.patient)
-    return render_template("patient/today.html", p=g.patient, clinic=clinic, view=today_view(timeline, now),
+    found = checkin_offer(enrolment, clinic, now)
+    view = today_view(timeline, now, next_checkin_at=found.next.invite.send_at if found.next else None)
+    return render_template("patient/today.html", p=g.patient, clinic=clinic, view=view, offer=found,
                            scope=g.patient_session.scope)
 
 

@@ -49,6 +49,14 @@ def test_load_all_finds_templates_and_clinics():
         catalog.for_clinic("nope")
 
 
+def test_version_2_splits_the_no_shower_part_of_tl08_into_tl22():
+    t = load_template(SCHEDULES / "kyphoplasty_v2.toml")
+    assert [m.id for m in t.milestones] == [f"TL{i:02d}" for i in range(1, 23)]
+    m = {x.id: x for x in t.milestones}
+    assert (m["TL22"].start.text, m["TL22"].end.text) == ("T0", "T0+48h") and m["TL22"].restriction
+    assert "shower for the first 2 days" not in m["TL08"].detail  # Today no longer says it for 6 weeks
+
+
 def test_default_template_has_the_protocol_ids_and_seed_rules():
     t = load_template(DEFAULT)
     assert (t.id, t.version) == ("kyphoplasty", "1")
@@ -189,8 +197,8 @@ BROKEN = [
      "template: the file name must be kyphoplasty_v2.toml"),
     ("bad-kind", _edit('kind = "reminder"\nsend = ["09:00 day 1"]', 'kind = "nudge"\nsend = ["09:00 day 1"]'),
      ('kind = "nudge"', None), "message S09: kind must be one of reminder, checkin_invite"),
-    ("unknown-horizon", _edit('horizon = "TL21"', 'horizon = "TL22"'), ('horizon = "TL22"', None),
-     "template: horizon names unknown milestone 'TL22'"),
+    ("unknown-horizon", _edit('horizon = "TL21"', 'horizon = "TL99"'), ('horizon = "TL99"', None),
+     "template: horizon names unknown milestone 'TL99'"),
     ("day-in-two-groups", _edit("days = [1, 2, 3, 4, 5, 6, 7]", "days = [1, 2, 3, 4, 5, 6, 7, 10]"),
      ("days = [10]", None), "check-in group day10: day 10 already has a check-in (group daily)"),
     ("invite-of-wrong-kind", _edit('time = "09:00"\ninvite = "S14"', 'time = "09:00"\ninvite = "S13"'),

@@ -9,9 +9,10 @@ import pytest
 
 from recovery.questionnaire import (
     DEFAULTS,
-    EMERGENCY_GROUP,
-    GROUPS,
+    EMERGENCY_SECTION,
     ITEMS,
+    SCREENS,
+    SECTIONS,
     TEMP_CONFIRM_FIELD,
     AnswerError,
     FieldError,
@@ -22,6 +23,7 @@ from recovery.questionnaire import (
     coerce_answers,
     dump_answers,
     groups_for,
+    items_on,
     parse_group,
     pending_temp_confirmation,
     with_defaults,
@@ -114,24 +116,57 @@ def test_defaults_are_the_left_out_answers_of_3_8() -> None:
 # ----------------------------------------------------------------------- screens ----
 
 
-def test_emergency_group_comes_first() -> None:
-    assert GROUPS[0] is EMERGENCY_GROUP and EMERGENCY_GROUP.emergency
-    assert EMERGENCY_GROUP.item_ids() == ("cardioresp", "neuro", "bladder_bowel")
+def test_emergency_questions_come_first() -> None:
+    assert SECTIONS[0] is EMERGENCY_SECTION and EMERGENCY_SECTION.emergency
+    assert EMERGENCY_SECTION.item_ids() == ("cardioresp", "neuro", "bladder_bowel")
     for day in (0, 3, 10, 21, 90):
-        assert group_ids(day, weekly=day >= 14)[0] == "emergency"
-    assert sum(g.emergency for g in GROUPS) == 1
+        assert group_ids(day, weekly=day >= 14)[:3] == ["cardioresp", "neuro", "bladder_bowel"]
+    assert sum(g.emergency for g in SECTIONS) == 1
+    assert [g.id for g in SCREENS if g.emergency] == ["cardioresp", "neuro", "bladder_bowel"]
 
 
-def test_screen_order() -> None:
-    answers = {"new_pain_sites": frozenset({"down_leg"}), "chills": True,
+def test_screen_order_one_question_each() -> None:
+    answers = {"new_pain_sites": frozenset({"down_leg"}), "chills": True, "temp_status": "measured",
                "meds_taken": frozenset({"prescribed_opioid"})}
-    assert group_ids(3, answers=answers) == [
-        "emergency", "pain", "pain_detail", "temperature", "sepsis", "wound", "feel", "medicines", "bowels", "other"]
+    screens = groups_for(3, False, answers)
+    assert [g.id for g in screens] == [
+        "cardioresp", "neuro", "bladder_bowel", "back_pain", "pain_change", "new_pain_sites", "leg_pain",
+        "temp_status", "temp_value", "chills", "sepsis_screen", "wound", "site_pain", "dizzy",
+        "confused_or_very_sleepy", "headache_upright", "nausea", "cannot_keep_fluids", "mobility", "meds_taken",
+        "meds_more_than_told",
+        "meds_control", "bowel_days", "fall", "call_request", "free_text"]
+    # one question each; the temperature and its unit are one question with two answers
+    assert {g.id: g.item_ids() for g in screens if len(g.items) > 1} == {"temp_value": ("temp_value", "temp_unit")}
+    # the section a screen belongs to gives its caption, in the old screen order
+    sections = list(dict.fromkeys(g.section for g in screens))
+    assert sections == ["emergency", "pain", "pain_detail", "temperature", "sepsis", "wound", "feel",
+                        "medicines", "bowels", "other"]
+    assert {g.title for g in screens if g.section == "pain"} == {"Your pain"}
 
 
-def test_every_item_is_on_exactly_one_screen() -> None:
-    placed = [i for g in GROUPS for i in g.item_ids()]
-    assert sorted(placed) == sorted(ITEMS)
+def test_every_item_is_on_exactly_one_screen_and_one_section() -> None:
+    assert sorted(i for g in SCREENS for i in g.item_ids()) == sorted(ITEMS)
+    assert sorted(i for g in SECTIONS for i in g.item_ids()) == sorted(ITEMS)
+    assert items_on("pain") == ("back_pain", "pain_change", "new_pain_sites")
+    assert items_on("pain_change") == ("pain_change",)
+    # "wound" is a screen and a section: the posted fields tell which page sent them
+    assert items_on("wound", {"wound": ["normal"]}) == ("wound",)
+    assert items_on("wound", {"wound": ["normal"], "site_pain": "2"}) == ("wound", "site_pain")
+    with pytest.raises(QuestionnaireError):
+        items_on("nope")
+
+
+def test_short_wording_on_screens_and_the_first_checkin_compares_with_before_the_procedure() -> None:
+    def prompt(item: str, **kw: Any) -> str:
+        return next(i for g in groups_for(1, False, {}, **kw) for i in g.items if i.id == item).prompt
+    assert prompt("pain_change") == "Is your back pain better or worse than at your last check-in?"
+    assert prompt("pain_change", first_checkin=True) == "Is your back pain better or worse than before the procedure?"
+    assert prompt("back_pain") == "How bad is your back pain right now?"
+    for screen in groups_for(1, False, {}, first_checkin=True):
+        for item in screen.items:
+            assert len(item.prompt) <= 95, (item.id, item.prompt)
+    # the record keeps the protocol's wording
+    assert ITEMS["pain_change"].question.startswith("Compared with your last check-in (or with before the procedure")
 
 
 @pytest.mark.parametrize(
@@ -146,7 +181,6 @@ def test_every_item_is_on_exactly_one_screen() -> None:
         ("temp_status", 14, False, True),
         ("temp_status", 15, False, False),
         ("temp_status", 21, True, True),
-        ("temp_value", 21, True, True),
         ("chills", 14, False, True),
         ("chills", 21, True, False),
         ("confused_or_very_sleepy", 7, False, True),
@@ -222,9 +256,10 @@ def test_bowel_days_only_days_2_to_14_on_opioid(day: int, meds: set[str] | None,
     assert ("bowel_days" in asked_ids(day, answers=answers)) is asked
 
 
-def test_temperature_value_hidden_once_not_measured() -> None:
-    assert "temp_value" in asked_ids(1)
+def test_temperature_value_asked_on_its_own_screen_once_measured() -> None:
+    assert "temp_value" not in asked_ids(1)
     assert "temp_value" in asked_ids(1, answers={"temp_status": "measured"})
+    assert "temp_value" in asked_ids(21, True, answers={"temp_status": "measured"})
     assert "temp_value" not in asked_ids(1, answers={"temp_status": "feel_normal_not_measured"})
 
 
@@ -462,3 +497,48 @@ def test_coerce_errors_name_the_item(raw: dict[str, Any], item: str, problem: st
     with pytest.raises(AnswerError) as exc:
         coerce_answers(raw)
     assert exc.value.item == item and problem in exc.value.problem
+
+
+# ------------------------------------------------- one question per screen changes no coding ----
+
+SECTION_FORMS = [  # raw form values per section, as a whole-section page posted them
+    {"emergency": {"cardioresp": ["chest_pain", "fainted"], "neuro": ["not_sure"], "bladder_bowel": "not_sure"},
+     "pain": {"back_pain": "7", "pain_change": "worse", "new_pain_sites": ["down_leg", "ribs_or_side"]},
+     "pain_detail": {"leg_pain": "8", "rib_pain": "3"},
+     "temperature": {"temp_status": "measured", "temp_value": "100,6", "temp_unit": "°f", "chills": "yes"},
+     "sepsis": {"sepsis_screen": ["no_urine_today"]},
+     "wound": {"wound": ["warm", "swelling"], "site_pain": "4"},
+     "feel": {"dizzy": "a_little", "confused_or_very_sleepy": "no", "headache_upright": "yes", "nausea": "vomiting",
+              "cannot_keep_fluids": "no", "mobility": "need_more_help"},
+     "medicines": {"meds_taken": ["prescribed_opioid", "other"], "meds_more_than_told": "yes", "meds_control": "partly"},
+     "bowels": {"bowel_days": "4"},
+     "other": {"fall": "no", "brace_ok": "yes", "restrictions_ok": "no", "call_request": "yes", "free_text": "hi"}},
+    {"emergency": EMERGENCY_OK,
+     "pain": {"back_pain": "0", "pain_change": "much_better", "new_pain_sites": ["none"]},
+     "temperature": {"temp_status": "feel_normal_not_measured", "temp_value": "39", "temp_unit": "C", "chills": "no"},
+     "wound": {"wound": ["normal"], "site_pain": "0"},
+     "feel": {"dizzy": "no", "confused_or_very_sleepy": "no", "headache_upright": "no", "nausea": "none",
+              "cannot_keep_fluids": "no", "mobility": "as_usual_or_better"},
+     "medicines": {"meds_taken": ["none"], "meds_more_than_told": "no", "meds_control": "yes"},
+     "other": {"fall": "yes", "brace_ok": "no", "restrictions_ok": "yes", "call_request": "no", "free_text": ""}},
+]
+
+
+@pytest.mark.parametrize("forms", SECTION_FORMS, ids=["everything", "calm"])
+@pytest.mark.parametrize(("day", "weekly"), [(2, False), (14, True)])
+def test_screen_by_screen_gives_the_same_answers_as_whole_sections(forms, day: int, weekly: bool) -> None:
+    by_section: dict[str, Any] = {}
+    for section in SECTIONS:
+        if section.id in forms and section.id in {g.section for g in groups_for(day, weekly, by_section)}:
+            answers, errors = parse_group(section.id, forms[section.id], day, weekly=weekly, answers_so_far=by_section)
+            assert errors == {}, (section.id, errors)
+            by_section.update(answers)
+    by_screen: dict[str, Any] = {}
+    done: list[str] = []
+    while (screen := next((g for g in groups_for(day, weekly, by_screen) if g.id not in done), None)) is not None:
+        answers, errors = parse_group(screen.id, forms[screen.section], day, weekly=weekly, answers_so_far=by_screen)
+        assert errors == {}, (screen.id, errors)
+        by_screen.update(answers)
+        done.append(screen.id)
+    assert by_screen == by_section
+    assert dump_answers(by_screen) == dump_answers(by_section)

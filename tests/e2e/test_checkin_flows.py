@@ -1,7 +1,8 @@
-"""The patient's check-in in a phone-sized Chromium: one screen per question group with progress,
-a review screen, the neutral outcome; an emergency answer brings the emergency screen before the
-check-in is sent; wrong answers come back with a message and the other answers kept; with and
-without JavaScript; accessible, big targets, text at 200 %, nothing from another origin.
+"""The patient's check-in in a phone-sized Chromium: one short question per screen (its section as
+a caption) with progress, a review screen, the neutral outcome; an emergency answer on any screen
+brings the emergency screen before the check-in is sent; a wrong answer comes back with a short
+message, the question still on the first screen; with and without JavaScript; accessible, big
+targets, text at 200 %, nothing from another origin.
 
 Each flow uses its own patient and check-in slot (a submitted slot cannot be done again; the
 worklist tests use Fred Forty day35, Tessa Ten day7 and Dora Day-Zero day1):
@@ -44,6 +45,8 @@ SAVED = "Thank you, your check-in is saved. If anything changes, check in again.
 CALL_NOW = "Call 911 now. Do not drive yourself. Your care team has been told."
 CHEST_PAIN = "Chest pain or tightness (also if you are not sure it is your ribs)"
 PROGRESS = re.compile(r"Step (\d+) of (\d+)")
+FIRST = "First, some important questions"  # the caption of the emergency questions
+PHONE_HEIGHT = 844
 
 
 # ---- driving the screens ----------------------------------------------------------------------
@@ -88,6 +91,11 @@ def progress(page) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def caption(page) -> str:
+    """The section a screen belongs to ("Your pain"), shown above its question."""
+    return page.locator(".section-caption").inner_text().strip()
+
+
 def press(page, name: str):
     """Press a button that posts the form; returns the response of the page it lands on."""
     with page.expect_navigation() as nav:
@@ -97,15 +105,19 @@ def press(page, name: str):
 
 def walk_to_review(page, answers: Answers, *, arrived: Callable[[str], None] | None = None,
                    answered: Callable[[str], None] | None = None,
-                   max_screens: int = 12) -> list[tuple[int, int, str]]:
+                   max_screens: int = 30) -> list[tuple[int, int, str]]:
     """From the current check-in screen to the review screen: answer each screen, press Next.
-    Returns (step, of, heading) per screen. `arrived(heading)` runs on each screen as it comes
-    (every question shown), `answered(heading)` once the answers are in."""
+    Returns (step, of, caption) per screen. `arrived(caption)` runs on each screen as it comes
+    (every question shown), `answered(caption)` once the answers are in. Each screen asks one
+    question, its h1 (the temperature screen: the reading and its unit)."""
     seen = []
     while "/review" not in page.url:
         assert len(seen) < max_screens, f"still not at the review after {seen}"
         assert "/step/" in page.url, f"expected a check-in screen, got {page.url}"
-        heading = page.get_by_role("heading", level=1).inner_text()
+        heading = caption(page)
+        questions = asked_items(page)
+        assert len(questions) == 1 or questions == ["temp_value", "temp_unit"], (page.url, questions)
+        assert page.get_by_role("heading", level=1).count() == 1
         step, of = progress(page)
         if arrived:
             arrived(heading)
@@ -129,7 +141,7 @@ def review_answers(page) -> dict[str, str]:
 
 def start_checkin(b: Browsing, link: str) -> None:
     open_patient_link(b, link)
-    assert re.search(r"/me/checkin/\d+/step/emergency$", b.page.url), b.page.url
+    assert re.search(r"/me/checkin/\d+/step/cardioresp$", b.page.url), b.page.url  # the emergency questions first
 
 
 def posts(requests: list[tuple[str, str]], pattern: str) -> list[str]:
@@ -153,16 +165,22 @@ def test_ordinary_checkin_every_screen_then_review_then_a_neutral_outcome(
     page = b.page
     requests = record_methods(b)
     start_checkin(b, app_server.issue_link(patient, purpose="checkin", slot=slot))
-    assert page.get_by_role("heading", level=1).inner_text() == "First, some important questions"
+    assert caption(page) == FIRST
+    assert page.get_by_role("heading", level=1).inner_text() == \
+        "Do you have any of these right now or since your last check-in?"
 
     def look(heading: str) -> None:
-        if javascript and heading == "Your pain":  # the 0-10 scale and big choices, answered
+        if javascript and asked_items(page) == ["back_pain"]:  # the 0-10 scale, answered
             page.evaluate("window.scrollTo(0, 0)")
             screenshot(page, "checkin-step.png")
+        if asked_items(page) == ["pain_change"]:  # the short question (the first check-in: Tessa's day 10)
+            assert page.get_by_role("heading", level=1).inner_text() in (
+                "Is your back pain better or worse than at your last check-in?",
+                "Is your back pain better or worse than before the procedure?")
 
     seen = walk_to_review(page, ORDINARY, answered=look)
-    headings = [h for _, _, h in seen]
-    assert headings[0] == "First, some important questions"  # MR2: the emergency questions first
+    headings = list(dict.fromkeys(h for _, _, h in seen))
+    assert [h for _, _, h in seen][:3] == [FIRST] * 3  # MR2: the emergency questions first
     assert {"Your pain", "The needle site", "How you feel", "Your pain medicine", "Anything else"} <= set(headings)
     total = seen[0][1]
     assert [(s, of) for s, of, _ in seen] == [(i, total) for i in range(1, total)], seen  # review is the last step
@@ -172,7 +190,7 @@ def test_ordinary_checkin_every_screen_then_review_then_a_neutral_outcome(
     shown = review_answers(page)
     assert list(shown) == headings
     assert "Paracetamol (acetaminophen, Tylenol)" in shown["Your pain medicine"]
-    assert re.search(r"how bad is your back pain\?.*\n3\b", shown["Your pain"], re.S | re.I), shown["Your pain"]
+    assert re.search(r"^How bad is your back pain right now\?\n3 out of 10\nChange\b", shown["Your pain"]), shown["Your pain"]
     assert CANARY_SYMPTOM in shown["Anything else"]
     assert posts(requests, r"/review$") == []  # nothing sent yet
 
@@ -246,7 +264,7 @@ def test_without_javascript_an_emergency_answer_shows_the_emergency_page_before_
     # After calling for help the patient can still finish the check-in: on to the next screen.
     with page.expect_navigation():
         page.get_by_role("link", name="Continue my check-in").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Your pain"
+    assert page.get_by_role("heading", level=1).inner_text() == "Any NEW or WORSE numbness, tingling or weakness?"
     assert progress(page)[0] == 2
     patient.assert_clean()
 
@@ -273,47 +291,52 @@ def test_a_missing_answer_and_an_implausible_temperature_come_back_with_a_messag
     page = b.page
     start_checkin(b, app_server.issue_link("Tom Two", purpose="checkin"))  # a symptom report
 
-    # The numbness question left out: a message naming it, the other answers still ticked.
-    answer_screen(page, {k: v for k, v in ORDINARY.items() if k != "neuro"})
+    # The numbness question left out: a short message above it, and the question itself still on
+    # the first screen of the phone.
+    answer_screen(page, ORDINARY)
+    assert press(page, "Next").status == 200
     assert press(page, "Next").status == 422
-    assert page.title().startswith("Please check your answers")
+    assert page.title().startswith("Please check your answer")
     missing = "Please tick at least one answer. If none apply, tick “None of these”."
     summary = page.locator(".error-summary li")
     assert summary.count() == 1
-    assert summary.get_by_role("link").inner_text() == "Any NEW or WORSE numbness, tingling or weakness?"
+    assert summary.get_by_role("link").inner_text() == missing
     assert summary.get_by_role("link").get_attribute("href") == "#q-neuro"
-    assert summary.locator(".summary-message").inner_text() == missing
     assert page.locator("#q-neuro .error").inner_text() == missing
     assert page.locator("#q-neuro").get_attribute("aria-describedby").split() == ["neuro-hint", "neuro-error"]
-    assert page.locator("#q-cardioresp").get_by_label("None of these", exact=True).is_checked()
-    assert page.locator("#q-bladder_bowel").get_by_label("No, nothing new", exact=True).is_checked()
+    first_choice = page.locator("#q-neuro label.choice").first.bounding_box()
+    assert first_choice["y"] + first_choice["height"] <= PHONE_HEIGHT, first_choice  # no scrolling to find it
     answer_screen(page, {"neuro": ["None of these"]})
     assert press(page, "Next").status == 200
-    answer_screen(page, ORDINARY)
-    assert press(page, "Next").status == 200
+    while caption(page) != "Your temperature":
+        answer_screen(page, ORDINARY)
+        assert press(page, "Next").status == 200
 
-    # 45 °C: asked to re-check, the box emptied for the number to be typed again, the rest kept.
-    assert page.get_by_role("heading", level=1).inner_text() == "Your temperature"
+    # 45 °C: asked to re-check, the box emptied for the number to be typed again, the unit kept.
     _, total_before = progress(page)
-    answer_screen(page, {**MEASURED, "temp_value": "45", "chills": "No"})
+    answer_screen(page, MEASURED)
+    assert press(page, "Next").status == 200
+    assert asked_items(page) == ["temp_value", "temp_unit"]
+    assert progress(page)[1] == total_before + 1  # the reading has a screen of its own once measured
+    answer_screen(page, {**MEASURED, "temp_value": "45"})
     assert press(page, "Next").status == 422
     recheck = ("45 °C is an unusual temperature. Please check your thermometer and enter the number "
                "again. If it is right, enter the same number again.")
     assert page.locator("#q-temp_value .error").inner_text() == recheck
-    assert page.locator(".error-summary .summary-message").inner_text() == recheck
-    box = page.get_by_label("If you checked it: Your highest temperature since the last check-in")
+    assert page.locator(".error-summary li a").inner_text() == recheck
+    box = page.get_by_label("What was your highest temperature since your last check-in?")
     assert box.input_value() == ""
     assert box.get_attribute("aria-invalid") == "true"
-    assert page.locator("#q-temp_status").get_by_label("Yes, I checked it").is_checked()
     assert page.locator("#q-temp_unit").get_by_label("°C (Celsius)").is_checked()
-    assert page.locator("#q-chills").get_by_label("No", exact=True).is_checked()
     box.fill("45")  # the thermometer said 45 again
+    assert press(page, "Next").status == 200
+    answer_screen(page, {"chills": "No"})
     assert press(page, "Next").status == 200
 
     # Accepted; a fever brings the sepsis questions, so the check-in grows by a screen.
-    assert page.get_by_role("heading", level=1).inner_text() == "A few more questions"
+    assert caption(page) == "A few more questions"
     _, total = progress(page)
-    assert total == total_before + 1
+    assert total == total_before + 2
     walk_to_review(page, {**ORDINARY, "sepsis_screen": ["None of these"]})
     assert "45 °C" in review_answers(page)["Your temperature"]
     assert press(page, "Send my check-in").status == 200
@@ -332,13 +355,16 @@ def test_with_javascript_a_measured_temperature_is_posted_ahead_without_a_server
     b = open_context("phone")
     page = b.page
     start_checkin(b, app_server.issue_link("Tessa Ten", purpose="checkin"))  # a symptom report
-    while page.get_by_role("heading", level=1).inner_text() != "Your temperature":
+    while caption(page) != "Your temperature":
         assert "/step/" in page.url, page.url
         answer_screen(page, ORDINARY)
         press(page, "Next")
     drafts: list[int] = []
     page.on("response", lambda r: drafts.append(r.status) if r.url.endswith("/draft") else None)
-    answer_screen(page, {**MEASURED, "chills": "No"})
+    answer_screen(page, MEASURED)
+    assert press(page, "Next").status == 200
+    assert asked_items(page) == ["temp_value", "temp_unit"]
+    answer_screen(page, MEASURED)  # the number, then its unit: each posted ahead as it changes
     assert press(page, "Next").status == 200
     assert drafts and all(s < 400 for s in drafts), drafts
     b.assert_clean()
@@ -354,23 +380,24 @@ def test_checkin_screens_are_accessible_with_big_targets(open_context, app_serve
     page = b.page
     start_checkin(b, app_server.issue_link("Dora Day-Zero", purpose="checkin", slot="day0"))
     press(page, "Next")  # nothing answered
-    assert page.locator(".error-summary li").count() == 3
-    assert_accessible(page, "check-in: screen with errors")
-    assert small_targets(page) == [], "screen with errors"
-    # Between them every kind of question: tick boxes and single choices (the first screen), the
-    # 0-10 scale, the temperature box with its "if you checked it" questions, yes/no, free text.
-    kinds = {"First, some important questions", "Your pain", "Your temperature", "Anything else"}
+    assert page.locator(".error-summary li").count() == 1
+    assert_accessible(page, "check-in: screen with an error")
+    assert small_targets(page) == [], "screen with an error"
+    # Between them every kind of question: tick boxes, a single choice, the 0-10 scale, the
+    # temperature box with its unit, yes/no, free text.
+    kinds = {"cardioresp", "bladder_bowel", "back_pain", "temp_value", "fall", "free_text"}
     checked: list[str] = []
 
     def axe(heading: str) -> None:
-        if heading in kinds:
-            assert_accessible(page, f"check-in: {heading}")
-            checked.append(heading)
+        first = asked_items(page)[0]
+        if first in kinds:
+            assert_accessible(page, f"check-in: {first}")
+            checked.append(first)
 
     def targets(heading: str) -> None:
         assert small_targets(page) == [], heading
 
-    walk_to_review(page, ORDINARY, arrived=axe, answered=targets)
+    walk_to_review(page, {**ORDINARY, **MEASURED}, arrived=axe, answered=targets)
     assert sorted(checked) == sorted(kinds)
     assert_accessible(page, "check-in: review")
     assert small_targets(page) == [], "review"
@@ -386,5 +413,44 @@ def test_checkin_screens_are_accessible_with_big_targets(open_context, app_serve
     assert_accessible(page, "check-in: start (already sent)")
     assert small_targets(page) == [], "check-in start"
     press(page, "Report a symptom")
-    assert re.search(r"/step/emergency$", page.url), page.url
+    assert re.search(r"/step/cardioresp$", page.url), page.url
     assert_text_doubles_without_overflow(open_context, b, page.url)
+
+
+# ---- an emergency answer on a later screen, with JavaScript -------------------------------------
+
+def test_with_javascript_an_emergency_answer_on_a_later_screen_shows_the_emergency_page_at_once(
+        open_context, app_server):
+    """MR2 on every screen: ticking "still bleeding through the bandage" on the needle-site screen
+    brings the emergency page as soon as it is ticked; Next is never pressed."""
+    b = open_context("phone")
+    page = b.page
+    requests = record_methods(b)
+    open_patient_link(b, app_server.issue_link("Tessa Ten", purpose="checkin"))  # a symptom report
+    while asked_items(page) != ["wound"]:
+        assert "/step/" in page.url, page.url
+        answer_screen(page, ORDINARY)
+        press(page, "Next")
+    nexts = len(posts(requests, r"/step/\w+$"))
+    with page.expect_navigation(url=re.compile(r"/emergency$")):
+        page.locator("#q-wound").get_by_label(
+            "Still bleeding through the bandage after pressing for 10 minutes").check()
+    assert page.get_by_role("heading", level=1).inner_text() == CALL_NOW
+    assert len(posts(requests, r"/step/\w+$")) == nexts  # only the draft went: Next was not pressed
+    assert posts(requests, r"/step/wound/draft$")
+    b.assert_clean()
+
+    # The nurse resolves it (the worklist tests that may follow expect only their own emergency).
+    nurse = open_context("desktop", javascript=False)
+    sign_in(nurse, app_server.login("nurse"))
+    row = nurse.page.locator("tr.worklist-row", has=nurse.page.get_by_role("link", name="Ten, Tessa")).filter(
+        has=nurse.page.locator(".level-EMERGENCY"))
+    assert row.count() == 1 and "E12" in row.locator(".rule-list").inner_text()
+    with nurse.page.expect_navigation():
+        row.get_by_role("link", name="Resolve…").click()
+    nurse.page.get_by_label("Emergency services already called").check()
+    nurse.page.get_by_label(re.compile(r"^Note")).fill("Pressed on it; bleeding stopped, team visit booked.")
+    with nurse.page.expect_navigation():
+        nurse.page.get_by_role("button", name="Resolve alert").click()
+    assert row.count() == 0
+    nurse.assert_clean()

@@ -1,5 +1,7 @@
 """The patient's side in a phone-sized Chromium: open the link from a text, see Today with its
-countdowns, save the dates to a calendar; with and without JavaScript; accessible and self-contained."""
+countdowns in natural times, the call buttons on the first screen, finished items in a short
+"done" list, save the dates to a calendar; with and without JavaScript; accessible and
+self-contained."""
 from __future__ import annotations
 
 import re
@@ -15,25 +17,45 @@ from tests.e2e.conftest import open_patient_link
 pytestmark = pytest.mark.browser
 
 DORA = "Dora Day-Zero"  # seeded 3 hours after her procedure: every early restriction applies
+FRED = "Fred Forty"  # day 40: most of the plan is done; the day-35 check-in is past its window
+DEMO = ["Dora Day-Zero", "Tom Two", "Tessa Ten", FRED]
 MIN_TARGET_PX = 44
-_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+PHONE_HEIGHT = 844
+_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+# "Thursday 3 Dec, about 11 am", "Monday 9 Mar, 9:30 am", "Saturday 18 Apr"
+NATURAL = re.compile(r"[A-Z][a-z]+day \d{1,2} [A-Z][a-z]{2}( \d{4})?"
+                     r"(, (about )?(\d{1,2}(:30)? [ap]m|noon|midnight))?")
 
 
 def as_shown(value: date | datetime) -> str:
-    """A calendar value the way the Today page writes it: "Fri 27 Nov, 13:30" / "Mon 4 Jan"."""
-    text = f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]}"
-    return f"{text}, {value:%H:%M}" if isinstance(value, datetime) else text
+    """A calendar value the way the Today page writes it, read independently of the app: the
+    date, and for a time the next half hour at or after it ("about" when moved), so that a
+    restriction never reads as ending earlier than it does: 13:12 -> "Friday 27 Nov, about 1:30 pm"."""
+    if not isinstance(value, datetime):
+        return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]}"
+    exact = value.minute in (0, 30) and value.second == 0
+    if not exact:
+        value = value.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=30 if value.minute < 30 else 60)
+    day = value - timedelta(days=1) if (value.hour, value.minute) == (0, 0) else value
+    when = f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+    if (value.hour, value.minute) == (0, 0):
+        clock = "midnight"
+    elif (value.hour, value.minute) == (12, 0):
+        clock = "noon"
+    else:
+        clock = f"{value.hour % 12 or 12}{value.strftime(':%M') if value.minute else ''} {'am' if value.hour < 12 else 'pm'}"
+    return f"{when}, {'' if exact else 'about '}{clock}"
 
 
 def countdowns(page) -> dict[str, tuple[str, str]]:
-    """{"No driving or public transport": ("Fri 27 Nov, 13:30", "1 day 21 hours left"), ...}"""
+    """{"No driving or public transport": ("Friday 27 Nov, about 1:30 pm", "1 day 21 hours left"), ...}"""
     out = {}
     for card in page.locator(".restriction").all():
         until = card.locator(".countdown").inner_text().strip()
         what, sep, when = until.partition(" until ")
         assert sep, f"a countdown without 'until': {until!r}"
-        out[what] = (re.sub(r" \d{4}(?=,|$)", "", when), card.locator(".countdown + p").inner_text().strip())
+        out[what] = (re.sub(r" \d{4}(?=,|$)", "", when), card.locator(".remaining").inner_text().strip())
     return out
 
 
@@ -56,10 +78,10 @@ def test_patient_opens_the_link_sees_today_and_saves_the_calendar(open_context, 
     shown = countdowns(page)
     assert "No driving or public transport" in shown, shown
     for what, (when, left) in shown.items():
-        assert re.fullmatch(r"\w{3} \d{1,2} \w{3}(, \d\d:\d\d)?", when), (what, when)
+        assert NATURAL.fullmatch(when), (what, when)
         assert re.fullmatch(r"(\d+ (day|hour|minute)s?)( \d+ (hour|minute)s?)? left", left), (what, left)
     driving_left = shown["No driving or public transport"][1]
-    assert re.fullmatch(r"1 day \d+ hours? left|1 day left", driving_left), driving_left  # 48 h minus ~3 h
+    assert re.fullmatch(r"1 day \d+ hours? left|1 day left|2 days left", driving_left), driving_left  # 48 h minus ~3 h
     follow_up = page.get_by_text("Follow-up visit:").locator("strong").inner_text()
     if javascript:
         screenshot(page, "today.png")
@@ -70,7 +92,8 @@ def test_patient_opens_the_link_sees_today_and_saves_the_calendar(open_context, 
     assert download.suggested_filename == "recovery-plan.ics"
     cal = Calendar.from_ical(Path(download.path()).read_bytes())
     events = {str(e["summary"]): e.decoded("dtstart") for e in cal.walk("VEVENT")}
-    # Every countdown on the page is an event at the same local time in the file.
+    # Every countdown on the page is an event at the same local time in the file (as the page
+    # rounds it: to the half hour at or after it).
     for what, (when, _) in shown.items():
         assert f"{what}: ends" in events, (what, sorted(events))
         assert as_shown(events[f"{what}: ends"]) == when, what
@@ -86,10 +109,15 @@ def test_patient_opens_the_link_sees_today_and_saves_the_calendar(open_context, 
         assert any("/static/vendor/htmx" in u for u in b.requests)  # CSP allowed our own script
     b.assert_clean()
 
-    # The link worked once; opening it again explains, and offers nothing to press.
-    assert page.goto(link).status == 410
-    assert "already been used" in page.get_by_role("heading", level=1).inner_text()
-    assert page.get_by_role("button").count() == 0
+    # The link worked once. Tapped again in this browser, still signed in: Today again.
+    assert page.goto(link).status == 200 and page.url == f"{app_server.base_url}/me"
+    assert page.get_by_role("heading", level=1).inner_text() == "Hello Dora"
+    # Anywhere else it explains, and offers nothing to press.
+    other = open_context("phone", javascript=javascript)
+    assert other.page.goto(link).status == 410
+    assert "already been used" in other.page.get_by_role("heading", level=1).inner_text()
+    assert other.page.get_by_role("button").count() == 0
+    b.assert_clean()
 
 
 def test_patient_pages_have_no_serious_accessibility_violations(open_context, app_server):
@@ -101,6 +129,12 @@ def test_patient_pages_have_no_serious_accessibility_violations(open_context, ap
         page.get_by_role("button", name="Open my recovery plan").click()
     page.locator("details summary").first.click()  # the whole plan, opened
     assert_accessible(page, "patient: Today")
+    fred = open_context("phone", axe=True)
+    open_patient_link(fred, app_server.issue_link(FRED))
+    assert fred.page.locator("#done-h").is_visible()
+    assert_accessible(fred.page, "patient: Today on day 40 (done list)")
+    fred.goto("/me/checkin")
+    assert_accessible(fred.page, "patient: check-in start, none due")
     assert page.goto(f"{app_server.base_url}/l/not-a-real-link").status == 404
     assert_accessible(page, "patient: link not working")
     page.goto(f"{app_server.base_url}/signed-out")
@@ -164,4 +198,62 @@ def test_patient_text_enlarged_to_200_percent_still_fits(open_context, app_serve
         m = b.page.evaluate(_ENLARGE_TEXT_JS)
         assert m["after"] == pytest.approx(2 * m["before"]), m  # the text really doubled
         assert m["scrollWidth"] <= m["clientWidth"], f"{path} at {width} px overflows sideways: {m}"
+    b.assert_clean()
+
+
+_ABOVE_FOLD_JS = """() => [...document.querySelectorAll('main a[href^="tel:"]')].map(a => {
+  const r = a.getBoundingClientRect();
+  return {text: a.innerText.trim(), top: r.top + window.scrollY, bottom: r.bottom + window.scrollY};
+})"""
+
+
+@pytest.mark.parametrize("name", DEMO)
+def test_the_call_buttons_are_on_the_first_screen_and_times_read_naturally(open_context, app_server,
+                                                                          patient_state, name):
+    """390x844: both call buttons are whole on the first screen without scrolling, and every time
+    on Today reads naturally ("Thursday 3 Dec, about 11 am", never "10:48")."""
+    b = open_context("phone", storage_state=patient_state(name))
+    page = b.page
+    assert b.goto("/me").status == 200
+    calls = page.evaluate(_ABOVE_FOLD_JS)
+    assert [c["text"].split(":")[0] for c in calls] == ["Call your care team", "Emergency"], calls
+    for c in calls:
+        assert c["bottom"] <= PHONE_HEIGHT, f"{name}: {c['text']!r} ends at {c['bottom']} px, below the first screen"
+    page.locator("details summary").first.click()
+    text = page.locator("main").inner_text()
+    assert not re.search(r"\b\d{1,2}:\d\d\b(?! [ap]m)", text), re.findall(r".{30}\d{1,2}:\d\d.{10}", text)
+    times = [t.inner_text() for t in page.locator(".countdown, .upcoming strong, .milestones strong").all()]
+    for t in times:
+        when = t.split(" until ")[-1]
+        assert when == "Now" or NATURAL.fullmatch(when), (name, t)
+    assert times
+    b.assert_clean()
+
+
+def test_day_40_shows_finished_items_in_a_short_done_list_and_no_old_checkin(open_context, app_server,
+                                                                            patient_state):
+    b = open_context("phone", storage_state=patient_state(FRED))
+    page = b.page
+    b.goto("/me")
+    assert page.locator(".dayline").inner_text() == "Day 40 of your recovery"
+    now = page.locator("section", has=page.locator("#now-h"))
+    assert "No driving" not in now.inner_text()
+    done = page.locator("section", has=page.locator("#done-h")).locator("li")
+    titles = [t.inner_text() for t in done.all()]
+    assert any(t.startswith("✓ No driving and no buses or trains (ended ") for t in titles), titles
+    assert any("No shower for the first 2 days" in t for t in titles), titles
+    assert len(titles) <= 12
+    assert "Do not shower for the first 2 days" not in page.content()  # the finished advice is gone
+    # no check-in is due on day 40 (day 35's closed on day 37): the report, and when the next one is
+    offer = page.locator(".checkin-actions")
+    assert offer.get_by_role("heading", level=2).inner_text() == "No check-in is due now"
+    assert NATURAL.fullmatch(offer.locator(".next-checkin strong").inner_text())
+    assert offer.get_by_role("button", name="Report a symptom").is_visible()
+    assert offer.get_by_role("button", name="Start my check-in").count() == 0
+    b.goto("/me/checkin")
+    assert page.get_by_role("heading", level=1).inner_text() == "No check-in is due now"
+    assert "day 35" not in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Report a symptom").click()
+    assert re.search(r"/step/cardioresp$", page.url), page.url
     b.assert_clean()

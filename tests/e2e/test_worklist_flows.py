@@ -84,8 +84,8 @@ def test_an_emergency_answer_reaches_the_open_worklist_without_a_reload_then_ack
     assert page.get_by_role("heading", level=1).inner_text() == CALL_NOW
     assert page.get_by_role("link", name="Call 911", exact=True).get_attribute("href") == "tel:911"
     assert page.get_by_role("link", name="Continue my check-in").is_visible()  # not sent
-    assert len(posts(sent, r"/step/emergency/draft$")) == 1
-    assert posts(sent, r"/step/emergency$") == [] and posts(sent, r"/review$") == []
+    assert len(posts(sent, r"/step/cardioresp/draft$")) == 1
+    assert posts(sent, r"/step/cardioresp$") == [] and posts(sent, r"/review$") == []
     assert patient.foreign_requests() == []
     screenshot(page, "emergency.png")
     patient.assert_clean()
