@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import RadioField, TextAreaField
 from wtforms.validators import InputRequired, Length, ValidationError
 
@@ -22,13 +21,14 @@ from recovery.db import db
 from recovery.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import staff_required
+from recovery.web.forms import Form
 from recovery.worklist import worklist_row
 
 bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
 CHANGED_EVENT = "worklist-changed"  # the polled list listens for it and refreshes at once
 
 
-class ResolveForm(FlaskForm):
+class ResolveForm(Form):
     disposition = RadioField("What was done", choices=list(DISPOSITIONS.items()),
                              validators=[InputRequired("Choose what was done.")],
                              validate_choice=True)
