@@ -51,13 +51,29 @@ def _context(session: Session, enrolment: Enrolment, exclude_id: int | None):
     return baseline, history, acks
 
 
+def open_checkin(session: Session, enrolment_id: int, slot: str | None, source: str = "web") -> Checkin | None:
+    """The check-in in progress for this slot (None: a symptom report), if there is one."""
+    return session.scalar(sa.select(Checkin).where(
+        Checkin.enrolment_id == enrolment_id, Checkin.status == "in_progress",
+        Checkin.source == source, Checkin.slot.is_(None) if slot is None else Checkin.slot == slot)
+        .order_by(Checkin.id.desc()).limit(1))
+
+
+def start_from_link(session: Session, *, enrolment: Enrolment, patient: Patient, slot: str | None,
+                    now: datetime, request_id: str | None = None) -> Checkin | None:
+    """What pressing "Start my check-in" on a check-in link's page does (a POST; a GET only looks):
+    start the link's check-in (a symptom report when the link has no slot), or nothing when that
+    slot was already sent."""
+    if slot is not None and slot_submitted(session, enrolment.id, slot):
+        return None
+    return start_checkin(session, enrolment=enrolment, patient=patient, slot=slot, source=SOURCE_WEB, now=now,
+                         request_id=request_id)
+
+
 def start_checkin(session: Session, *, enrolment: Enrolment, patient: Patient, slot: str | None,
                   source: str, now: datetime, request_id: str | None = None) -> Checkin:
     """Open a check-in (or return the one already in progress for this slot)."""
-    existing = session.scalar(sa.select(Checkin).where(
-        Checkin.enrolment_id == enrolment.id, Checkin.status == "in_progress",
-        Checkin.source == source, Checkin.slot.is_(None) if slot is None else Checkin.slot == slot)
-        .order_by(Checkin.id.desc()))
+    existing = open_checkin(session, enrolment.id, slot, source)
     if existing is not None:
         return existing
     checkin = Checkin(enrolment_id=enrolment.id, patient_id=patient.id, slot=slot, source=source,

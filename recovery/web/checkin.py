@@ -13,7 +13,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, 
 
 from recovery import checkins, templates_repo
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
+from recovery.db import db
 from recovery.enrolment import timeline_for
 from recovery.models import Checkin, Clinic
 from recovery.questionnaire import ITEMS, TEMP_CONFIRM_FIELD, Kind, dump_answers, pending_temp_confirmation
@@ -33,13 +33,6 @@ def _ruleset():
 def _template_for(enrolment, clinic):
     return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
                                         enrolment.template_version, clinic.template_file)
-
-
-def _write_transaction() -> None:
-    """A GET that starts a check-in writes: end the read transaction the session check opened and
-    take the write lock up front (SQLite BEGIN IMMEDIATE), as POSTs do."""
-    db.session.commit()
-    begin_write(db.session)
 
 
 def _enrolment():
@@ -111,9 +104,9 @@ def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, 
 @bp.get("")
 @patient_required(*SCOPES)
 def start():
-    """From a check-in link: straight into that check-in (a link without a slot, as in S22 "check
-    in again", opens a symptom report). From Today: what can be done now."""
-    now = utcnow()
+    """What can be done now. Only looks: a GET never starts a check-in (a cross-site <img> or a
+    prefetch must not write). A check-in link's button started its check-in when it was pressed
+    (patient.redeem); here it is resumed, or offered again with a button."""
     ws = g.patient_session
     enrolment = _enrolment()
     clinic = db.session.get(Clinic, g.patient.clinic_id)
@@ -122,11 +115,12 @@ def start():
         if slot is not None and checkins.slot_submitted(db.session, enrolment.id, slot):
             return render_template("patient/checkin_start.html", clinic=clinic, already_done=True,
                                    due=None, adhoc=None)
-        _write_transaction()
-        c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
-                                   source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
-        db.session.commit()
-        return redirect(url_for(".resume", checkin_id=c.id), 303)
+        c = checkins.open_checkin(db.session, enrolment.id, slot)
+        if c is not None:
+            return redirect(url_for(".resume", checkin_id=c.id), 303)
+        return render_template("patient/checkin_start.html", clinic=clinic, already_done=False, due=None,
+                               adhoc=None, link_slot=slot is not None)
+    now = utcnow()
     timeline = timeline_for(enrolment, g.patient, _template_for(enrolment, clinic))
     due = checkins.due_checkin(db.session, enrolment, timeline, now)
     adhoc = checkins.in_progress(db.session, enrolment.id, None)
