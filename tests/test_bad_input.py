@@ -183,3 +183,16 @@ def test_a_checkin_post_with_a_nul_in_an_answer_is_a_422(app, session, world):
                     data={"cardioresp": "none\x00", "neuro": ["none"], "bladder_bowel": "\x00"})
     assert r.status_code == 422
     assert table_counts(session) == before
+
+
+@pytest.mark.parametrize("request_id", ["r" * 100, "a\tforged", "x y", "é"])
+def test_a_request_id_header_that_is_not_an_id_is_replaced(app, session, world, request_id):
+    """X-Request-Id is stored with every audit row (36 characters): a longer one was a 500 on PostgreSQL."""
+    r = app.test_client().post("/login", data={"email": world["nurse"].email, "password": "not the password"},
+                               headers={"X-Request-Id": request_id})
+    assert r.status_code == 422
+    stored = session.scalar(sa.select(AuditEvent.request_id).where(AuditEvent.action == "login_failed"))
+    assert stored and stored != request_id and len(stored) == 36
+    r = app.test_client().post("/login", data={"email": world["nurse"].email, "password": "not the password"},
+                               headers={"X-Request-Id": "req-42.a_b"})
+    assert session.scalar(sa.select(AuditEvent.request_id).order_by(AuditEvent.id.desc()).limit(1)) == "req-42.a_b"

@@ -8,11 +8,15 @@
   removed (form values keep tab and newline, query values keep neither). A NUL byte, which
   PostgreSQL cannot store and no person types, never reaches a view, a log line or the database.
   The values as received stay in `request.raw_form`: Twilio signs those.
+- An ``X-Request-Id`` header that is not a plain id (at most 36 letters, digits, ``-``, ``_``,
+  ``.``) is dropped, so a fresh one is made: it is stored with every audit row (36 characters on
+  PostgreSQL) and written to logs.
 
 Rules that depend on the field (invisible-only text, text-direction controls in a name) are the
 forms' (`recovery/web/forms.py: Form`)."""
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from flask import Flask, Request
@@ -25,6 +29,9 @@ MAX_ID = 2**31 - 1
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
 _DROP_ALL = dict.fromkeys(_CONTROLS)
 _DROP_KEEP_LINES = {k: v for k, v in _DROP_ALL.items() if chr(k) not in "\t\n"}
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,36}")
 
 
 def parse_id(text: str | None) -> int | None:
@@ -50,6 +57,12 @@ def _cleaned(values: MultiDict, *, multiline: bool) -> ImmutableMultiDict:
 
 
 class CleanRequest(Request):
+    def __init__(self, environ, *args, **kwargs) -> None:
+        rid = environ.get("HTTP_X_REQUEST_ID")
+        if rid is not None and not _REQUEST_ID.fullmatch(rid):
+            del environ["HTTP_X_REQUEST_ID"]
+        super().__init__(environ, *args, **kwargs)
+
     def _load_form_data(self) -> None:
         if "form" in self.__dict__:
             return
