@@ -196,3 +196,13 @@ def test_a_request_id_header_that_is_not_an_id_is_replaced(app, session, world, 
     r = app.test_client().post("/login", data={"email": world["nurse"].email, "password": "not the password"},
                                headers={"X-Request-Id": "req-42.a_b"})
     assert session.scalar(sa.select(AuditEvent.request_id).order_by(AuditEvent.id.desc()).limit(1)) == "req-42.a_b"
+
+
+@pytest.mark.parametrize("field", ["baseline_back_pain", "no_driving_days", "followup_day"])
+def test_a_number_of_hundreds_of_digits_is_a_422(app, session, world, field):
+    """Found by tests/test_fuzz_routes.py: WTForms' NumberRange turned it into a float (OverflowError)."""
+    client = nurse_client(app, world)
+    before = table_counts(session)
+    r = client.post("/nurse/patients/new", data=enrolment_form(**{field: "9" * 400}))
+    assert r.status_code == 422 and b"Enter a smaller number." in r.data
+    assert table_counts(session) == before

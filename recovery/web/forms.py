@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DateTimeLocalField, IntegerField, PasswordField, RadioField, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange, Optional, StopValidation,
+                                ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from recovery.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
@@ -51,6 +52,14 @@ def trim_invisible(value):
     return value[start:end]
 
 
+MAX_WHOLE_NUMBER = 10**9  # far beyond any count of days or points; bigger ones overflow float checks
+
+
+def reasonable_number(form, field):
+    if isinstance(field.data, int) and abs(field.data) > MAX_WHOLE_NUMBER:
+        raise StopValidation("Enter a smaller number.")
+
+
 def no_direction_controls(form, field):
     if isinstance(field.data, str) and not DIRECTION_CONTROLS.isdisjoint(field.data):
         raise ValidationError(DIRECTION_MESSAGE)
@@ -58,15 +67,19 @@ def no_direction_controls(form, field):
 
 class Form(FlaskForm):
     """The base of our forms: every text field (not passwords) is trimmed of invisible characters
-    and refuses text-direction controls. (recovery/web/input.py has already removed control
-    characters from every request.)"""
+    and refuses text-direction controls; every whole-number field refuses a number of hundreds of
+    digits before its range check turns it into a float. (recovery/web/input.py has already
+    removed control characters from every request.)"""
 
     class Meta:
         def bind_field(self, form, unbound_field, options):
             cls = unbound_field.field_class
+            validators = tuple(unbound_field.kwargs.get("validators", ()))
             if issubclass(cls, StringField) and not issubclass(cls, PasswordField):
                 options["filters"] = (trim_invisible, *unbound_field.kwargs.get("filters", ()))
-                options["validators"] = (*unbound_field.kwargs.get("validators", ()), no_direction_controls)
+                options["validators"] = (*validators, no_direction_controls)
+            elif issubclass(cls, IntegerField):
+                options["validators"] = (reasonable_number, *validators)
             return super().bind_field(form, unbound_field, options)
 
 
