@@ -327,8 +327,10 @@ class Sweep:
                        content_type="application/x-www-form-urlencoded" if form is not None else None,
                        headers=headers)
         except Exception as e:  # noqa: BLE001 - under TESTING the error handler's 500 is raised instead
-            self.problems.append(f"{where}: raised {type(e).__name__}: {str(e)[:200]}")
+            self.problems.append(f"{where}: raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
             self.tried += 1
+            db.session.rollback()  # the request's session is the test's (one app context): go on
+            self.counts = None
             return
         writes = self.log.take()
         after = row_counts()
