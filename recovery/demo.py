@@ -125,15 +125,17 @@ def seed_demo_command(base_url):
         links = reissue(db.session, clinic, now=now, base_url=base_url)
         logins = _logins(db.session, clinic)
         db.session.commit()
-        heading = "already seeded (delete instance/recovery.sqlite to start again); new links below"
+        note = "Already seeded: the same logins, new patient links (delete instance/recovery.sqlite to start again)."
     else:
         links = seed(db.session, now=now, base_url=base_url)
         db.session.commit()
         logins = _logins(db.session, None)
-        heading = "seeded"
+        note = None
     click.echo("")
     click.echo("=" * 72)
-    click.echo(f"  Recovery Tracker demo ({heading}): {base_url}")
+    click.echo(f"  Recovery Tracker demo: {base_url}")
+    if note:
+        click.echo(f"  {note}")
     click.echo(f"  Nurse sign-in: {base_url}/login")
     for role, email, secret in logins:
         click.echo(f"    {role:6} {email:22} {secret}")

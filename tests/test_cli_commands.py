@@ -85,7 +85,7 @@ def test_a_second_seed_demo_prints_the_logins_and_new_links_again(cli, session, 
     second = cli("seed-demo", "--url", "http://127.0.0.1:5055")
     assert second.exit_code == 0, second.output
     out = second.output
-    assert "already" in out and "nurse@demo.clinic" in out and "recovery-demo-2026" in out
+    assert "Already seeded" in out and "nurse@demo.clinic" in out and "recovery-demo-2026" in out
     links = [line.split()[-1] for line in out.splitlines() if "/l/" in line]
     assert len(links) == 4 and all(link.startswith("http://127.0.0.1:5055/l/") for link in links)
     assert not set(links) & {line.split()[-1] for line in first.output.splitlines() if "/l/" in line}
