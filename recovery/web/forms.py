@@ -158,7 +158,6 @@ class EnrolmentForm(TimesMixin, Form):
             raise ValidationError("Add the caregiver's mobile number, or untick this box.")
 
 
-
 class CorrectTimesForm(TimesMixin, Form):
     procedure_end = DateTimeLocalField("Procedure ended at (patient's local time)", format="%Y-%m-%dT%H:%M",
                                        validators=[InputRequired("Enter when the procedure ended.")])
