@@ -14,6 +14,7 @@ from recovery import alerting, checkins
 from recovery.models import AuditEvent, Checkin, Enrolment, InboundMessage, Patient
 from recovery.records import current_enrolment
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
+from tests.test_foundation_web import enrolment_form
 from tests.test_hooks import SID, sent_row, signed, status_form, table_counts
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
@@ -22,15 +23,6 @@ OBJECT_URLS = ["/nurse/patients/{}", "/nurse/patients/{}/times", "/nurse/alerts/
                "/nurse/alerts/{}/resolve", "/me/checkin/{}", "/me/checkin/{}/step/emergency",
                "/me/checkin/{}/step/emergency/draft", "/me/checkin/{}/emergency", "/me/checkin/{}/review",
                "/me/checkin/{}/done"]
-
-
-def enrolment_form(**over):
-    data = {"first_name": "Maria", "last_name": "Lopez", "mobile": "(202) 555-0143",
-            "timezone": "America/New_York", "language": "en", "sms_consent": "y",
-            "procedure_type": "kyphoplasty", "procedure_end": "2026-03-07T10:30",
-            "discharge_at": "2026-03-07T13:00", "baseline_back_pain": "7"}
-    data.update(over)
-    return data
 
 
 @pytest.fixture
