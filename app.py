@@ -19,8 +19,16 @@ def _config_class() -> type[Config]:
     return DevelopmentConfig if os.environ.get("RECOVERY_ENV") == "development" else Config
 
 
+def _instance_path(config: Mapping[str, Any] | type | None) -> str | None:
+    """INSTANCE_PATH (config or environment) moves instance/ out of the checkout: the tests point
+    it at a scratch folder so they never read a developer's instance/secret_key or database."""
+    given = config.get("INSTANCE_PATH") if isinstance(config, Mapping) else getattr(config, "INSTANCE_PATH", None)
+    given = given or os.environ.get("INSTANCE_PATH")
+    return str(Path(given).resolve()) if given else None
+
+
 def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_path=_instance_path(config), instance_relative_config=True)
     app.config.from_object(_config_class())
     if isinstance(config, type):
         app.config.from_object(config)

@@ -1,7 +1,10 @@
-"""The patient's .ics: the follow-up visit and the end of each restriction (icalendar library)."""
+"""The patient's .ics: the follow-up visit and the end of each restriction (icalendar library).
+
+Times are wall-clock times in the patient's zone, to the minute, with the VTIMEZONE that RFC 5545
+requires for every TZID (built by icalendar from zoneinfo, covering just the plan's dates)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from icalendar import Alarm, Calendar, Event
 
@@ -11,6 +14,7 @@ FOLLOW_UP_ID = "TL16"
 
 
 def _span(ev: Event, at: datetime, all_day: bool, length: timedelta) -> None:
+    at = at.replace(second=0, microsecond=0)
     if all_day:
         ev.add("dtstart", at.date())
         ev.add("dtend", at.date() + timedelta(days=1))
@@ -25,6 +29,7 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "My recovery plan")
+    days: list[date] = []
     for m in timeline.milestones:
         if m.id == FOLLOW_UP_ID:
             ev = Event()
@@ -44,6 +49,9 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
         else:
             continue
         ev.add("uid", f"enrolment-{enrolment_id}-{m.id}@recovery-tracker")
-        ev.add("dtstamp", now)
+        ev.add("dtstamp", now.replace(microsecond=0))
         cal.add_component(ev)
+        days.append(m.starts_at.date() if m.id == FOLLOW_UP_ID else m.ends_at.date())
+    if days:
+        cal.add_missing_timezones(first_date=min(days) - timedelta(days=1), last_date=max(days) + timedelta(days=1))
     return cal.to_ical()

@@ -164,12 +164,23 @@ class _Bad(Exception):
         self.problem = problem
 
 
+MAX_HOURS = 24 * 366  # a case is about the first weeks of recovery; a year is generous
+
+
 def _hours(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _Bad(field, f"expected a number of hours, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise _Bad(field, f"expected a number of hours, got {_short(value)}")
     if value < 0:
-        raise _Bad(field, f"hours since the procedure cannot be negative, got {value}")
+        raise _Bad(field, f"hours since the procedure cannot be negative, got {_short(value)}")
+    if value > MAX_HOURS:  # compared as given: a 400-digit int never becomes a float
+        raise _Bad(field, f"hours since the procedure must be at most {MAX_HOURS} (a year), got {_short(value)}")
     return float(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def _mapping(value: Any, field: str, allowed: set[str] | None = None) -> Mapping[str, Any]:

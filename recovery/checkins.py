@@ -90,13 +90,21 @@ def _score(session: Session, score: Callable[..., Assessment], answers: Mapping[
         return score(answers, hours=hours, baseline=Baseline(), ruleset=ruleset)
 
 
+def start_from_link(session: Session, *, enrolment: Enrolment, patient: Patient, slot: str | None,
+                    now: datetime, request_id: str | None = None) -> Checkin | None:
+    """What pressing "Start my check-in" on a check-in link's page does (a POST; a GET only looks):
+    start the link's check-in (a symptom report when the link has no slot), or nothing when that
+    slot was already sent."""
+    if slot is not None and slot_submitted(session, enrolment.id, slot):
+        return None
+    return start_checkin(session, enrolment=enrolment, patient=patient, slot=slot, source=SOURCE_WEB, now=now,
+                         request_id=request_id)
+
+
 def start_checkin(session: Session, *, enrolment: Enrolment, patient: Patient, slot: str | None,
                   source: str, now: datetime, request_id: str | None = None) -> Checkin:
     """Open a check-in (or return the one already in progress for this slot)."""
-    existing = session.scalar(sa.select(Checkin).where(
-        Checkin.enrolment_id == enrolment.id, Checkin.status == "in_progress",
-        Checkin.source == source, Checkin.slot.is_(None) if slot is None else Checkin.slot == slot)
-        .order_by(Checkin.id.desc()))
+    existing = in_progress(session, enrolment.id, slot, source)
     if existing is not None:
         return existing
     checkin = Checkin(enrolment_id=enrolment.id, patient_id=patient.id, slot=slot, source=source,
@@ -480,7 +488,8 @@ def offer_for(session: Session, enrolment: Enrolment, timeline: Timeline, now: d
                  next=next_checkin(timeline, now))
 
 
-def in_progress(session: Session, enrolment_id: int, slot: str | None) -> Checkin | None:
+def in_progress(session: Session, enrolment_id: int, slot: str | None, source: str = SOURCE_WEB) -> Checkin | None:
+    """The check-in begun for this slot (None: a symptom report) and not yet sent, if there is one."""
     return session.scalar(sa.select(Checkin).where(
-        Checkin.enrolment_id == enrolment_id, Checkin.status != "submitted", Checkin.source == SOURCE_WEB,
+        Checkin.enrolment_id == enrolment_id, Checkin.status != "submitted", Checkin.source == source,
         Checkin.slot.is_(None) if slot is None else Checkin.slot == slot).order_by(Checkin.id.desc()).limit(1))

@@ -1,5 +1,6 @@
 """`flask seed-demo`: a demo clinic with a nurse, an admin and patients at different points of
-recovery (day 0, 2, 10, 40). Runs only on an empty database; prints the logins and patient links."""
+recovery (day 0, 2, 10, 40). Seeds only an empty database; prints the logins and patient links,
+again (with new links) on each later run."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
@@ -11,15 +12,18 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from recovery import templates_repo, texts
+from recovery.checkins import recovery_day
 from recovery.clock import utcnow
 from recovery.db import begin_write, db
 from recovery.enrolment import EnrolmentInput, enrol_patient, timeline_for
 from recovery.models import Clinic, OnCallStep, OutboxStatus, Patient, StaffRole, StaffUser
 from recovery.outbox import add_if_new, new_row
-from recovery.passwords import hash_password
+from recovery.passwords import hash_password, verify_password
+from recovery.records import current_enrolment
 from recovery.sessions import issue_link
 
 DEMO_PASSWORD = "recovery-demo-2026"
+DEMO_SLUG = "demo-clinic"
 DEMO_STAFF = [
     ("nurse@demo.clinic", "Nina Nurse", StaffRole.NURSE, "+12025550181"),
     ("oncall@demo.clinic", "Omar On-call", StaffRole.NURSE, "+12025550182"),
@@ -36,7 +40,7 @@ DEMO_PATIENTS = [
 
 def seed(session, *, now, base_url: str) -> list[tuple[str, str]]:
     """Create the demo clinic. Returns (patient name, Today link) pairs."""
-    clinic = Clinic(slug="demo-clinic", name="Demo Spine Clinic", timezone="America/New_York",
+    clinic = Clinic(slug=DEMO_SLUG, name="Demo Spine Clinic", timezone="America/New_York",
                     template_file="demo-clinic", emergency_number="911", care_phone="(202) 555-0100",
                     created_at=now)
     session.add(clinic)
@@ -91,25 +95,69 @@ def _discharge_texts_delivered(session, enrolment, patient, template, clinic) ->
         add_if_new(session, row)
 
 
+def reissue(session, clinic: Clinic, *, now, base_url: str) -> list[tuple[str, str]]:
+    """Fresh Today links for the demo clinic's demo patients (a second `make run`)."""
+    names = {(first, last) for first, last, *_ in DEMO_PATIENTS}
+    links = []
+    for patient in session.scalars(sa.select(Patient).where(Patient.clinic_id == clinic.id).order_by(Patient.id)):
+        enrolment = current_enrolment(patient)
+        if (patient.first_name, patient.last_name) not in names or enrolment is None:
+            continue  # someone enrolled by hand: not a demo patient
+        token = issue_link(session, patient, "today", now, timedelta(days=30))
+        day = recovery_day(enrolment, patient, now)
+        links.append((f"{patient.first_name} {patient.last_name} (day {day})", f"{base_url}/l/{token}"))
+    return links
+
+
+def _logins(session, clinic: Clinic | None) -> list[tuple[str, str, str]]:
+    """(role, email, what to type) for the demo staff; a password someone changed is not printed."""
+    if clinic is None:
+        return [(role.value, email, f"password: {DEMO_PASSWORD}") for email, _, role, _ in DEMO_STAFF]
+    rows = []
+    for email, _, role, _ in DEMO_STAFF:
+        staff = session.scalar(sa.select(StaffUser).where(StaffUser.email == email,
+                                                          StaffUser.clinic_id == clinic.id))
+        if staff is None or not staff.active:
+            continue
+        same = verify_password(staff.password_hash, DEMO_PASSWORD)
+        rows.append((role.value, email, f"password: {DEMO_PASSWORD}" if same else "(password changed since seeding)"))
+    return rows
+
+
 @click.command()
 @click.option("--url", "base_url", default=None, help="Base URL printed in the patient links")
 @with_appcontext
 def seed_demo_command(base_url):
-    """Seed the demo clinic if the database is empty, and print how to sign in."""
+    """Seed the demo clinic if the database is empty, and print how to sign in.
+
+    On a database that already has the demo clinic (a second `make run`), print the logins again
+    with fresh patient links. A database without it (a real clinic) is left alone."""
     base_url = (base_url or current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
     begin_write(db.session)
+    now = utcnow()
     if db.session.scalar(sa.select(sa.func.count()).select_from(Clinic)):
-        click.echo("Database already has data: not seeding. (Delete instance/recovery.sqlite to start again.)")
-        db.session.rollback()
-        return
-    links = seed(db.session, now=utcnow(), base_url=base_url)
-    db.session.commit()
+        clinic = db.session.scalar(sa.select(Clinic).where(Clinic.slug == DEMO_SLUG))
+        if clinic is None:
+            click.echo("Database already has data and no demo clinic: not seeding, no links printed.")
+            db.session.rollback()
+            return
+        links = reissue(db.session, clinic, now=now, base_url=base_url)
+        logins = _logins(db.session, clinic)
+        db.session.commit()
+        note = "Already seeded: the same logins, new patient links (delete instance/recovery.sqlite to start again)."
+    else:
+        links = seed(db.session, now=now, base_url=base_url)
+        db.session.commit()
+        logins = _logins(db.session, None)
+        note = None
     click.echo("")
     click.echo("=" * 72)
     click.echo(f"  Recovery Tracker demo: {base_url}")
+    if note:
+        click.echo(f"  {note}")
     click.echo(f"  Nurse sign-in: {base_url}/login")
-    for email, name, role, _ in DEMO_STAFF:
-        click.echo(f"    {role.value:6} {email:22} password: {DEMO_PASSWORD}")
+    for role, email, secret in logins:
+        click.echo(f"    {role:6} {email:22} {secret}")
     click.echo("  Patient links (open on a phone-sized window; each works once):")
     for name, link in links:
         click.echo(f"    {name:24} {link}")

@@ -551,6 +551,16 @@ def _render(session: Session, row: OutboundMessage, patient: Patient | None, sta
     return body, stored
 
 
+def preview(session: Session, row: OutboundMessage, public_base_url: str) -> str:
+    """A planned text as it will read, with its link shown as stored ([link]); issues no link."""
+    patient = session.get(Patient, row.patient_id) if row.patient_id else None
+    staff = session.get(StaffUser, row.staff_id) if row.staff_id else None
+    clinic = session.get(Clinic, patient.clinic_id) if patient is not None else None
+    link = f"{public_base_url.rstrip('/')}/l/{LINK_PLACEHOLDER_STORED}"
+    return texts.render(row.text_template, first=_first_name(row, patient, staff), link=link,
+                        emerg=clinic.emergency_number if clinic else "", phone=clinic.care_phone if clinic else "")
+
+
 # ---------------------------------------------------------------------------------------------
 # Recording results
 # ---------------------------------------------------------------------------------------------

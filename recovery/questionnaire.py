@@ -198,6 +198,7 @@ TEMP_CONFIRM_FIELD = "temp_confirmed"
 # ---------------------------------------------------------------------------------------------
 
 _TENTH = Decimal("0.1")
+MAX_TEMPERATURE = 1000  # °C or °F; the check-in form takes at most 3 digits before the point
 
 
 def celsius(value: Decimal | int | float | str, unit: str) -> Decimal:
@@ -239,6 +240,9 @@ def _exact_decimal(value: Decimal | int | float | str) -> Decimal:
         raise ValueError(f"a temperature must be a number, got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
+    if abs(result) >= MAX_TEMPERATURE:
+        # No thermometer shows this in °C or °F; larger numbers would only overflow the rounding.
+        raise ValueError(f"not a temperature: {str(value)[:20]!r} (expected a number below {MAX_TEMPERATURE})")
     return result
 
 

@@ -435,8 +435,15 @@ def _checkin(hours: float, answers: Mapping[str, Any], where: str) -> _Checkin:
 
 
 def _hours(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise TriageInputError(f"{where}: hours must be a number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        text = repr(value)
+        raise TriageInputError(f"{where}: hours must be a number, got {text if len(text) < 40 else text[:20] + '…'}")
     if value < 0:
         raise TriageInputError(f"{where}: hours since the procedure cannot be negative, got {value}")
     return float(value)

@@ -15,12 +15,23 @@ from tests.settings import app_config
 
 def pytest_configure(config):
     import logging
+    import tempfile
 
     from tests.privacy import COLLECTOR, log_dir
+    # Never the checkout's instance/: `make run` keeps its secret key and database there. Set in
+    # the environment, so the app servers the tests start inherit it too.
+    os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
     log_dir()
     root = logging.getLogger()
     root.addHandler(COLLECTOR)
     root.setLevel(logging.DEBUG)
+
+
+def pytest_unconfigure(config):
+    import shutil
+    folder = os.environ.get("INSTANCE_PATH", "")
+    if os.path.basename(folder).startswith("recovery-instance-"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 BACKENDS = ["sqlite", "postgresql"]

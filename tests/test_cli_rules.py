@@ -101,3 +101,36 @@ def test_app_config_ruleset_path(runner: CliRunner, tmp_path: Path) -> None:
     with app.app_context():
         result = runner.invoke(rules_group, ["check", str(CASES / "vignettes.yaml")])
     assert result.exit_code == 2 and f"{missing}: file not found" in result.output
+
+
+@pytest.mark.parametrize(("answers", "hours", "field"), [
+    ("{fall: true}", "9" * 400, "hours"),
+    ("{fall: true}", "-" + "9" * 400, "hours"),
+    ("{fall: true}", "1e300", "hours"),
+    ("{temp_status: measured, temp_value: 1e27, temp_unit: C}", "30", "answers.temp_value"),
+    ("{temp_status: measured, temp_value: 1e27, temp_unit: F}", "30", "answers.temp_value"),
+    ("{temp_status: measured, temp_value: \"1e400\", temp_unit: F}", "30", "answers.temp_value"),
+    ("{temp_status: measured, temp_value: " + "9" * 400 + ", temp_unit: C}", "30", "answers.temp_value"),
+])
+def test_numbers_too_large_for_a_case_exit_2_naming_the_case_and_field(runner: CliRunner, tmp_path: Path,
+                                                                       answers: str, hours: str, field: str) -> None:
+    """Issue 11: a 400-digit `hours` or a temperature of 1e27 / "1e400" crashed with a traceback (exit 1)."""
+    path = tmp_path / "huge.yaml"
+    path.write_text(f"- {{id: huge, hours: {hours}, answers: {answers}, expect: {{level: WATCH}}}}\n",
+                    encoding="utf-8")
+    result = runner.invoke(rules_group, ["check", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2, result.output
+    assert f"Error: {path}:1: case huge: {field}: " in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_huge_number_in_history_or_acknowledgements_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    big = "9" * 400
+    path = tmp_path / "huge.yaml"
+    path.write_text(f"- {{id: h, hours: 30, history: [{{hours: {big}, answers: {{}}}}], answers: {{}}, "
+                    "expect: {level: OK}}\n"
+                    f"- {{id: a, hours: 30, acknowledgements: [{{rule: W9, hours: {big}, disposition: x}}], "
+                    "answers: {}, expect: {level: OK}}\n", encoding="utf-8")
+    result = runner.invoke(rules_group, ["check", str(path)])
+    assert result.exit_code == 2 and "case h: history[0].hours: " in result.output

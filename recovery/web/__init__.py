@@ -18,9 +18,11 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **ctx):
 
 
 def register_blueprints(app: Flask) -> None:
-    from recovery.web import (access, alerts_views, auth, checkin, errors, filters, hooks, nurse, patient,
-                              static_files)
+    from recovery.web import (access, alerts_views, auth, checkin, errors, filters, hooks, input, nurse,
+                              patient, responses, static_files)
+    input.init_app(app)  # first: routes compile their converters when they are added
     static_files.init_app(app)
+    responses.init_app(app)
     access.init_app(app)
     filters.init_app(app)
     errors.init_app(app)

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, ValidationError
 
@@ -25,6 +24,7 @@ from recovery.db import db
 from recovery.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import staff_required
+from recovery.web.forms import Form
 from recovery.worklist import worklist_row
 
 bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
@@ -35,7 +35,7 @@ def _minutes(value) -> int | None:
     return int(value) if str(value).isdigit() else None
 
 
-class ResolveForm(FlaskForm):
+class ResolveForm(Form):
     disposition = RadioField("What was done", choices=list(DISPOSITIONS.items()),
                              validators=[InputRequired("Choose what was done.")],
                              validate_choice=True)

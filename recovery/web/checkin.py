@@ -15,7 +15,7 @@ from flask import (Blueprint, Response, abort, current_app, g, redirect, render_
 
 from recovery import checkins, templates_repo
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
+from recovery.db import db
 from recovery.enrolment import timeline_for
 from recovery.models import Checkin, Clinic
 from recovery.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
@@ -37,13 +37,6 @@ def _ruleset():
 def _template_for(enrolment, clinic):
     return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
                                         enrolment.template_version, clinic.template_file)
-
-
-def _write_transaction() -> None:
-    """A GET that starts a check-in writes: end the read transaction the session check opened and
-    take the write lock up front (SQLite BEGIN IMMEDIATE), as POSTs do."""
-    db.session.commit()
-    begin_write(db.session)
 
 
 def _enrolment():
@@ -134,25 +127,22 @@ def _render_start(clinic, found: checkins.Offer, already_done: bool = False):
 @bp.get("")
 @patient_required(*SCOPES)
 def start():
-    """From a check-in link: straight into that check-in while its window is open (a link without
-    a slot, as in S22 "check in again", opens a symptom report). From Today: what can be done now."""
+    """What can be done now. Only looks: a GET never starts a check-in (a cross-site <img> or a
+    prefetch must not write). A check-in link's button started its check-in when it was pressed
+    (patient.redeem); here it is resumed while its window is open, or offered with a button."""
     now = utcnow()
     ws = g.patient_session
     enrolment = _enrolment()
     clinic = db.session.get(Clinic, g.patient.clinic_id)
+    found = offer(enrolment, clinic, now)
     if ws.scope == CHECKIN_SCOPE:
         slot = ws.checkin_slot
-        if slot is not None:
-            found = offer(enrolment, clinic, now)
-            if found.open is None or found.done:  # its window has closed, or it was sent
-                return _render_start(clinic, found, already_done=checkins.slot_submitted(
-                    db.session, enrolment.id, slot))
-        _write_transaction()
-        c = checkins.start_checkin(db.session, enrolment=enrolment, patient=g.patient, slot=slot,
-                                   source=checkins.SOURCE_WEB, now=now, request_id=g.request_id)
-        db.session.commit()
-        return redirect(url_for(".resume", checkin_id=c.id), 303)
-    return _render_start(clinic, offer(enrolment, clinic, now))
+        if slot is not None and (found.open is None or found.done):  # its window has closed, or it was sent
+            return _render_start(clinic, found, already_done=checkins.slot_submitted(db.session, enrolment.id, slot))
+        c = checkins.in_progress(db.session, enrolment.id, slot)
+        if c is not None:
+            return redirect(url_for(".resume", checkin_id=c.id), 303)
+    return _render_start(clinic, found)
 
 
 @bp.post("")

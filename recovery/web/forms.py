@@ -1,15 +1,19 @@
 """Nurse-side forms (Flask-WTF: CSRF + validation). Forms parse and validate; use-cases decide."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
-import phonenumbers
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField,
+from wtforms import (BooleanField, DateTimeLocalField, IntegerField, PasswordField, RadioField, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange, Optional, StopValidation,
+                                ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from recovery.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
+from recovery.procedure_times import CheckedTimes, check_times
 
 COMMON_ZONES = [
     "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
@@ -24,24 +28,75 @@ LEG_SYMPTOMS = [
 ]
 
 
+# Text-direction embeddings, overrides and isolates: pasted into a name they make it display as
+# something else ("Maria" + U+202E + "zepoL" reads "MariaLopez" backwards) in every list a nurse sees.
+DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+DIRECTION_MESSAGE = ("This contains hidden text-direction characters (often pasted from another program). "
+                     "Please type it again.")
+
+
+def _invisible(ch: str) -> bool:
+    return ch.isspace() or (unicodedata.category(ch) in ("Cf", "Cc") and ch not in DIRECTION_CONTROLS)
+
+
+def trim_invisible(value):
+    """Blanks and invisible characters (zero-width spaces, BOMs) around a text are not part of it:
+    a name made only of them is empty and gets the field's "Enter …" message."""
+    if not isinstance(value, str):
+        return value
+    start, end = 0, len(value)
+    while start < end and _invisible(value[start]):
+        start += 1
+    while end > start and _invisible(value[end - 1]):
+        end -= 1
+    return value[start:end]
+
+
+MAX_WHOLE_NUMBER = 10**9  # far beyond any count of days or points; bigger ones overflow float checks
+
+
+def reasonable_number(form, field):
+    if isinstance(field.data, int) and abs(field.data) > MAX_WHOLE_NUMBER:
+        raise StopValidation("Enter a smaller number.")
+
+
+def no_direction_controls(form, field):
+    if isinstance(field.data, str) and not DIRECTION_CONTROLS.isdisjoint(field.data):
+        raise ValidationError(DIRECTION_MESSAGE)
+
+
+class Form(FlaskForm):
+    """The base of our forms: every text field (not passwords) is trimmed of invisible characters
+    and refuses text-direction controls; every whole-number field refuses a number of hundreds of
+    digits before its range check turns it into a float. (recovery/web/input.py has already
+    removed control characters from every request.)"""
+
+    class Meta:
+        def bind_field(self, form, unbound_field, options):
+            cls = unbound_field.field_class
+            validators = tuple(unbound_field.kwargs.get("validators", ()))
+            if issubclass(cls, StringField) and not issubclass(cls, PasswordField):
+                options["filters"] = (trim_invisible, *unbound_field.kwargs.get("filters", ()))
+                options["validators"] = (*validators, no_direction_controls)
+            elif issubclass(cls, IntegerField):
+                options["validators"] = (reasonable_number, *validators)
+            return super().bind_field(form, unbound_field, options)
+
+
+class TimesMixin:
+    """procedure_end / discharge_at, checked by the one range check (recovery/procedure_times.py)."""
+
+    def check_times(self, tz: ZoneInfo, now: datetime) -> CheckedTimes:
+        """The times in UTC, with any problem added to its field's errors."""
+        checked = check_times(self.procedure_end.data, self.discharge_at.data, tz, now)
+        for name, message in checked.errors.items():
+            getattr(self, name).errors.append(message)
+        return checked
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-
-def parse_mobile(raw: str, region: str) -> str:
-    """E.164 for a mobile number, or ValueError with a message a nurse can act on."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError("Enter a phone number, for example (202) 555-0143 or +44 7700 900123.")
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("That is not a valid phone number. Check the digits and the country code.")
-    kind = phonenumbers.number_type(number)
-    if kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
-                phonenumbers.PhoneNumberType.PREMIUM_RATE):
-        raise ValueError("This looks like a landline. Texts need a mobile number.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class MobileField(StringField):
@@ -66,7 +121,7 @@ def valid_zone(form, field):
         raise ValidationError("Choose the patient's time zone from the list.")
 
 
-class EnrolmentForm(FlaskForm):
+class EnrolmentForm(TimesMixin, Form):
     first_name = StringField("First name", validators=[DataRequired("Enter the patient's first name."), Length(max=60)])
     last_name = StringField("Last name", validators=[DataRequired("Enter the patient's last name."), Length(max=60)])
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
@@ -102,18 +157,8 @@ class EnrolmentForm(FlaskForm):
         if field.data and not (self.caregiver_mobile.data or "").strip():
             raise ValidationError("Add the caregiver's mobile number, or untick this box.")
 
-    def local_to_utc(self, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        # fold=0: in an autumn repeated hour, the first occurrence; a spring-gap time moves forward
-        return value.replace(tzinfo=ZoneInfo(self.timezone.data)).astimezone(ZoneInfo("UTC"))
 
-    def validate_discharge_at(self, field):
-        if field.data and self.procedure_end.data and field.data < self.procedure_end.data:
-            raise ValidationError("Discharge cannot be before the end of the procedure.")
-
-
-class CorrectTimesForm(FlaskForm):
+class CorrectTimesForm(TimesMixin, Form):
     procedure_end = DateTimeLocalField("Procedure ended at (patient's local time)", format="%Y-%m-%dT%H:%M",
                                        validators=[InputRequired("Enter when the procedure ended.")])
     discharge_at = DateTimeLocalField("Discharged at (optional)", format="%Y-%m-%dT%H:%M", validators=[Optional()])

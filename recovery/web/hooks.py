@@ -9,6 +9,7 @@ CSRF does not apply (Twilio cannot hold a token; the signature is the proof).
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, abort, current_app, g, request
 
@@ -17,12 +18,15 @@ from recovery.clock import utcnow
 from recovery.db import db
 from recovery.messaging.twilio_gateway import validate_signature
 from recovery.web.extensions import csrf
+from recovery.web.input import parse_id
 
 log = logging.getLogger("recovery.web.hooks")
 
 bp = Blueprint("hooks", __name__, url_prefix="/twilio")
 csrf.exempt(bp)
 
+# Twilio's SIDs are two letters and 32 hex digits; the column holds 64 characters.
+SID_RE = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -39,18 +43,30 @@ def _require_signature() -> None:
     if not token:
         log.error("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused")
         abort(403)
-    if not validate_signature(token, public_url(), request.form, request.headers.get("X-Twilio-Signature")):
+    # Twilio signed the values as sent, before recovery/web/input.py cleaned them
+    if not validate_signature(token, public_url(), request.raw_form, request.headers.get("X-Twilio-Signature")):
         log.warning("refused a %s webhook with a missing or wrong signature", request.path)
         abort(403)
+
+
+def _message_sid(required: bool) -> str | None:
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid")
+    if sid is None and not required:
+        return None
+    if not sid or not SID_RE.fullmatch(sid):
+        abort(400, description="MessageSid is missing or is not a Twilio message SID")
+    return sid
 
 
 @bp.post("/status")
 def status():
     _require_signature()
-    ob = request.args.get("ob", "")
+    ob = request.args.get("ob")
+    outbox_id = parse_id(ob)
+    if ob and outbox_id is None:
+        abort(400, description="ob must be the id of an outbox row")
     form = request.form
-    dispatch.apply_status(db.session, outbox_id=int(ob) if ob.isdigit() else None,
-                          sid=form.get("MessageSid") or form.get("SmsSid"),
+    dispatch.apply_status(db.session, outbox_id=outbox_id, sid=_message_sid(required=False),
                           status=form.get("MessageStatus") or form.get("SmsStatus"),
                           error_code=form.get("ErrorCode"), now=utcnow())
     db.session.commit()
@@ -61,10 +77,10 @@ def status():
 def sms():
     _require_signature()
     form = request.form
-    sid = form.get("MessageSid") or form.get("SmsSid")
     sender = form.get("From")
-    if not sid or not sender:
+    if not (form.get("MessageSid") or form.get("SmsSid")) or not sender:
         abort(400, description="MessageSid and From are required")
+    sid = _message_sid(required=True)
     inbound.handle_sms(db.session, sid=sid, from_number=sender, body=form.get("Body", ""), now=utcnow(),
                        settings=inbound.InboundSettings.from_config(current_app.config),
                        request_id=g.get("request_id"))

@@ -1,7 +1,6 @@
 """Nurse pages: worklist, patient list, enrolment, one patient's record."""
 from __future__ import annotations
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
@@ -10,9 +9,10 @@ from flask_login import current_user
 
 from recovery import templates_repo
 from recovery.clock import utcnow
-from recovery.db import db
+from recovery.db import begin_write, db
 from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
 from recovery.models import Clinic
+from recovery.phones import region_for_zone
 from recovery.plan import OverrideError
 from recovery.records import current_enrolment, patient_list, patient_record
 from recovery.safety_texts import safety_text_problems
@@ -62,21 +62,19 @@ def _overrides_from(form: EnrolmentForm) -> dict:
 
 @bp.route("/patients/new", methods=["GET", "POST"])
 def enrol():
-    form = EnrolmentForm(region="GB" if g.clinic.timezone.startswith("Europe/London") else "US")
+    form = EnrolmentForm(region=region_for_zone(g.clinic.timezone))
     if request.method == "GET":
         form.timezone.data = form.timezone.data or g.clinic.timezone
         return render_template("nurse/enrol.html", form=form)
-    if not form.validate_on_submit():
-        return render_template("nurse/enrol.html", form=form), 422
     now = utcnow()
-    end_utc = form.local_to_utc(form.procedure_end.data)
-    if end_utc > now + timedelta(hours=1):
-        form.procedure_end.errors.append("The procedure end time is in the future. Enrol the patient at discharge.")
+    valid = form.validate_on_submit()
+    times = form.check_times(ZoneInfo(form.timezone.data), now) if not form.timezone.errors else None
+    if not (valid and times and times.ok):
         return render_template("nurse/enrol.html", form=form), 422
     data = EnrolmentInput(
         first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,
-        timezone=form.timezone.data, procedure_type=form.procedure_type.data, procedure_end=end_utc,
-        discharge_at=form.local_to_utc(form.discharge_at.data), language=form.language.data,
+        timezone=form.timezone.data, procedure_type=form.procedure_type.data, procedure_end=times.procedure_end,
+        discharge_at=times.discharge_at, language=form.language.data,
         sms_consent=form.sms_consent.data, caregiver_name=form.caregiver_name.data,
         caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
         baseline_back_pain=form.baseline_back_pain.data,
@@ -124,28 +122,24 @@ def correct_times(patient_id: int):
         abort(404)
     form = CorrectTimesForm()
     now = utcnow()
-    if form.validate_on_submit():
-        zone = ZoneInfo(p.timezone)
-        end = form.procedure_end.data.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
-        discharge = (form.discharge_at.data.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
-                     if form.discharge_at.data else None)
-        if end > now + timedelta(hours=1):
-            form.procedure_end.errors.append("The procedure end time is in the future.")
-        elif discharge is not None and discharge < end:
-            form.discharge_at.errors.append("Discharge cannot be before the end of the procedure.")
+    valid = form.validate_on_submit()
+    times = form.check_times(ZoneInfo(p.timezone), now)
+    if valid and times.ok:
+        try:
+            cancelled, added = correct_procedure_times(
+                db.session, enrolment=enrolment, patient=p,
+                template=enrolment_template(g.clinic, enrolment), procedure_end=times.procedure_end,
+                discharge_at=times.discharge_at, staff=current_user.staff, reason=form.reason.data,
+                now=now, request_id=g.request_id)
+        except (TimelineError, OverrideError) as e:
+            db.session.rollback()  # nothing half-done: the re-shown page commits only its view audit
+            begin_write(db.session)
+            enrolment = current_enrolment(p)
+            form.form_errors.append(str(e))
         else:
-            try:
-                cancelled, added = correct_procedure_times(
-                    db.session, enrolment=enrolment, patient=p,
-                    template=enrolment_template(g.clinic, enrolment), procedure_end=end,
-                    discharge_at=discharge, staff=current_user.staff, reason=form.reason.data,
-                    now=now, request_id=g.request_id)
-            except (TimelineError, OverrideError) as e:
-                form.form_errors.append(str(e))
-            else:
-                db.session.commit()
-                flash(f"Procedure time corrected. {cancelled} planned texts moved or cancelled, {added} planned.")
-                return redirect(url_for("nurse.patient", patient_id=p.id), 303)
+            db.session.commit()
+            flash(f"Procedure time corrected. {cancelled} planned texts moved or cancelled, {added} planned.")
+            return redirect(url_for("nurse.patient", patient_id=p.id), 303)
     record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
     timeline = timeline_for(enrolment, p, enrolment_template(g.clinic, enrolment))
     problems = _safety_problems(p, record, timeline, now)

@@ -9,11 +9,11 @@ from recovery.clock import utcnow
 from recovery.db import db
 from recovery.enrolment import timeline_for
 from recovery.link_requests import request_link
-from recovery.models import Clinic
+from recovery.models import Clinic, Patient
 from recovery.records import current_enrolment
 from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, peek_link, redeem_link
 from recovery.today import today_view
-from recovery import templates_repo
+from recovery import checkins, templates_repo
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
@@ -50,11 +50,19 @@ def link(token: str):
 @bp.post("/l/<token>")
 @limiter.limit(_link_limit)
 def redeem(token: str):
+    now = utcnow()
     try:
-        found, cookie_token = redeem_link(db.session, token, utcnow(), policy(), g.request_id)
+        found, cookie_token = redeem_link(db.session, token, now, policy(), g.request_id)
     except LinkProblem as e:
         db.session.rollback()
         return _link_problem(e)
+    if found.purpose == "checkin":
+        # The button said "Start my check-in": start it in this POST (GET /me/checkin only looks)
+        patient = db.session.get(Patient, found.patient_id)
+        enrolment = current_enrolment(patient)
+        if enrolment is not None:
+            checkins.start_from_link(db.session, enrolment=enrolment, patient=patient, slot=found.checkin_slot,
+                                     now=now, request_id=g.request_id)
     db.session.commit()
     session.clear()
     session[PATIENT_COOKIE_KEY] = cookie_token

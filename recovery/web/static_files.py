@@ -32,7 +32,11 @@ def init_app(app: Flask) -> None:
 
     def static(filename: str):
         joined = safe_join(app.static_folder, filename)
-        if joined is None or not Path(joined).is_file():
+        try:
+            found = joined is not None and Path(joined).is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+            found = False
+        if not found:
             abort(404)
         path = Path(joined)
         with _lock:
