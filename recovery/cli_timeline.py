@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from recovery import plan, texts
+from recovery import plan, templates_repo, texts
 from recovery.timeline import Timeline, TimelineError, build_timeline, local_to_utc
 
 DEFAULT_TEMPLATE = "kyphoplasty"
@@ -124,7 +124,7 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         t0 = _instant("--procedure-end", procedure_end, tz)
         td = _instant("--discharge", discharge, tz) if discharge else None
         try:
-            catalog = plan.load_all(schedules_dir())
+            catalog = plan.load_all(schedules_dir(), templates_repo.budget())
         except plan.TemplateError as e:
             raise _BadInput(str(e)) from None
         template = _template(catalog, template_id, clinic)

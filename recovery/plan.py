@@ -52,7 +52,8 @@ UTC = timezone.utc
 KINDS = ("reminder", "checkin_invite", "checkin_reminder", "event_reply")
 FLAGS = ("working", "brace")  # per-patient profile flags a message or milestone may depend on
 # What an event_reply answers (the use-case that sees the event asks for the reply).
-EVENTS = ("emergency_result", "urgent_result", "inbound_sms", "ok_or_watch_result", "temperature_recheck")
+EVENTS = ("emergency_result", "urgent_result", "inbound_sms", "ok_or_watch_result", "temperature_recheck",
+          "enrolled", "opted_out")  # enrolled: the opt-in confirmation; opted_out: its one reply (CTIA)
 
 _ID_MILESTONE = re.compile(r"^TL\d{2,3}$")
 _ID_MESSAGE = re.compile(r"^S\d{2,3}$")
@@ -337,6 +338,8 @@ class Template:
     milestones: tuple[Milestone, ...]
     messages: tuple[MessageRule, ...]
     checkins: CheckinCadence
+    sms_name: str = ""  # {clinic}: how texts name the sender ([contact] name)
+    budget: texts.Budget = texts.DEFAULT_BUDGET  # first-name and link lengths the texts were checked with
 
     def milestone(self, milestone_id: str) -> Milestone:
         for m in self.milestones:
@@ -514,8 +517,8 @@ _DAY0_KEYS = {"invite", "at", "not_before", "evening_fallback", "reminder_after"
 
 
 class _Builder:
-    def __init__(self, raw: dict, src: _Source):
-        self.raw, self.src = raw, src
+    def __init__(self, raw: dict, src: _Source, budget: texts.Budget | None = None):
+        self.raw, self.src, self.budget = raw, src, budget or texts.DEFAULT_BUDGET
 
     # -- small typed getters ------------------------------------------------------------------
     def _get(self, table: tuple[str, ...], key: str, kind: type | tuple, required: bool = True,
@@ -597,13 +600,17 @@ class _Builder:
         status = self._text((), "status", required=False, default="draft", max_len=200)
         self._text((), "approved_by", required=False, max_len=120)
 
-        self._unknown(("contact",), {"emerg", "phone"})
+        self._unknown(("contact",), {"emerg", "phone", "name"})
         emerg = self._get(("contact",), "emerg", str)
         if not re.fullmatch(r"\d{2,4}", emerg):
             raise self.src.fail(("contact",), "emerg", f"emergency number must be 2-4 digits, not {emerg!r}")
         phone = self._text(("contact",), "phone", max_len=20)
         if not texts.is_gsm7(phone):
             raise self.src.fail(("contact",), "phone", f"phone {phone!r} has characters that are not GSM-7")
+        sms_name = self._get(("contact",), "name", str, required=False, default="").strip()
+        name_problems = texts.check_name(sms_name) if "name" in self._node(("contact",)) else []
+        if name_problems:
+            raise self.src.fail(("contact",), "name", f"name {sms_name!r}: {name_problems[0]}")
 
         self._unknown(("quiet_hours",), {"start", "end"})
         quiet_start = self._clock(("quiet_hours",), "start")
@@ -612,7 +619,7 @@ class _Builder:
             raise self.src.fail(("quiet_hours",), "end", "quiet hours start and end at the same time")
 
         milestones = self._milestones()
-        messages = self._messages(emerg, phone, clinic_title, clinic)
+        messages = self._messages(emerg, phone, clinic_title, clinic, sms_name)
         checkins = self._checkins(messages)
         ids = {m.id for m in milestones}
         msg_ids = {m.id for m in messages}
@@ -654,7 +661,7 @@ class _Builder:
             clinic_version=clinic_version, clinic_title=clinic_title,
             sources=tuple(layer.path for layer in self.src.layers), status=status,
             emerg=emerg, phone=phone, quiet_start=quiet_start, quiet_end=quiet_end, horizon=horizon,
-            milestones=milestones, messages=messages, checkins=checkins)
+            milestones=milestones, messages=messages, checkins=checkins, sms_name=sms_name, budget=self.budget)
 
     def _milestones(self) -> tuple[Milestone, ...]:
         table = self._node(("milestones",))
@@ -694,8 +701,8 @@ class _Builder:
                 raise self.src.fail(t, "restriction", "a restriction needs a 'start' and an 'end', not 'at'")
         return tuple(out)
 
-    def _messages(self, emerg: str, phone: str, clinic_title: str | None, clinic: str | None
-                  ) -> tuple[MessageRule, ...]:
+    def _messages(self, emerg: str, phone: str, clinic_title: str | None, clinic: str | None,
+                  sms_name: str = "") -> tuple[MessageRule, ...]:
         table = self._node(("messages",))
         if not table:
             raise self.src.fail((), "messages", "no messages")
@@ -713,7 +720,8 @@ class _Builder:
             if kind not in KINDS:
                 raise self.src.fail(t, "kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
             text = self._get(t, "text", str)
-            check = texts.check_text(text, emerg=emerg, phone=phone, forbidden_names=forbidden)
+            check = texts.check_text(text, emerg=emerg, phone=phone, clinic=sms_name, budget=self.budget,
+                                     forbidden_names=forbidden)
             if check.problems:
                 raise self.src.fail(t, "text", check.problems[0])
             urgent = self._get(t, "urgent", bool)
@@ -884,64 +892,86 @@ def _dry_run(template: Template, src: _Source) -> None:
 # Loading
 # ---------------------------------------------------------------------------------------------
 
-def load_template(path: str | Path) -> Template:
-    """Read and check one template file. Raises TemplateError (``file:line: entry: problem``)."""
+def load_template(path: str | Path, budget: texts.Budget | None = None) -> Template:
+    """Read and check one template file. Raises TemplateError (``file:line: entry: problem``).
+
+    `budget` is what every text must fit in one SMS with (the deployment's real link length;
+    texts.DEFAULT_BUDGET when not given). A file with `based_on` + `based_on_version` is a new
+    version written as its differences from an older one (see _template_layers)."""
     p = Path(path)
-    raw, lines = _read_toml(p)
-    src = _Source([_Layer(str(path), raw, lines)])
-    template = _Builder(raw, src).build(clinic=None, clinic_version=None, clinic_title=None)
+    raw, layers = _template_layers(p)
+    src = _Source(layers)
+    template = _Builder(raw, src, budget).build(clinic=None, clinic_version=None, clinic_title=None)
     expected = f"{template.base_id}_v{template.base_version}"
     if p.stem != expected:
         raise src.fail((), "version", f"the file name must be {expected}.toml to match id and version "
                                       "(a new version is a new file, so enrolled patients keep theirs)")
+    if len(layers) > 1:
+        base = load_template(layers[1].path, budget)
+        _check_restated(base, template, src, clinic_raw=layers[0].raw)
     _dry_run(template, src)
     return template
 
 
-def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> Template:
-    """Read a clinic override file and merge it onto its base template in `templates_dir`."""
-    cp = Path(clinic_path)
-    craw, clines = _read_toml(cp)
-    clayer = _Layer(str(clinic_path), craw, clines)
-    csrc = _Source([clayer])
-    for key in craw:
-        if key not in _CLINIC_KEYS:
-            raise csrc.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(_CLINIC_KEYS))})")
-    cb = _Builder(craw, csrc)
-    name = cb._get((), "clinic", str)
-    if name != cp.stem:
-        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}")
-    cversion = cb._get((), "version", int)
-    ctitle = cb._text((), "title", max_len=120)
-    based_on = cb._get((), "based_on", str)
-    based_version = cb._get((), "based_on_version", int)
-    base_path = Path(templates_dir) / f"{based_on}_v{based_version}.toml"
-    if not base_path.exists():
-        raise csrc.fail((), "based_on", f"no template {based_on} version {based_version} "
-                                        f"(expected {base_path})")
-    braw, blines = _read_toml(base_path)
-    base = load_template(base_path)  # the base must be valid on its own
-    blayer = _Layer(str(base_path), braw, blines)
+_MERGED_TABLES = ("contact", "quiet_hours", "milestones", "messages", "checkins")
 
+
+def _template_layers(p: Path, seen: tuple[str, ...] = ()) -> tuple[dict, list[_Layer]]:
+    """The raw content of a template file with what it inherits, and its files (newest first).
+
+    `based_on = "kyphoplasty"` + `based_on_version = 1` make a file a new version that states only
+    what changed: new or changed messages and milestones, contact, quiet hours, check-in groups,
+    title and status. Everything else is read from the older version, so a fix made there (while
+    it is still a draft) reaches both; patients enrolled on the older version keep it."""
+    raw, lines = _read_toml(p)
+    layer = _Layer(str(p), raw, lines)
+    if "based_on" not in raw and "based_on_version" not in raw:
+        return raw, [layer]
+    src = _Source([layer])
+    allowed = _TEMPLATE_KEYS | {"based_on", "based_on_version"}
+    for key in raw:
+        if key not in allowed:
+            raise src.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(allowed))})")
+    b = _Builder(raw, src)
+    based_on, based_version = b._get((), "based_on", str), b._get((), "based_on_version", int)
+    base_path = p.parent / f"{based_on}_v{based_version}.toml"
+    if base_path.name == p.name or str(base_path) in seen:
+        raise src.fail((), "based_on", f"{base_path.name} is based on itself (through {', '.join(seen) or p.name})")
+    if not base_path.exists():
+        raise src.fail((), "based_on", f"no template {based_on} version {based_version} (expected {base_path})")
+    braw, blayers = _template_layers(base_path, seen + (p.name,))
+    merged = _merge(braw, raw, src, base_label=f"{based_on} v{based_version}", new_entries=True)
+    for key, value in raw.items():
+        if key not in _MERGED_TABLES and key not in ("based_on", "based_on_version"):
+            merged[key] = value
+    return merged, [layer] + blayers
+
+
+def _merge(braw: dict, over: dict, osrc: _Source, *, base_label: str, new_entries: bool) -> dict:
+    """`over` (a clinic file, or a newer template version) laid over `braw`, entry by entry.
+    Only a newer template version may add entries (`new_entries`)."""
     merged = {k: v for k, v in braw.items()}
     for section in ("contact", "quiet_hours"):
-        if section in craw:
-            if not isinstance(craw[section], dict):
-                raise csrc.fail((), section, "must be a table")
-            merged[section] = {**braw.get(section, {}), **craw[section]}
+        if section in over:
+            if not isinstance(over[section], dict):
+                raise osrc.fail((), section, "must be a table")
+            merged[section] = {**braw.get(section, {}), **over[section]}
     for section in ("milestones", "messages"):
-        if section not in craw:
+        if section not in over:
             continue
-        if not isinstance(craw[section], dict):
-            raise csrc.fail((), section, "must be a table")
+        if not isinstance(over[section], dict):
+            raise osrc.fail((), section, "must be a table")
         entries = dict(braw.get(section, {}))
-        for eid, fields_ in craw[section].items():
-            if eid not in entries:
-                raise csrc.fail((section, eid), None,
-                                f"{section[:-1]} {eid} is not in {based_on} v{based_version}; a clinic file "
-                                "changes existing entries (new content needs a new template version)")
+        for eid, fields_ in over[section].items():
             if not isinstance(fields_, dict):
-                raise csrc.fail((section,), eid, "must be a table")
+                raise osrc.fail((section,), eid, "must be a table")
+            if eid not in entries:
+                if new_entries:
+                    entries[eid] = dict(fields_)
+                    continue
+                raise osrc.fail((section, eid), None,
+                                f"{section[:-1]} {eid} is not in {base_label}; a clinic file "
+                                "changes existing entries (new content needs a new template version)")
             entry = dict(entries[eid])
             if section == "milestones" and "at" in fields_:
                 entry.pop("start", None), entry.pop("end", None)
@@ -953,26 +983,61 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> 
             entry.update(fields_)
             entries[eid] = entry
         merged[section] = entries
-    if "checkins" in craw:
-        if not isinstance(craw["checkins"], dict):
-            raise csrc.fail((), "checkins", "must be a table")
+    if "checkins" in over:
+        if not isinstance(over["checkins"], dict):
+            raise osrc.fail((), "checkins", "must be a table")
         groups = dict(braw.get("checkins", {}))
-        for gname, fields_ in craw["checkins"].items():
+        for gname, fields_ in over["checkins"].items():
             if isinstance(fields_, dict):
-                if gname not in groups:
-                    raise csrc.fail(("checkins", gname), None,
-                                    f"check-in group {gname!r} is not in {based_on} v{based_version}")
-                groups[gname] = {**groups[gname], **fields_}
+                if gname not in groups and not new_entries:
+                    raise osrc.fail(("checkins", gname), None, f"check-in group {gname!r} is not in {base_label}")
+                groups[gname] = {**groups.get(gname, {}), **fields_}
             else:
                 groups[gname] = fields_
         merged["checkins"] = groups
+    return merged
 
-    src = _Source([clayer, blayer])
-    template = _Builder(merged, src).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
+
+def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
+                         budget: texts.Budget | None = None) -> Template:
+    """Read a clinic override file and merge it onto its base template in `templates_dir`.
+
+    The current file is clinics/<clinic>.toml; versions that patients are still enrolled on are
+    kept as clinics/archive/<clinic>_v<version>.toml."""
+    cp = Path(clinic_path)
+    craw, clines = _read_toml(cp)
+    clayer = _Layer(str(clinic_path), craw, clines)
+    csrc = _Source([clayer])
+    for key in craw:
+        if key not in _CLINIC_KEYS:
+            raise csrc.fail((), key, f"unknown field '{key}' (allowed: {', '.join(sorted(_CLINIC_KEYS))})")
+    cb = _Builder(craw, csrc)
+    name = cb._get((), "clinic", str)
+    cversion = cb._get((), "version", int)
+    archived = cp.parent.name == ARCHIVE_DIR and cp.stem == f"{name}_v{cversion}"
+    if name != cp.stem and not archived:
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}"
+                        + (f" (in {ARCHIVE_DIR}/: {name}_v{cversion})" if cp.parent.name == ARCHIVE_DIR else ""))
+    ctitle = cb._text((), "title", max_len=120)
+    based_on = cb._get((), "based_on", str)
+    based_version = cb._get((), "based_on_version", int)
+    base_path = Path(templates_dir) / f"{based_on}_v{based_version}.toml"
+    if not base_path.exists():
+        raise csrc.fail((), "based_on", f"no template {based_on} version {based_version} "
+                                        f"(expected {base_path})")
+    braw, blayers = _template_layers(base_path)
+    base = load_template(base_path, budget)  # the base must be valid on its own
+    merged = _merge(braw, craw, csrc, base_label=f"{based_on} v{based_version}", new_entries=False)
+
+    src = _Source([clayer, *blayers])
+    template = _Builder(merged, src, budget).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
     template = _replace(template, status=cb._text((), "status", required=False, default=base.status, max_len=200))
     _check_restated(base, template, src, clinic_raw=craw)
     _dry_run(template, src)
     return template
+
+
+ARCHIVE_DIR = "archive"  # schedules/clinics/archive/: clinic file versions kept for enrolled patients
 
 
 def _replace(t: Template, **changes: Any) -> Template:
@@ -1023,7 +1088,7 @@ class Catalog:
         return self.clinics[name]
 
 
-def load_all(schedules_dir: str | Path) -> Catalog:
+def load_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> Catalog:
     """Load `<dir>/*.toml` (templates) and `<dir>/clinics/*.toml` (clinic files). Other folders
     (e.g. rulesets/) are not templates and are left alone. Raises TemplateError on the first bad file."""
     d = Path(schedules_dir)
@@ -1031,11 +1096,11 @@ def load_all(schedules_dir: str | Path) -> Catalog:
         raise TemplateError(str(d), 0, "", "schedules directory not found")
     templates: dict[tuple[str, str], Template] = {}
     for p in sorted(d.glob("*.toml")):
-        t = load_template(p)
+        t = load_template(p, budget)
         templates[(t.id, t.version)] = t
     clinics: dict[str, Template] = {}
     for p in sorted((d / "clinics").glob("*.toml")):
-        t = load_clinic_template(p, d)
+        t = load_clinic_template(p, d, budget)
         clinics[t.clinic or p.stem] = t
         templates[(t.id, t.version)] = t
     return Catalog(templates=templates, clinics=clinics)
@@ -1186,7 +1251,8 @@ class Overrides:
             if sid not in msg_ids:
                 raise OverrideError(f"texts.{sid}: unknown message (known: {', '.join(msg_ids)})")
             rule = template.message(sid)
-            check = texts.check_text(self.texts[sid], emerg=template.emerg, phone=template.phone)
+            check = texts.check_text(self.texts[sid], emerg=template.emerg, phone=template.phone,
+                                     clinic=template.sms_name, budget=template.budget)
             if check.problems:
                 raise OverrideError(f"texts.{sid}: {check.problems[0]}")
             missing = [p for p in ("link",) if "{" + p + "}" in rule.text and "{" + p + "}" not in self.texts[sid]]

@@ -1,18 +1,34 @@
 """Finding templates on disk: the clinic's effective template for new enrolments, and the exact
-id + version an existing enrolment was built from (editing a template never moves old patients)."""
+id + version an existing enrolment was built from (editing a template never moves old patients).
+
+Every text is checked against the deployment's real link length (PUBLIC_BASE_URL): `configure`
+sets it once at start-up (create_app), and `check_all` then loads every file so that a text that
+would not fit one SMS stops the app from starting, naming the file, line and message."""
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from recovery import plan
+from recovery import plan, texts
 
-_cache: dict[tuple[str, float], object] = {}
+_cache: dict[tuple, object] = {}
 _lock = threading.Lock()
+_budget: texts.Budget = texts.DEFAULT_BUDGET
+
+
+def configure(public_base_url: str) -> texts.Budget:
+    """Measure texts with links under this base URL from now on (cached loads are keyed by it)."""
+    global _budget
+    _budget = texts.Budget.for_base_url(public_base_url)
+    return _budget
+
+
+def budget() -> texts.Budget:
+    return _budget
 
 
 def _cached(path: Path, loader):
-    key = (str(path), path.stat().st_mtime)
+    key = (str(path), path.stat().st_mtime, _budget)
     with _lock:
         if key not in _cache:
             _cache[key] = loader()
@@ -21,7 +37,14 @@ def _cached(path: Path, loader):
 
 def all_templates(schedules_dir: str | Path) -> list:
     d = Path(schedules_dir)
-    return [_cached(p, lambda p=p: plan.load_template(p)) for p in sorted(d.glob("*.toml"))]
+    return [_cached(p, lambda p=p: plan.load_template(p, _budget)) for p in sorted(d.glob("*.toml"))]
+
+
+def _clinic_files(d: Path, clinic_file: str) -> list[Path]:
+    """The clinic's current file, then the versions kept for patients enrolled on them."""
+    current = d / "clinics" / f"{clinic_file}.toml"
+    archived = sorted((d / "clinics" / plan.ARCHIVE_DIR).glob(f"{clinic_file}_v*.toml"))
+    return ([current] if current.exists() else []) + archived
 
 
 def clinic_template(schedules_dir: str | Path, template_file: str | None, default_id: str):
@@ -29,7 +52,7 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
     d = Path(schedules_dir)
     if template_file:
         path = d / "clinics" / f"{template_file}.toml"
-        return _cached(path, lambda: plan.load_clinic_template(path, d))
+        return _cached(path, lambda: plan.load_clinic_template(path, d, _budget))
     candidates = [t for t in all_templates(d) if t.id == default_id]
     if not candidates:
         raise LookupError(f"no template {default_id!r} in {d}")
@@ -38,18 +61,31 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
 
 def find_template(schedules_dir: str | Path, template_id: str, version: str,
                   clinic_file: str | None = None):
-    """The exact template an enrolment stored. A clinic template is found through its file."""
+    """The exact template an enrolment stored. A clinic template is found through its file, or
+    its archived versions (clinics/archive/<clinic>_v<n>.toml)."""
     d = Path(schedules_dir)
     options = list(all_templates(d))
-    if clinic_file:
-        path = d / "clinics" / f"{clinic_file}.toml"
-        if path.exists():
-            options.append(_cached(path, lambda: plan.load_clinic_template(path, d)))
     for t in options:
         if t.id == template_id and str(t.version) == str(version):
             return t
+    if clinic_file:
+        for path in _clinic_files(d, clinic_file):
+            t = _cached(path, lambda path=path: plan.load_clinic_template(path, d, _budget))
+            if t.id == template_id and str(t.version) == str(version):
+                return t
     raise LookupError(f"template {template_id} version {version} is no longer in {d}; "
                       "keep old versions so existing enrolments can be shown")
+
+
+def check_all(schedules_dir: str | Path) -> int:
+    """Load every template, clinic file and archived clinic version with the configured budget.
+    Raises plan.TemplateError on the first bad one. Returns how many were checked."""
+    d = Path(schedules_dir)
+    n = len(all_templates(d))
+    for path in sorted((d / "clinics").glob("*.toml")) + sorted((d / "clinics" / plan.ARCHIVE_DIR).glob("*.toml")):
+        _cached(path, lambda path=path: plan.load_clinic_template(path, d, _budget))
+        n += 1
+    return n
 
 
 def ruleset(path: str | Path):
