@@ -750,7 +750,7 @@ def mark_opted_out(session: Session, patient: Patient, recipient: str, now: date
         if patient.sms_opted_out:
             return False
         patient.sms_opted_out = True
-    by_sender = source == "sms_keyword"
+    by_sender = source in ("sms_keyword", "sms_words")  # the patient's own text, as a keyword or in words
     audit.record(session, at=now, actor_type=(recipient if by_sender else "system"),
                  actor_id=patient.id if by_sender else None, action="sms_opted_out",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
