@@ -154,7 +154,8 @@ class _Inbound:
         count = self.session.execute(
             sa.update(OutboundMessage)
             .where(OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == recipient,
-                   OutboundMessage.status == OutboxStatus.PLANNED, OutboundMessage.send_after <= self.now)
+                   OutboundMessage.status == OutboxStatus.PLANNED, OutboundMessage.send_after <= self.now,
+                   OutboundMessage.occurrence_key.not_like(f"%:{OPT_OUT_REF}"))  # the confirmation still goes
             .values(status=OutboxStatus.SUPPRESSED, status_reason="opted_out", updated_at=self.now,
                     final_at=self.now)
             .execution_options(synchronize_session=False)).rowcount or 0

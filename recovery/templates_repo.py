@@ -1,9 +1,10 @@
 """Finding templates on disk: the clinic's effective template for new enrolments, and the exact
 id + version an existing enrolment was built from (editing a template never moves old patients).
 
-Every text is checked against the deployment's real link length (PUBLIC_BASE_URL): `configure`
-sets it once at start-up (create_app), and `check_all` then loads every file so that a text that
-would not fit one SMS stops the app from starting, naming the file, line and message."""
+Every text is checked against the deployment's real link length (PUBLIC_BASE_URL): `configure`,
+called once at start-up (create_app), loads every file with it, so that a text that would not fit
+one SMS stops the app from starting, naming the file, line and message; from then on every load
+uses it."""
 from __future__ import annotations
 
 import threading
@@ -16,19 +17,22 @@ _lock = threading.Lock()
 _budget: texts.Budget = texts.DEFAULT_BUDGET
 
 
-def configure(public_base_url: str) -> texts.Budget:
-    """Measure texts with links under this base URL from now on (cached loads are keyed by it)."""
+def configure(public_base_url: str, schedules_dir: str | Path) -> texts.Budget:
+    """Check every file with links under this base URL (raises plan.TemplateError), then measure
+    texts with it from now on. A failed check changes nothing."""
     global _budget
-    _budget = texts.Budget.for_base_url(public_base_url)
-    return _budget
+    new = texts.Budget.for_base_url(public_base_url)
+    check_all(schedules_dir, new)
+    _budget = new
+    return new
 
 
 def budget() -> texts.Budget:
     return _budget
 
 
-def _cached(path: Path, loader):
-    key = (str(path), path.stat().st_mtime, _budget)
+def _cached(path: Path, loader, budget: texts.Budget | None = None):
+    key = (str(path), path.stat().st_mtime, budget or _budget)
     with _lock:
         if key not in _cache:
             _cache[key] = loader()
@@ -77,15 +81,17 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
                       "keep old versions so existing enrolments can be shown")
 
 
-def check_all(schedules_dir: str | Path) -> int:
-    """Load every template, clinic file and archived clinic version with the configured budget.
-    Raises plan.TemplateError on the first bad one. Returns how many were checked."""
-    d = Path(schedules_dir)
-    n = len(all_templates(d))
-    for path in sorted((d / "clinics").glob("*.toml")) + sorted((d / "clinics" / plan.ARCHIVE_DIR).glob("*.toml")):
-        _cached(path, lambda path=path: plan.load_clinic_template(path, d, _budget))
-        n += 1
-    return n
+def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> int:
+    """Load every template, clinic file and archived clinic version with `budget` (default: the
+    configured one). Raises plan.TemplateError on the first bad one. Returns how many were checked."""
+    d, b = Path(schedules_dir), budget or _budget
+    paths = sorted(d.glob("*.toml"))
+    for p in paths:
+        _cached(p, lambda p=p: plan.load_template(p, b), b)
+    clinic_paths = sorted((d / "clinics").glob("*.toml")) + sorted((d / "clinics" / plan.ARCHIVE_DIR).glob("*.toml"))
+    for path in clinic_paths:
+        _cached(path, lambda path=path: plan.load_clinic_template(path, d, b), b)
+    return len(paths) + len(clinic_paths)
 
 
 def ruleset(path: str | Path):
