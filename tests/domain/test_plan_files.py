@@ -36,7 +36,8 @@ def test_load_all_finds_templates_and_clinics():
     catalog = load_all(SCHEDULES)
     assert len(TEMPLATE_FILES) >= 1 and len(CLINIC_FILES) >= 1
     assert len(catalog.templates) == len(TEMPLATE_FILES) + len(CLINIC_FILES)
-    assert catalog.get("kyphoplasty").version == "1"
+    assert catalog.get("kyphoplasty").version == "2"  # the newest version, for new enrolments
+    assert catalog.get("kyphoplasty", "1").version == "1"
     assert catalog.for_clinic("demo-clinic").id == "kyphoplasty+demo-clinic"
     with pytest.raises(KeyError, match="no template nope"):
         catalog.get("nope")
@@ -143,15 +144,17 @@ def _edit(old: str, new: str, text: str = DEFAULT_TEXT, count: int = 1) -> str:
     return text.replace(old, new, count)
 
 
-LONG_S14 = "Hi {first}, " + "a" * 128 + " {link}"  # 3 + 11 + 2 + 128 + 1 + 26 = 171
+# 3 + 12 (first name) + 2 + 90 + 1 + 53 (https://recovery.example.org/l/ + 22) = 161: one too many
+LONG_S14 = "Hi {first}, " + "a" * 90 + " {link}"
 
-S14_TEXT = ('text = "Hi {first}, time for your weekly recovery check-in: {link} Still no heavy lifting or hard '
-            'exercise until your team says OK."')
+S14_TEXT = ('text = "Hi {first}, your weekly check-in: {link} Still no heavy lifting or hard exercise until your '
+            'team says OK."')
 
 BROKEN = [
     # (id, edited text, (needle, after-header) of the expected line, expected message after "file:line: ")
     ("text-too-long", _edit(S14_TEXT, f'text = "{LONG_S14}"'), ('text = "Hi {first}, aaaa', "[messages.S14]"),
-     "message S14: text is 171 GSM-7 characters after substitution (max 160"),
+     "message S14: text is 161 GSM-7 characters after substitution, more than one SMS (max 160; checked with a "
+     "12-character first name and a 53-character link)"),
     ("unknown-message-in-sms", _edit('sms = ["S01", "S11"]', 'sms = ["S01", "S99"]'), ('sms = ["S01", "S99"]', None),
      "milestone TL03: unknown message id 'S99' in 'sms'"),
     ("unparseable-offset", _edit('start = "T0+24h"', 'start = "T0+24"'), ('start = "T0+24"', None),
@@ -255,7 +258,7 @@ CLINIC_BROKEN = [
     ("unknown-milestone", '\n[milestones.TL99]\ntitle = "Extra"\n', "[milestones.TL99]",
      "milestone TL99: milestone TL99 is not in kyphoplasty v1"),
     ("text-too-long", f'\n[messages.S14]\ntext = "{LONG_S14}"\n', "text = ",
-     "message S14: text is 171 GSM-7 characters"),
+     "message S14: text is 161 GSM-7 characters"),
     ("restated-timing", '\n[milestones.TL03]\nend = "T0+7d"\n', 'end = "T0+7d"',
      "milestone TL03: changes when it ends, but message S01 repeats that timing"),
     ("clinic-name-in-text", '\n[messages.S16]\ntext = "Hi {first}, your Northside Spine Unit visit is in 7 days."\n',
@@ -263,7 +266,7 @@ CLINIC_BROKEN = [
     ("clinic-name-only", '\n[messages.S16]\ntext = "Hi {first}, your visit at Northside Spine Unit is in 7 days."\n',
      "text = ", "message S16: reveals health information"),
     ("bad-contact", "", "", ""),  # replaced below
-    ("unknown-contact-field", '\nfoo = 1\n', "foo = 1", "contact: unknown field 'foo' (allowed: emerg, phone)"),
+    ("unknown-contact-field", '\nfoo = 1\n', "foo = 1", "contact: unknown field 'foo' (allowed: emerg, name, phone)"),
     ("bad-offset", '\n[messages.S09]\nsend = ["09:00 day one"]\n', 'send = ["09:00 day one"]',
      "message S09: 'send': cannot read offset '09:00 day one'"),
     ("unknown-group", '\n[checkins.monthly]\ndays = [30]\n', "[checkins.monthly]",
@@ -313,6 +316,128 @@ def test_error_in_the_base_template_names_the_base_file(tmp_path):
     line = _line(broken, 'start = "T0+24"')
     with pytest.raises(TemplateError, match=rf"^{re.escape(str(base))}:{line}: milestone TL07"):
         load_clinic_template(path, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A new version written as its differences (kyphoplasty_v2.toml), archived clinic versions, and
+# the name texts give the sender
+# ---------------------------------------------------------------------------------------------
+
+V2 = SCHEDULES / "kyphoplasty_v2.toml"
+V2_TEXT = V2.read_text(encoding="utf-8")
+
+
+def test_version_2_is_version_1_with_the_carrier_texts():
+    v1, v2 = load_template(DEFAULT), load_template(V2)
+    assert (v2.id, v2.version, v2.sources) == ("kyphoplasty", "2", (str(V2), str(DEFAULT)))
+    assert [m.id for m in v2.messages] == [f"S{i:02d}" for i in range(1, 28)] + ["S00", "S28"]
+    changed = {m.id for m in v2.messages if m.id in {x.id for x in v1.messages} and m != v1.message(m.id)}
+    assert changed == {"S06", "S07", "S14", "S24"}  # and nothing else moved
+    assert v2.milestones == v1.milestones and v2.checkins == v1.checkins and v2.quiet_hours == v1.quiet_hours
+    assert (v2.message("S00").on, v2.message("S00").urgent) == ("enrolled", True)
+    assert (v2.message("S28").on, v2.message("S28").urgent) == ("opted_out", True)
+    assert v2.sms_name == "Your care team" and v1.sms_name == ""
+    assert load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES).sms_name == "Demo Clinic"
+
+
+def _v2(tmp_path, extra: str = "", base_text: str = DEFAULT_TEXT) -> Path:
+    (tmp_path / "kyphoplasty_v1.toml").write_text(base_text, encoding="utf-8")
+    path = tmp_path / "kyphoplasty_v2.toml"
+    path.write_text(V2_TEXT + extra, encoding="utf-8")
+    return path
+
+
+def test_a_fix_to_version_1_reaches_version_2(tmp_path):
+    path = _v2(tmp_path, base_text=_edit("20 minutes on, 20 minutes off.", "20 minutes on, 40 minutes off."))
+    assert "40 minutes off" in load_template(path).milestone("TL06").detail
+
+
+@pytest.mark.parametrize("extra, needle, message", [
+    ('\n[messages.S29]\nkind = "reminder"\nurgent = false\nsend = ["09:00 day 3"]\ntext = "Hi {first}, ' + "a" * 150
+     + '"\n', 'text = "Hi {first}, aaa', "message S29: text is "),
+    ("\n[milestones.TL04]\nfoo = 1\n", "foo = 1", "milestone TL04: unknown field 'foo'"),
+    ('\n[milestones.TL03]\nend = "T0+7d"\n', 'end = "T0+7d"',
+     "milestone TL03: changes when it ends, but message S01 repeats that timing"),
+])
+def test_a_bad_version_2_names_its_own_file_and_line(tmp_path, extra, needle, message):
+    path = _v2(tmp_path, extra)
+    with pytest.raises(TemplateError) as err:
+        load_template(path)
+    assert str(err.value).startswith(f"{path}:{_line(path.read_text(), needle)}: {message}"), str(err.value)
+
+
+def test_an_unknown_top_level_field_in_version_2_is_refused(tmp_path):
+    path = _v2(tmp_path)
+    path.write_text("foo = 1\n" + V2_TEXT)
+    with pytest.raises(TemplateError, match=r"kyphoplasty_v2\.toml:1: template: unknown field 'foo'"):
+        load_template(path)
+
+
+def test_a_problem_inherited_from_version_1_names_version_1(tmp_path):
+    broken = _edit('start = "T0+24h"', 'start = "T0+24"')
+    _v2(tmp_path, base_text=broken)
+    line = _line(broken, 'start = "T0+24"')
+    with pytest.raises(TemplateError, match=rf"kyphoplasty_v1\.toml:{line}: milestone TL07"):
+        load_template(tmp_path / "kyphoplasty_v2.toml")
+
+
+def test_based_on_itself_or_a_missing_version_is_refused(tmp_path):
+    path = _v2(tmp_path)
+    path.write_text(V2_TEXT.replace("based_on_version = 1", "based_on_version = 2"))
+    with pytest.raises(TemplateError, match=r"kyphoplasty_v2\.toml:\d+: template: kyphoplasty_v2\.toml is based on itself"):
+        load_template(path)
+    path.write_text(V2_TEXT.replace("based_on_version = 1", "based_on_version = 9"))
+    with pytest.raises(TemplateError, match=r"no template kyphoplasty version 9"):
+        load_template(path)
+
+
+@pytest.mark.parametrize("name, problem", [("Northside Spine Unit", "reveals health information: 'Spine'"),
+                                           ("x" * 31, "31 characters (max 30)")])
+def test_the_senders_name_is_checked(tmp_path, name, problem):
+    path = _v2(tmp_path)
+    path.write_text(V2_TEXT.replace('name = "Your care team"', f'name = "{name}"'))
+    with pytest.raises(TemplateError) as err:
+        load_template(path)
+    assert str(err.value).startswith(f"{path}:{_line(path.read_text(), 'name = ')}: contact: name ")
+    assert problem in str(err.value)
+
+
+def test_clinic_placeholder_needs_a_name(tmp_path):
+    (tmp_path / "kyphoplasty_v1.toml").write_text(_edit(
+        'text = "Take pain medicine only as your team told you.',
+        'text = "{clinic}: Take pain medicine only as your team told you.'))
+    with pytest.raises(TemplateError, match=r"message S05: uses \{clinic\} but the template's \[contact\] has no name"):
+        load_template(tmp_path / "kyphoplasty_v1.toml")
+
+
+def test_an_archived_clinic_version_loads_as_itself():
+    archived = SCHEDULES / "clinics" / "archive" / "demo-clinic_v1.toml"
+    t = load_clinic_template(archived, SCHEDULES)
+    assert (t.id, t.version, t.sms_name) == ("kyphoplasty+demo-clinic", "1+1", "")
+    current = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
+    assert (current.id, current.version) == ("kyphoplasty+demo-clinic", "2+2")
+
+
+def test_an_archived_file_must_be_named_for_its_version(tmp_path):
+    path = _clinic(tmp_path, "")
+    (tmp_path / "clinics" / "archive").mkdir()
+    wrong = tmp_path / "clinics" / "archive" / "north_v2.toml"
+    wrong.write_text(path.read_text())
+    with pytest.raises(TemplateError, match=r"clinic 'north' must match the file name 'north_v2' \(in archive/: north_v3\)"):
+        load_clinic_template(wrong, tmp_path)
+    right = tmp_path / "clinics" / "archive" / "north_v3.toml"
+    right.write_text(path.read_text())
+    assert load_clinic_template(right, tmp_path).version == "1+3"
+
+
+def test_the_budget_is_the_callers(tmp_path):
+    from recovery import texts
+    path = _v2(tmp_path)
+    assert load_template(path, texts.Budget(link=50)).budget == texts.Budget(link=50)
+    with pytest.raises(TemplateError, match=r"message S(07|14): text is \d+ GSM-7 characters after substitution, "
+                                            r"more than one SMS \(max 160; checked with a 12-character first name "
+                                            r"and a 70-character link\)"):
+        load_template(path, texts.Budget(link=70))
 
 
 def test_load_all_reports_the_bad_file(tmp_path):
