@@ -231,16 +231,19 @@ def _claimable(now: datetime):
         sa.and_(OM.status == OutboxStatus.CLAIMED, OM.lease_until <= now, OM.provider_sid.is_(None)))
 
 
-def claim_due(session: Session, now: datetime, settings: DispatchSettings, limit: int | None = None) -> list[Claim]:
-    """Claim up to `limit` due rows for this process (one committed transaction), urgent first."""
+def claim_due(session: Session, now: datetime, settings: DispatchSettings, limit: int | None = None,
+              only_opt_ins: bool = False) -> list[Claim]:
+    """Claim up to `limit` due rows for this process (one committed transaction), urgent first.
+    `only_opt_ins`: just the opt-in confirmations (sent before anything else in a tick)."""
     limit = settings.claim_size() if limit is None else limit
+    due_now = sa.and_(_claimable(now), OM.occurrence_key.like("%" + OPT_IN_REF)) if only_opt_ins else _claimable(now)
     # An idle scheduler only reads: the write lock is taken when there is something to claim.
-    due = session.scalar(sa.select(OM.id).where(_claimable(now)).limit(1))
+    due = session.scalar(sa.select(OM.id).where(due_now).limit(1))
     session.commit()
     if due is None:
         return []
     with write_unit(session):
-        pick = (sa.select(OM.id).where(_claimable(now))
+        pick = (sa.select(OM.id).where(due_now)
                 .order_by(OM.urgent.desc(), OM.send_after, OM.id).limit(limit))
         if not is_sqlite(session):
             pick = pick.with_for_update(skip_locked=True)
@@ -918,6 +921,17 @@ def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Ca
 
     claimer = factory()
     try:
+        # Opt-in confirmations first, one by one: carriers want each to be the first text its number
+        # gets, and the texts behind it (held while it is pending) then go in this same tick.
+        while report.claimed < limit and not out_of_time():
+            claims = claim_due(claimer, clock(), settings, min(settings.claim_size(), limit - report.claimed),
+                               only_opt_ins=True)
+            claimer.expunge_all()
+            if not claims:
+                break
+            report.claimed += len(claims)
+            for claim in claims:
+                report.count(work(claim))
         if settings.send_concurrency == 1:
             while report.claimed < limit and not out_of_time():
                 items = next_batch()

@@ -27,7 +27,7 @@ def as_json(*args: str) -> dict:
 def test_json_shape_and_values():
     data = as_json()
     assert list(data) == ["template", "version", "milestones", "messages"]
-    assert (data["template"], data["version"]) == ("kyphoplasty", "1")
+    assert (data["template"], data["version"]) == ("kyphoplasty", "2")
     assert all(list(m) == ["id", "title", "starts_at", "ends_at"] for m in data["milestones"])
     assert all(list(m) == ["id", "send_at", "text"] for m in data["messages"])
     ms = {m["id"]: m for m in data["milestones"]}
@@ -75,7 +75,7 @@ def test_table_output():
     result = run(*T0)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Recovery after kyphoplasty or vertebroplasty: template kyphoplasty version 1" in out
+    assert "Recovery after kyphoplasty or vertebroplasty: template kyphoplasty version 2" in out
     assert "MILESTONES" in out and "TEXTS" in out
     line = next(l for l in out.splitlines() if l.startswith("TL03*"))
     assert "Sat 2026-03-07 10:00 -0500" in line and "Mon 2026-03-09 11:00 -0400" in line

@@ -48,9 +48,12 @@ def test_nurse_enrols_a_patient_and_sees_the_timeline(client, session, frozen):
     enrolment = session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id))
     # 10:30 EST on 7 March is 15:30 UTC
     assert enrolment.procedure_end == datetime(2026, 3, 7, 15, 30, tzinfo=timezone.utc)
-    assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "1")
+    assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "2")
     rows = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.patient_id == patient.id)).all()
     assert rows and all(r.send_after >= NOW - timedelta(hours=2) for r in rows)
+    # the first text is the opt-in confirmation (CTIA), planned at once
+    (optin,) = [r for r in rows if r.message_id == "S00"]
+    assert optin.send_after == NOW and optin.urgent and optin.recipient == "patient"
     page = client.get(f"/nurse/patients/{patient.id}")
     assert page.status_code == 200
     for mid in ("TL03", "TL14", "TL16"):
