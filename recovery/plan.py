@@ -1003,7 +1003,7 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     """Read a clinic override file and merge it onto its base template in `templates_dir`.
 
     The current file is clinics/<clinic>.toml; versions that patients are still enrolled on are
-    kept as clinics/archive/<clinic>_v<version>.toml."""
+    kept as clinics/<clinic>_v<version>.toml."""
     cp = Path(clinic_path)
     craw, clines = _read_toml(cp)
     clayer = _Layer(str(clinic_path), craw, clines)
@@ -1014,10 +1014,9 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     cb = _Builder(craw, csrc)
     name = cb._get((), "clinic", str)
     cversion = cb._get((), "version", int)
-    archived = cp.parent.name == ARCHIVE_DIR and cp.stem == f"{name}_v{cversion}"
-    if name != cp.stem and not archived:
-        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r}"
-                        + (f" (in {ARCHIVE_DIR}/: {name}_v{cversion})" if cp.parent.name == ARCHIVE_DIR else ""))
+    if cp.stem != name and cp.stem != f"{name}_v{cversion}":
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r} (or, for an "
+                                      f"earlier version kept for its patients, {name}_v{cversion}.toml)")
     ctitle = cb._text((), "title", max_len=120)
     based_on = cb._get((), "based_on", str)
     based_version = cb._get((), "based_on_version", int)
@@ -1035,9 +1034,6 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     _check_restated(base, template, src, clinic_raw=craw)
     _dry_run(template, src)
     return template
-
-
-ARCHIVE_DIR = "archive"  # schedules/clinics/archive/: clinic file versions kept for enrolled patients
 
 
 def _replace(t: Template, **changes: Any) -> Template:
@@ -1101,7 +1097,8 @@ def load_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> C
     clinics: dict[str, Template] = {}
     for p in sorted((d / "clinics").glob("*.toml")):
         t = load_clinic_template(p, d, budget)
-        clinics[t.clinic or p.stem] = t
+        if p.stem == t.clinic:  # <clinic>_v<n>.toml files are earlier versions, kept for their patients
+            clinics[t.clinic] = t
         templates[(t.id, t.version)] = t
     return Catalog(templates=templates, clinics=clinics)
 

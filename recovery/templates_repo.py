@@ -47,8 +47,8 @@ def all_templates(schedules_dir: str | Path) -> list:
 def _clinic_files(d: Path, clinic_file: str) -> list[Path]:
     """The clinic's current file, then the versions kept for patients enrolled on them."""
     current = d / "clinics" / f"{clinic_file}.toml"
-    archived = sorted((d / "clinics" / plan.ARCHIVE_DIR).glob(f"{clinic_file}_v*.toml"))
-    return ([current] if current.exists() else []) + archived
+    earlier = sorted((d / "clinics").glob(f"{clinic_file}_v*.toml"))
+    return ([current] if current.exists() else []) + earlier
 
 
 def clinic_template(schedules_dir: str | Path, template_file: str | None, default_id: str):
@@ -66,7 +66,7 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
 def find_template(schedules_dir: str | Path, template_id: str, version: str,
                   clinic_file: str | None = None):
     """The exact template an enrolment stored. A clinic template is found through its file, or
-    its archived versions (clinics/archive/<clinic>_v<n>.toml)."""
+    its earlier versions (kept as clinics/<clinic>_v<n>.toml)."""
     d = Path(schedules_dir)
     options = list(all_templates(d))
     for t in options:
@@ -82,13 +82,13 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
 
 
 def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> int:
-    """Load every template, clinic file and archived clinic version with `budget` (default: the
+    """Load every template, clinic file and earlier clinic version with `budget` (default: the
     configured one). Raises plan.TemplateError on the first bad one. Returns how many were checked."""
     d, b = Path(schedules_dir), budget or _budget
     paths = sorted(d.glob("*.toml"))
     for p in paths:
         _cached(p, lambda p=p: plan.load_template(p, b), b)
-    clinic_paths = sorted((d / "clinics").glob("*.toml")) + sorted((d / "clinics" / plan.ARCHIVE_DIR).glob("*.toml"))
+    clinic_paths = sorted((d / "clinics").glob("*.toml"))
     for path in clinic_paths:
         _cached(path, lambda path=path: plan.load_clinic_template(path, d, b), b)
     return len(paths) + len(clinic_paths)

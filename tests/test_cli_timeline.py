@@ -42,7 +42,7 @@ def test_json_shape_and_values():
     assert [s for _, s in sends] == sorted(s for _, s in sends)
     texts = {m["id"]: m["text"] for m in data["messages"]}
     assert texts["S02"].startswith("{first}, if you get chest pain") and texts["S02"].endswith("call 112 now.")
-    assert texts["S06"] == "Hi {first}, please do today's 2-minute recovery check-in: {link}"
+    assert texts["S06"] == "Hi {first}, time for your 2-minute check-in: {link} Or reply with your pain score, 0 to 10."
     assert {"S12", "S15"}.isdisjoint(texts) and {"S19", "S20", "S21", "S22", "S23"}.isdisjoint(texts)
 
 

@@ -28,7 +28,7 @@ def test_every_template_file_loads(path):
 @pytest.mark.parametrize("path", CLINIC_FILES, ids=lambda p: p.name)
 def test_every_clinic_file_loads(path):
     t = load_clinic_template(path, SCHEDULES)
-    assert t.clinic == path.stem and t.id == f"{t.base_id}+{t.clinic}"
+    assert path.stem in (t.clinic, f"{t.clinic}_v{t.clinic_version}") and t.id == f"{t.base_id}+{t.clinic}"
     assert t.version == f"{t.base_version}+{t.clinic_version}"
 
 
@@ -319,7 +319,7 @@ def test_error_in_the_base_template_names_the_base_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# A new version written as its differences (kyphoplasty_v2.toml), archived clinic versions, and
+# A new version written as its differences (kyphoplasty_v2.toml), earlier clinic versions, and
 # the name texts give the sender
 # ---------------------------------------------------------------------------------------------
 
@@ -410,22 +410,25 @@ def test_clinic_placeholder_needs_a_name(tmp_path):
         load_template(tmp_path / "kyphoplasty_v1.toml")
 
 
-def test_an_archived_clinic_version_loads_as_itself():
-    archived = SCHEDULES / "clinics" / "archive" / "demo-clinic_v1.toml"
-    t = load_clinic_template(archived, SCHEDULES)
+def test_an_earlier_clinic_version_loads_as_itself():
+    earlier = SCHEDULES / "clinics" / "demo-clinic_v1.toml"
+    t = load_clinic_template(earlier, SCHEDULES)
     assert (t.id, t.version, t.sms_name) == ("kyphoplasty+demo-clinic", "1+1", "")
     current = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
     assert (current.id, current.version) == ("kyphoplasty+demo-clinic", "2+2")
+    catalog = load_all(SCHEDULES)
+    assert catalog.for_clinic("demo-clinic").version == "2+2"  # the earlier file is not the clinic's
+    assert ("kyphoplasty+demo-clinic", "1+1") in catalog.templates
 
 
-def test_an_archived_file_must_be_named_for_its_version(tmp_path):
+def test_an_earlier_version_must_be_named_for_its_version(tmp_path):
     path = _clinic(tmp_path, "")
-    (tmp_path / "clinics" / "archive").mkdir()
-    wrong = tmp_path / "clinics" / "archive" / "north_v2.toml"
+    wrong = tmp_path / "clinics" / "north_v2.toml"
     wrong.write_text(path.read_text())
-    with pytest.raises(TemplateError, match=r"clinic 'north' must match the file name 'north_v2' \(in archive/: north_v3\)"):
+    with pytest.raises(TemplateError, match=r"clinic 'north' must match the file name 'north_v2' \(or, for an earlier "
+                                            r"version kept for its patients, north_v3\.toml\)"):
         load_clinic_template(wrong, tmp_path)
-    right = tmp_path / "clinics" / "archive" / "north_v3.toml"
+    right = tmp_path / "clinics" / "north_v3.toml"
     right.write_text(path.read_text())
     assert load_clinic_template(right, tmp_path).version == "1+3"
 
