@@ -34,6 +34,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 SINGLE = {GSM7: 160, UCS2: 70}  # units in a text of one segment
 PART = {GSM7: 153, UCS2: 67}  # units in each part of a longer text
@@ -61,18 +62,20 @@ def non_gsm7_chars(text: str) -> list[str]:
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return _GSM7.issuperset(text)
 
 
 def septets(text: str) -> int:
     """GSM-7 length of a text that is GSM-7 (extension characters count 2)."""
-    return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+    return len(text) + sum(map(text.count, GSM7_EXTENSION))
 
 
 def _extends(ch: str) -> bool:
     """Does `ch` belong to the character before it (an approximation of Unicode's grapheme rules
     that covers names and emoji: combining marks, variation selectors, skin tones, emoji tags)?"""
     o = ord(ch)
+    if o < 0x300:  # below the first combining mark: the common case, no table look-up
+        return False
     return (unicodedata.category(ch) in ("Mn", "Me", "Mc") or 0xFE00 <= o <= 0xFE0F or 0x1F3FB <= o <= 0x1F3FF
             or 0xE0020 <= o <= 0xE007F or o == 0x200D)
 
@@ -97,19 +100,24 @@ def clusters(text: str) -> list[str]:
 def _units(cluster: str, encoding: str) -> int:
     if encoding == GSM7:
         return septets(cluster)
-    return len(cluster.encode("utf-16-le")) // 2
+    return len(cluster) + sum(1 for ch in cluster if ord(ch) > 0xFFFF)  # UTF-16: astral = 2 units
 
 
 def count(text: str) -> Segments:
     """Encoding, length and number of segments of the text exactly as it will be sent."""
     if not isinstance(text, str):
         raise TypeError(f"an SMS body is text, not {type(text).__name__}")
-    bad = tuple(non_gsm7_chars(text))
-    encoding = UCS2 if bad else GSM7
-    parts = clusters(text)
-    total = sum(_units(c, encoding) for c in parts)
-    if total <= SINGLE[encoding]:
-        return Segments(encoding, total, 1, bad)
+    if is_gsm7(text):
+        encoding, bad, total = GSM7, (), septets(text)
+        if total <= SINGLE[GSM7]:
+            return Segments(GSM7, total, 1)
+        parts = list(text)  # in GSM-7 every character stands alone
+    else:
+        encoding, bad = UCS2, tuple(non_gsm7_chars(text))
+        total = len(text.encode("utf-16-le")) // 2
+        if total <= SINGLE[UCS2]:
+            return Segments(UCS2, total, 1, bad)
+        parts = clusters(text)
     # Several parts: fill each to PART units, never splitting a character (an ESC pair, a
     # surrogate pair, a letter and its accent) between two parts.
     segments, used, room = 1, 0, PART[encoding]
