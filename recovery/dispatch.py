@@ -543,11 +543,6 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
                     status_callback=f"{s.public_base_url}/twilio/status?ob={row.id}")
 
 
-def segments(body: str) -> int:
-    """SMS segments a body needs (recovery/sms_encoding.py has the rules)."""
-    return sms_encoding.count(body).count
-
-
 def last_quiet_end(now: datetime, tz: ZoneInfo, quiet: tuple) -> datetime:
     """The most recent end of quiet hours (08:00 local) at or before `now`."""
     end = quiet[1] if isinstance(quiet[1], dt_time) else parse_clock(quiet[1])

@@ -573,10 +573,3 @@ def test_several_texts_in_flight_still_send_each_once(app, session, sms):
     got = sorted(int(s.status_callback.rsplit("=", 1)[1]) for s in sms.sent)
     assert got == sorted(ids)
     assert {r.status for r in rows(session)} == {OutboxStatus.SENT}
-
-
-def test_segments_count_gsm7_and_ucs2():
-    assert dispatch.segments("x" * 160) == 1 and dispatch.segments("x" * 161) == 2
-    assert dispatch.segments("x" * 306) == 2 and dispatch.segments("x" * 307) == 3
-    assert dispatch.segments("Zoë" + "x" * 67) == 1 and dispatch.segments("Zoë" + "x" * 68) == 2
-    assert dispatch.segments("{" * 80) == 1 and dispatch.segments("{" * 81) == 2  # extension characters count 2
