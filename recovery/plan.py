@@ -905,7 +905,7 @@ class _Builder:
                 raise self.src.fail(t, "order", f"'order' names unknown message {sid!r}")
             if sid not in routine:
                 why = ("a safety text is never held back" if m.kind == "reminder" else
-                       f"a {m.kind} does not count towards the limit")
+                       f"{'an' if m.kind[0] in 'aeiou' else 'a'} {m.kind} does not count towards the limit")
                 raise self.src.fail(t, "order", f"'order' lists {sid}, but {why}; remove it")
         missing = [sid for sid in routine if sid not in seen]
         if missing:

@@ -570,6 +570,11 @@ BROKEN_V2 = [
      "daily_limit: 'order' lists S01, but a safety text is never held back; remove it"),
     ("invitation-ranked", _v2_edit('  "S02",  # when', '  "S06",\n  "S02",  # when'), ("order = [", None),
      "daily_limit: 'order' lists S06, but a checkin_invite does not count towards the limit"),
+    # the carrier texts are replies: the limit neither counts nor moves them
+    ("opt-in-ranked", _v2_edit('  "S02",  # when', '  "S00",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S00, but an event_reply does not count towards the limit"),
+    ("opt-out-reply-ranked", _v2_edit('  "S02",  # when', '  "S28",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S28, but an event_reply does not count towards the limit"),
     ("ranked-twice", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S09",\n'), ("order = [", None),
      "daily_limit: 'order' lists S09 twice"),
     ("unknown-ranked", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S99",\n'), ("order = [", None),
