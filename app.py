@@ -49,6 +49,11 @@ def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    # Every text must fit one SMS with this deployment's real links: a template that cannot stops
+    # the start here, naming its file, line and message.
+    from recovery import templates_repo
+    templates_repo.configure(app.config["PUBLIC_BASE_URL"], app.config["SCHEDULES_DIR"])
+
     from recovery.db import db
     from recovery import models  # noqa: F401  (register the mappings before migrations look)
     from recovery.web import extensions

@@ -31,7 +31,7 @@ ROUNDS = 8
 PER_ROUND = 150
 HANDOVER = 10_000
 FROM = "+15005550006"
-BODY = "Hi Maria, please do today's 2-minute recovery check-in: https://recovery.example.org/l/" + "x" * 43
+BODY = "Hi Maria, please do today's 2-minute recovery check-in: https://recovery.example.org/l/" + "x" * 22  # a 128-bit link token
 
 
 def _config(url: str, **over) -> dict:

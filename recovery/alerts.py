@@ -58,7 +58,7 @@ TASKS = {t.id: t for t in (
     TaskRule("M3x2", Level.URGENT, "missed_checkin", "Two weekly check-ins missed in a row: call the patient", 240),
     TaskRule("M4", Level.WATCH, "sms_delivery", "A text could not be delivered: check the number", None),
     TaskRule("M4e", Level.URGENT, "sms_delivery", "A text could not be delivered in the first days: call the patient", 240),
-    TaskRule("M5", Level.URGENT, "opt_out", "Patient stopped texts (STOP): arrange phone follow-up", 240),
+    TaskRule("M5", Level.URGENT, "opt_out", "Patient stopped texts (STOP or in their own words): arrange phone follow-up", 240),
     TaskRule("R1", Level.URGENT, "sms_red_flag", "Replied Y to the red-flag question by text: call now", 60),
 )}
 

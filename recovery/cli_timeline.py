@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from recovery import plan, texts
+from recovery import plan, templates_repo, texts
 from recovery.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
 
 DEFAULT_TEMPLATE = "kyphoplasty"
@@ -78,7 +78,7 @@ def _as_json(t: plan.Template, tl: Timeline) -> dict:
                         "ends_at": local(m.ends_at).isoformat()} for m in tl.milestones],
         "messages": [{"id": m.id, "send_at": local(m.send_at).isoformat(),
                       "text": texts.render(m.text_template, first="{first}", link="{link}",
-                                           emerg=t.emerg, phone=t.phone)} for m in tl.messages],
+                                           emerg=t.emerg, phone=t.phone, clinic=t.sms_name)} for m in tl.messages],
     }
 
 
@@ -100,7 +100,8 @@ def _table(t: plan.Template, tl: Timeline) -> str:
                                               ("later", m.spaced)) if on)
 
     def text(m) -> str:
-        return texts.render(m.text_template, first="{first}", link="{link}", emerg=t.emerg, phone=t.phone)
+        return texts.render(m.text_template, first="{first}", link="{link}", emerg=t.emerg, phone=t.phone,
+                            clinic=t.sms_name)
 
     lines += _align(("Send at", "Occurrence", "", "Text"), [(when(m.send_at), m.key, flags(m), text(m))
                                                            for m in tl.messages])
@@ -140,7 +141,7 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         td = _instant("--discharge", discharge, tz) if discharge else None
         now = _instant("--enrolled-at", enrolled_at, tz) if enrolled_at else None
         try:
-            catalog = plan.load_all(schedules_dir())
+            catalog = plan.load_all(schedules_dir(), templates_repo.budget())
         except plan.TemplateError as e:
             raise _BadInput(str(e)) from None
         template = _template(catalog, template_id, clinic)
@@ -230,7 +231,7 @@ def first_days_markdown(template: plan.Template, days: int = 4) -> str:
 def timeline_days_command(template_id: str | None) -> None:
     """Print the README table of what a patient receives on days 0-3 (morning, afternoon, evening)."""
     try:
-        catalog = plan.load_all(schedules_dir())
+        catalog = plan.load_all(schedules_dir(), templates_repo.budget())
         template = _template(catalog, template_id, None)
     except (plan.TemplateError, _BadInput) as e:
         click.echo(f"Error: {e}", err=True)

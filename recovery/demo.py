@@ -16,8 +16,8 @@ from recovery.checkins import recovery_day
 from recovery.clock import utcnow
 from recovery.db import begin_write, db
 from recovery.enrolment import EnrolmentInput, enrol_patient, timeline_for
-from recovery.models import Clinic, OnCallStep, OutboxStatus, Patient, StaffRole, StaffUser
-from recovery.outbox import add_if_new, new_row
+from recovery.models import Clinic, OnCallStep, OutboundMessage, OutboxStatus, Patient, StaffRole, StaffUser
+from recovery.outbox import OPT_IN_REF, add_if_new, new_row
 from recovery.passwords import hash_password, verify_password
 from recovery.records import current_enrolment
 from recovery.sessions import issue_link
@@ -84,6 +84,14 @@ def _discharge_texts_delivered(session, enrolment, patient, template, clinic) ->
     of their discharge safety texts (delivered at the time), as a real record would have. Without
     it their nurse page would rightly say they never got S01 and S02."""
     timeline = timeline_for(enrolment, patient, template)
+    # The opt-in confirmation S00 went first, at enrolment (at discharge, for these patients).
+    opt_ins = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.occurrence_key.like(f"%:{OPT_IN_REF}"))).all()
+    for row in opt_ins:
+        row.send_after = row.sent_at = row.final_at = timeline.discharge
+        row.status, row.provider_status = OutboxStatus.DELIVERED, "delivered"
+        row.body = texts.render(row.text_template, first=patient.first_name, link="", emerg=clinic.emergency_number,
+                                phone=clinic.care_phone, clinic=template.sms_name)
     for m in timeline.messages:
         if not m.safety:
             continue

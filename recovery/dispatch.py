@@ -15,9 +15,11 @@ restarted, run twice, or be down for an hour, and every due row is still sent, o
   number not marked invalid, the enrolment still active, the text still wanted (check-in already
   done → cancelled; alert already acknowledged → staff page cancelled), not stale (STALE_AFTER),
   quiet hours for non-urgent texts (released and moved to the next 08:00, never sent; for the
-  plan's safety texts, `row.safety`, quiet hours start at the template's safety_start, 23:00).
+  plan's safety texts, `row.safety`, quiet hours start at the template's safety_start, 23:00),
+  and the recipient's opt-in confirmation S00 gone first (carriers want it to be the first text a
+  number gets: each tick sends those before anything else; see _opt_in_hold for what may wait).
   Then the body is rendered with a fresh link token (only its SHA-256 is stored; the stored body
-  shows "[link]" in its place).
+  shows "[link]" in its place) and its SMS segments and encoding are stored on the row.
 * Send with NO transaction open, then record the SID (or the error) in a new short transaction.
 * Status only moves forward: planned → claimed → sent → delivered/undelivered/failed; suppressed
   and cancelled are final. A claim is released back to planned only when nothing was sent (quiet
@@ -61,7 +63,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
-from recovery import alerting, audit, templates_repo, texts
+from recovery import alerting, audit, outbox, sms_encoding, templates_repo, texts
 from recovery.db import UTCDateTime, begin_write, is_sqlite
 from recovery.messaging import MAX_ATTEMPTS, SendError, SendResult, error_kind, mask_number, retry_delay
 from recovery.models import (Alert, AlertStatus, AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus,
@@ -88,6 +90,11 @@ CHECKIN_KINDS = frozenset({"checkin_invite", "checkin_reminder"})
 # ties the SID to the row through ?ob=) before trying again.
 MAY_HAVE_SENT_MIN_DELAY = timedelta(seconds=120)
 LINK_PLACEHOLDER_STORED = "[link]"
+# The opt-in confirmation (CTIA) is the first text a number gets: other texts to that recipient
+# wait (OPT_IN_WAIT at a time) until it has gone.
+OPT_IN_REF, OPT_IN_WAIT = ":" + outbox.OPT_IN_REF, timedelta(seconds=30)
+# The one reply to an opt-out in the patient's own words; the FCC allows one within 5 minutes.
+OPT_OUT_REPLY_REF, OPT_OUT_REPLY_WITHIN = ":" + outbox.OPT_OUT_REF, timedelta(minutes=5)
 
 FINAL = frozenset({OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED,
                    OutboxStatus.SUPPRESSED, OutboxStatus.CANCELLED})
@@ -229,16 +236,19 @@ def _claimable(now: datetime):
         sa.and_(OM.status == OutboxStatus.CLAIMED, OM.lease_until <= now, OM.provider_sid.is_(None)))
 
 
-def claim_due(session: Session, now: datetime, settings: DispatchSettings, limit: int | None = None) -> list[Claim]:
-    """Claim up to `limit` due rows for this process (one committed transaction), urgent first."""
+def claim_due(session: Session, now: datetime, settings: DispatchSettings, limit: int | None = None,
+              only_opt_ins: bool = False) -> list[Claim]:
+    """Claim up to `limit` due rows for this process (one committed transaction), urgent first.
+    `only_opt_ins`: just the opt-in confirmations (sent before anything else in a tick)."""
     limit = settings.claim_size() if limit is None else limit
+    due_now = sa.and_(_claimable(now), OM.occurrence_key.like("%" + OPT_IN_REF)) if only_opt_ins else _claimable(now)
     # An idle scheduler only reads: the write lock is taken when there is something to claim.
-    due = session.scalar(sa.select(OM.id).where(_claimable(now)).limit(1))
+    due = session.scalar(sa.select(OM.id).where(due_now).limit(1))
     session.commit()
     if due is None:
         return []
     with write_unit(session):
-        pick = (sa.select(OM.id).where(_claimable(now))
+        pick = (sa.select(OM.id).where(due_now)
                 .order_by(OM.urgent.desc(), OM.send_after, OM.id).limit(limit))
         if not is_sqlite(session):
             pick = pick.with_for_update(skip_locked=True)
@@ -307,13 +317,14 @@ class Prepared:
     slot: datetime  # pacing: not before this
 
 
-_quiet_cache: dict[tuple, tuple] = {}
-_quiet_lock = threading.Lock()
+_plan_cache: dict[tuple, tuple] = {}
+_plan_lock = threading.Lock()
 
 
 class _Context:
-    """Per-run caches: clinic contact details, and quiet hours per template (a template id and
-    version never change content: a new version is a new file, so that cache lives longer)."""
+    """Per-run caches: clinic contact details, and per template its quiet hours and the name texts
+    give the sender (a template id and version never change content: a new version is a new file,
+    so that cache lives longer)."""
 
     def __init__(self, settings: DispatchSettings):
         self.settings = settings
@@ -329,29 +340,41 @@ class _Context:
         """({emerg}, {phone}) of a clinic."""
         return self._clinic(session, clinic_id)[:2]
 
-    def quiet_hours(self, session: Session, enrolment: Enrolment | None, *, safety: bool = False) -> tuple:
-        """The template's quiet hours; for a safety text (row.safety) the ones that start at its
-        safety_start (23:00) instead."""
-        s = self.settings
-        default = (s.safety_quiet_start, s.quiet_hours[1]) if safety else s.quiet_hours
+    def _plan(self, session: Session, enrolment: Enrolment | None) -> tuple | None:
+        """(quiet hours, safety quiet hours, {clinic} name) of the enrolment's template, or None
+        when there is no template to ask."""
         if enrolment is None:
-            return default
+            return None
+        s = self.settings
         template_file = self._clinic(session, enrolment.clinic_id)[2]
         key = (s.schedules_dir, enrolment.template_id, enrolment.template_version, template_file)
-        with _quiet_lock:
-            cached = _quiet_cache.get(key)
+        with _plan_lock:
+            cached = _plan_cache.get(key)
         if cached is None:
             try:
-                template = templates_repo.find_template(s.schedules_dir, enrolment.template_id,
-                                                        enrolment.template_version, template_file)
+                t = templates_repo.find_template(s.schedules_dir, enrolment.template_id,
+                                                 enrolment.template_version, template_file)
             except LookupError:
                 log.error("enrolment %d: template %s v%s not found; default quiet hours used", enrolment.id,
                           enrolment.template_id, enrolment.template_version)
-                return default
-            cached = (template.quiet_hours, template.safety_quiet_hours)
-            with _quiet_lock:
-                _quiet_cache[key] = cached
-        return cached[1] if safety else cached[0]
+                return None
+            cached = (t.quiet_hours, t.safety_quiet_hours, t.sms_name)
+            with _plan_lock:
+                _plan_cache[key] = cached
+        return cached
+
+    def quiet_hours(self, session: Session, enrolment: Enrolment | None, *, safety: bool = False) -> tuple:
+        """The template's quiet hours; for a safety text (row.safety) the ones that start at its
+        safety_start (23:00) instead."""
+        found = self._plan(session, enrolment)
+        if found is None:
+            s = self.settings
+            return (s.safety_quiet_start, s.quiet_hours[1]) if safety else s.quiet_hours
+        return found[1] if safety else found[0]
+
+    def sms_name(self, session: Session, enrolment: Enrolment | None) -> str:
+        found = self._plan(session, enrolment)
+        return found[2] if found else ""
 
 
 def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: StaffUser | None) -> str | None:
@@ -365,7 +388,7 @@ def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: Sta
     if row.recipient == "patient":
         if not patient.sms_consent:
             return "no_consent"
-        if patient.sms_opted_out:
+        if patient.sms_opted_out and not _opt_out_reply(row):
             return "opted_out"
         if patient.number_status != "ok":
             return "number_invalid"
@@ -373,13 +396,20 @@ def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: Sta
     if row.recipient == "caregiver":
         if not patient.caregiver_mobile_e164 or not patient.caregiver_consent:
             return "no_consent"
-        if patient.caregiver_opted_out:
+        if patient.caregiver_opted_out and not _opt_out_reply(row):
             return "opted_out"
         if "{link}" in row.text_template:
             # A caregiver gets copies, never a key to the patient's own pages.
             return "caregiver_no_link"
         return None
     return "unknown_recipient"
+
+
+def _opt_out_reply(row: OutboundMessage) -> bool:
+    """The one confirmation of an opt-out in the patient's own words (carriers send their own after
+    the keyword STOP): planned in the same transaction as the opt-out, sent within
+    OPT_OUT_REPLY_WITHIN or never (see the staleness check)."""
+    return row.kind == "event_reply" and row.occurrence_key.endswith(OPT_OUT_REPLY_REF)
 
 
 def _first_name(row: OutboundMessage, patient: Patient | None, staff: StaffUser | None) -> str:
@@ -431,6 +461,19 @@ def _done_slots(session: Session, rows: list[OutboundMessage]) -> set[tuple[int,
     return {(e, s) for e, s in found} & wanted
 
 
+def _waiting_for_opt_in(session: Session, rows: list[OutboundMessage]) -> set[tuple[int, str]]:
+    """(enrolment, recipient) pairs among these rows whose opt-in confirmation has not gone yet:
+    carriers want it to be the first text a number gets."""
+    wanted = {(r.enrolment_id, r.recipient) for r in rows
+              if r.enrolment_id and r.recipient != "staff" and not r.occurrence_key.endswith(OPT_IN_REF)}
+    if not wanted:
+        return set()
+    found = session.execute(sa.select(OM.enrolment_id, OM.recipient).where(
+        OM.enrolment_id.in_({e for e, _ in wanted}), OM.occurrence_key.like("%" + OPT_IN_REF),
+        OM.status.in_((OutboxStatus.PLANNED, OutboxStatus.CLAIMED)))).all()
+    return {(e, r) for e, r in found} & wanted
+
+
 def prepare(session: Session, row_id: int, now: datetime, ctx: _Context) -> Prepared | str:
     """Re-check one claimed row and render it (commits). Returns what to send, or why not."""
     return prepare_batch(session, [row_id], now, ctx)[0]
@@ -443,18 +486,20 @@ def prepare_batch(session: Session, ids: list[int], now: datetime, ctx: _Context
     with write_unit(session, lock=f"outbox-pacing:{s.sender}" if s.pacing else None):
         loaded = {r[0].id: r for r in _load(session, ids)}
         done = _done_slots(session, [r[0] for r in loaded.values()])
+        waiting = _waiting_for_opt_in(session, [r[0] for r in loaded.values()])
         out: list[Prepared | str] = []
         for row_id in ids:
             found = loaded.get(row_id)
             if found is None or found[0].status != OutboxStatus.CLAIMED or found[0].claimed_by != s.worker_id:
                 out.append("lost_claim")
                 continue
-            out.append(_check_and_render(session, *found, now=now, ctx=ctx, done=done))
+            out.append(_check_and_render(session, *found, now=now, ctx=ctx, done=done, waiting=waiting))
         return out
 
 
 def _check_and_render(session: Session, row: OutboundMessage, patient: Patient | None, enrolment: Enrolment | None,
-                      *, now: datetime, ctx: _Context, done: set[tuple[int, str]]) -> Prepared | str:
+                      *, now: datetime, ctx: _Context, done: set[tuple[int, str]],
+                      waiting: set[tuple[int, str]] = frozenset()) -> Prepared | str:
     s = ctx.settings
     staff = session.get(StaffUser, row.staff_id) if row.staff_id else None
     problem = _recipient_problem(row, patient, staff)
@@ -483,6 +528,8 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
             # Deferred by quiet hours earlier: late only from the end of that quiet period.
             planned = max(planned, last_quiet_end(now, tz, quiet))
         stale_after = STALE_AFTER.get(row.kind)
+        if row.occurrence_key.endswith(OPT_OUT_REPLY_REF):
+            stale_after = OPT_OUT_REPLY_WITHIN
         if stale_after is not None and now - planned > stale_after:
             _finish(session, row, OutboxStatus.SUPPRESSED, "stale", now)
             return "stale"
@@ -491,16 +538,23 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
             if allowed > now:
                 _release(row, allowed, "quiet_hours", now, attempt_made=False)
                 return "quiet_hours"
+        if (row.enrolment_id, row.recipient) in waiting and not row.occurrence_key.endswith(OPT_IN_REF):
+            hold = _opt_in_hold(row, now, tz, quiet, s)
+            if hold is not None:
+                _release(row, now + hold, "after_opt_in", now, attempt_made=False)
+                return "after_opt_in"
     try:
-        body, stored = _render(session, row, patient, staff, now, ctx)
+        body, stored = _render(session, row, patient, staff, now, ctx, enrolment)
     except ValueError:
         _fail(session, row, now, reason="render_error", code=None)
         log.error("outbox row %d (%s): its text template cannot be rendered", row.id, row.message_id)
         return "render_error"
     row.body, row.updated_at = stored, now
-    parts = segments(body)
-    if parts > 1:  # still sent (a safety text must not be dropped), but it costs and may split
-        log.warning("%s (row %d) renders to %d characters: %d SMS segments", row.message_id, row.id, len(body), parts)
+    size = sms_encoding.count(body)
+    row.segments, row.encoding = size.count, size.encoding
+    if size.count > 1:  # still sent (a safety text must not be dropped), but it costs and may split
+        log.warning("%s (row %d) is %d %s units: %d SMS segments", row.message_id, row.id, size.units,
+                    size.encoding, size.count)
     slot = reserve_slot(session, row, now, s) if s.pacing else now
     to = staff.mobile_e164 if row.recipient == "staff" else (
         patient.caregiver_mobile_e164 if row.recipient == "caregiver" else patient.mobile_e164)
@@ -508,14 +562,20 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
                     status_callback=f"{s.public_base_url}/twilio/status?ob={row.id}")
 
 
-def segments(body: str) -> int:
-    """SMS segments a body needs: 160 GSM-7 characters in one, 153 each when split; a single
-    character outside GSM-7 (a name like "Zoë") makes it UCS-2: 70 in one, 67 each when split."""
-    if texts.is_gsm7(body):
-        n = sum(2 if ch in texts.GSM7_EXTENSION else 1 for ch in body)
-        return 1 if n <= 160 else math.ceil(n / 153)
-    n = len(body.encode("utf-16-le")) // 2
-    return 1 if n <= 70 else math.ceil(n / 67)
+def _opt_in_hold(row: OutboundMessage, now: datetime, tz: ZoneInfo, quiet: tuple,
+                 s: DispatchSettings) -> timedelta | None:
+    """How long a text waits for its recipient's opt-in confirmation, still pending (a retry,
+    another process), or None: send it now. A routine text waits OPT_IN_WAIT at a time. A text that
+    must not wait (a safety text such as S01 "tonight", an urgent reply) waits once, for one tick,
+    and not at all when that would take it into its quiet hours (S01 at 22:59 must not go at 08:00)."""
+    if not (row.safety or row.urgent):
+        return OPT_IN_WAIT
+    if row.status_reason == "after_opt_in":
+        return None
+    hold = min(OPT_IN_WAIT, timedelta(seconds=s.tick_seconds))
+    if not row.urgent and next_allowed_send(now + hold, tz, quiet) > now + hold:
+        return None
+    return hold
 
 
 def last_quiet_end(now: datetime, tz: ZoneInfo, quiet: tuple) -> datetime:
@@ -527,7 +587,7 @@ def last_quiet_end(now: datetime, tz: ZoneInfo, quiet: tuple) -> datetime:
 
 
 def _render(session: Session, row: OutboundMessage, patient: Patient | None, staff: StaffUser | None,
-            now: datetime, ctx: _Context) -> tuple[str, str]:
+            now: datetime, ctx: _Context, enrolment: Enrolment | None = None) -> tuple[str, str]:
     """(body to send, body to store): the stored one has the link token replaced by [link]."""
     s = ctx.settings
     link = stored_link = ""
@@ -546,8 +606,10 @@ def _render(session: Session, row: OutboundMessage, patient: Patient | None, sta
             stored_link = f"{s.public_base_url}/l/{LINK_PLACEHOLDER_STORED}"
     emerg, phone = ctx.contact(session, patient.clinic_id) if patient is not None else ("", "")
     first = _first_name(row, patient, staff)
-    body = texts.render(row.text_template, first=first, link=link, emerg=emerg, phone=phone)
-    stored = texts.render(row.text_template, first=first, link=stored_link, emerg=emerg, phone=phone)
+    clinic = ctx.sms_name(session, enrolment) if "{clinic}" in row.text_template else ""
+    body = texts.render(row.text_template, first=first, link=link, emerg=emerg, phone=phone, clinic=clinic)
+    stored = texts.render(row.text_template, first=first, link=stored_link, emerg=emerg, phone=phone,
+                          clinic=clinic)
     return body, stored
 
 
@@ -731,7 +793,7 @@ def mark_opted_out(session: Session, patient: Patient, recipient: str, now: date
         if patient.sms_opted_out:
             return False
         patient.sms_opted_out = True
-    by_sender = source == "sms_keyword"
+    by_sender = source in ("sms_keyword", "sms_words")  # the patient's own text, as a keyword or in words
     audit.record(session, at=now, actor_type=(recipient if by_sender else "system"),
                  actor_id=patient.id if by_sender else None, action="sms_opted_out",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
@@ -899,6 +961,17 @@ def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Ca
 
     claimer = factory()
     try:
+        # Opt-in confirmations first, one by one: carriers want each to be the first text its number
+        # gets, and the texts behind it (held while it is pending) then go in this same tick.
+        while report.claimed < limit and not out_of_time():
+            claims = claim_due(claimer, clock(), settings, min(settings.claim_size(), limit - report.claimed),
+                               only_opt_ins=True)
+            claimer.expunge_all()
+            if not claims:
+                break
+            report.claimed += len(claims)
+            for claim in claims:
+                report.count(work(claim))
         if settings.send_concurrency == 1:
             while report.claimed < limit and not out_of_time():
                 items = next_batch()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from recovery import audit
 from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
-from recovery.outbox import plan_timeline
+from recovery.outbox import plan_opt_in, plan_timeline
 from recovery.plan import Overrides, Template
 from recovery.timeline import Timeline, build_timeline, replan
 
@@ -108,6 +108,7 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     session.add(enrolment)
     session.flush()
     planned = plan_timeline(session, enrolment, patient, timeline, now) if data.sms_consent else 0
+    planned += plan_opt_in(session, enrolment, patient, template, now)
     actor = ("staff", staff.id) if staff else ("system", None)
     audit.record(session, at=now, actor_type=actor[0], actor_id=actor[1], action="patient_enrolled",
                  patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,

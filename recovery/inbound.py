@@ -8,6 +8,9 @@ changes nothing) and handled in the caller's transaction, in this order:
    later ones are suppressed one by one at send time while the opt-out lasts, so START brings
    them back. A patient's opt-out opens the URGENT task M5: monitoring goes on (protocol §2.2),
    the web check-in still works. A caregiver's STOP only affects the caregiver.
+   A text that plainly asks to stop in other words ("stop texting me", "Stop. Thank you"; the
+   rule is in sms_keywords) is the same opt-out (handled_as "opt_out_in_words", M5 from source
+   "sms_words"); as Twilio does not see it, we send the one confirmation S28 ourselves.
 2. Y/N while the red-flag question is pending → its answer ("YES" is an answer here, not START).
 3. START/YES/UNSTOP → opted in again. HELP/INFO → the help reply S24.
 4. Reply-by-text check-in (protocol §2.1 UI notes): after an invitation or reminder (the
@@ -39,8 +42,8 @@ from recovery.dispatch import active_enrolment, mark_opted_out
 from recovery.enrolment import overrides_for
 from recovery.models import (Checkin, Clinic, Enrolment, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
-from recovery.outbox import add_if_new, new_row
-from recovery.sms_keywords import Keyword, classify, is_short_reply, parse_pain, yes_no
+from recovery.outbox import OPT_OUT_REF, add_if_new, new_row, reply_for_event
+from recovery.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
 from recovery.timeline import plan_reply
 from recovery.triage import Level
 
@@ -116,15 +119,26 @@ class _Inbound:
                                                 message=planned, now=self.now, checkin_id=checkin_id))
 
     # -- keywords --------------------------------------------------------------------------------
-    def opt_out(self) -> str:
+    def opt_out(self, source: str = "sms_keyword") -> str:
         for p in self.patients:
-            mark_opted_out(self.session, p, "patient", self.now, source="sms_keyword")
+            mark_opted_out(self.session, p, "patient", self.now, source=source)
             self._suppress_due(p, "patient")
             self._end_conversation(p)
         for p in self.carers:
-            mark_opted_out(self.session, p, "caregiver", self.now, source="sms_keyword")
+            mark_opted_out(self.session, p, "caregiver", self.now, source=source)
             self._suppress_due(p, "caregiver")
         return "opt_out" if self.role != "unknown" else "unknown_sender"
+
+    def opt_out_in_words(self) -> str:
+        """An opt-out in the sender's own words: the same opt-out, plus the one confirmation that
+        Twilio sends by itself only after a keyword (planned first: nothing is planned once opted out)."""
+        enrolment = active_enrolment(self.session, self.owner) if self.owner is not None else None
+        if enrolment is not None:
+            message_id = reply_for_event(self._template(enrolment), "opted_out")
+            if message_id:
+                self.reply(message_id, ref=f"in{self.message.id}:{OPT_OUT_REF}")
+        self.opt_out(source="sms_words")
+        return "opt_out_in_words"
 
     def opt_in(self) -> str:
         for p, who in [(p, "patient") for p in self.patients] + [(p, "caregiver") for p in self.carers]:
@@ -140,7 +154,8 @@ class _Inbound:
         count = self.session.execute(
             sa.update(OutboundMessage)
             .where(OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == recipient,
-                   OutboundMessage.status == OutboxStatus.PLANNED, OutboundMessage.send_after <= self.now)
+                   OutboundMessage.status == OutboxStatus.PLANNED, OutboundMessage.send_after <= self.now,
+                   OutboundMessage.occurrence_key.not_like(f"%:{OPT_OUT_REF}"))  # the confirmation still goes
             .values(status=OutboxStatus.SUPPRESSED, status_reason="opted_out", updated_at=self.now,
                     final_at=self.now)
             .execution_options(synchronize_session=False)).rowcount or 0
@@ -225,6 +240,8 @@ class _Inbound:
             answer = yes_no(body)
             if answer is not None:
                 return self.red_flag(conv, answer)
+        if keyword is None and asks_to_stop(body):
+            return self.opt_out_in_words()
         opted_out = any(p.sms_opted_out for p in self.patients) or any(p.caregiver_opted_out for p in self.carers)
         if keyword is Keyword.START and (opted_out or conv is None):
             return self.opt_in()  # ("YES" to a pending pain question is a slip: re-prompted below)

@@ -169,6 +169,10 @@ class OutboundMessage(db.Model):
     provider_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64), index=True)
     provider_status: so.Mapped[Optional[str]] = so.mapped_column(sa.String(24))
     error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    # As rendered at send time (recovery/sms_encoding.py): a name outside GSM-7 makes a text UCS-2
+    # and may make it 2 or 3 segments; nurses see it on the patient page.
+    segments: so.Mapped[Optional[int]] = so.mapped_column(sa.SmallInteger)
+    encoding: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))  # GSM-7 | UCS-2
     checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())

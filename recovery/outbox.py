@@ -6,15 +6,21 @@ time), so planning twice, or by two processes, gives one row.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.models import Enrolment, OutboundMessage, OutboxStatus, Patient
-from recovery.timeline import PlannedMessage, Timeline
+from recovery.plan import Template
+from recovery.timeline import PlannedMessage, Timeline, plan_reply
 
 # Copies to a caregiver: general reminders only, never check-ins or anything about symptoms.
 CAREGIVER_KINDS = frozenset({"reminder"})
+# Occurrence-key suffixes of the carrier texts (CTIA): the opt-in confirmation that must be the
+# first text a number gets (the dispatcher holds the others until it has gone), and the one reply
+# to an opt-out in the patient's own words (the only text that may go after an opt-out).
+OPT_IN_REF, OPT_OUT_REF = "optin", "optout"
 
 
 def dedupe_key(enrolment_id: int | None, recipient: str, key: str, due_at: datetime) -> str:
@@ -78,3 +84,21 @@ def plan_timeline(session: Session, enrolment: Enrolment, patient: Patient, time
                                                  recipient=recipient, message=m, now=now,
                                                  slot=slots.get(m.key)))
     return added
+
+
+def reply_for_event(template: Template, event: str) -> str | None:
+    """The id of the template's event reply to `event` ("enrolled", "opted_out"), if it has one."""
+    return next((m.id for m in template.messages if m.kind == "event_reply" and m.on == event), None)
+
+
+def plan_opt_in(session: Session, enrolment: Enrolment, patient: Patient, template: Template,
+                now: datetime) -> int:
+    """The opt-in confirmation, at once, to the patient and to a consenting caregiver. A template
+    without one (version 1) plans nothing. Returns rows added."""
+    message_id = reply_for_event(template, "enrolled")
+    if message_id is None or not patient.sms_consent:
+        return 0
+    message = plan_reply(template, message_id, event_at=now, tz=ZoneInfo(patient.timezone), ref=OPT_IN_REF)
+    recipients = ["patient"] + (["caregiver"] if patient.caregiver_mobile_e164 and patient.caregiver_consent else [])
+    return sum(add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient=r,
+                                           message=message, now=now)) for r in recipients)

@@ -53,7 +53,8 @@ UTC = timezone.utc
 KINDS = ("reminder", "checkin_invite", "checkin_reminder", "event_reply")
 FLAGS = ("working", "brace")  # per-patient profile flags a message or milestone may depend on
 # What an event_reply answers (the use-case that sees the event asks for the reply).
-EVENTS = ("emergency_result", "urgent_result", "inbound_sms", "ok_or_watch_result", "temperature_recheck")
+EVENTS = ("emergency_result", "urgent_result", "inbound_sms", "ok_or_watch_result", "temperature_recheck",
+          "enrolled", "opted_out")  # enrolled: the opt-in confirmation; opted_out: its one reply (CTIA)
 
 _ID_MILESTONE = re.compile(r"^TL\d{2,3}$")
 _ID_MESSAGE = re.compile(r"^S\d{2,3}$")
@@ -362,6 +363,11 @@ class Template:
     checkins: CheckinCadence
     safety_start: time | None = None  # safety texts may go until then (None: same as quiet_start)
     daily_limit: DailyLimit | None = None  # None: no limit on routine texts (templates before v2)
+    sms_name: str = ""  # {clinic}: how texts name the sender ([contact] name)
+    budget: texts.Budget = texts.DEFAULT_BUDGET  # first-name and link lengths the texts were checked with
+    # Texts of a frozen version (one kept only for the patients enrolled on it) that do not fit one
+    # SMS within `budget`: reported at start-up, never an error (see load_template).
+    warnings: tuple[str, ...] = ()
 
     def milestone(self, milestone_id: str) -> Milestone:
         for m in self.milestones:
@@ -546,8 +552,16 @@ _DAY0_KEYS = {"invite", "at", "not_before", "evening_fallback", "reminder_after"
 
 
 class _Builder:
-    def __init__(self, raw: dict, src: _Source):
-        self.raw, self.src = raw, src
+    def __init__(self, raw: dict, src: _Source, budget: texts.Budget | None = None,
+                 frozen: bool | frozenset[str] = False):
+        self.raw, self.src, self.budget = raw, src, budget or texts.DEFAULT_BUDGET
+        # Texts kept exactly as published for the patients enrolled on them (True: every text): one
+        # that does not fit one SMS within the budget is a warning, not an error (see load_template).
+        self.frozen = frozen
+        self.warnings: list[str] = []
+
+    def _frozen(self, message_id: str) -> bool:
+        return self.frozen is True or (bool(self.frozen) and message_id in self.frozen)
 
     # -- small typed getters ------------------------------------------------------------------
     def _get(self, table: tuple[str, ...], key: str, kind: type | tuple, required: bool = True,
@@ -629,13 +643,17 @@ class _Builder:
         status = self._text((), "status", required=False, default="draft", max_len=200)
         self._text((), "approved_by", required=False, max_len=120)
 
-        self._unknown(("contact",), {"emerg", "phone"})
+        self._unknown(("contact",), {"emerg", "phone", "name"})
         emerg = self._get(("contact",), "emerg", str)
         if not re.fullmatch(r"\d{2,4}", emerg):
             raise self.src.fail(("contact",), "emerg", f"emergency number must be 2-4 digits, not {emerg!r}")
         phone = self._text(("contact",), "phone", max_len=20)
         if not texts.is_gsm7(phone):
             raise self.src.fail(("contact",), "phone", f"phone {phone!r} has characters that are not GSM-7")
+        sms_name = self._get(("contact",), "name", str, required=False, default="").strip()
+        name_problems = texts.check_name(sms_name) if "name" in self._node(("contact",)) else []
+        if name_problems:
+            raise self.src.fail(("contact",), "name", f"name {sms_name!r}: {name_problems[0]}")
 
         self._unknown(("quiet_hours",), {"start", "end", "safety_start"})
         quiet_start = self._clock(("quiet_hours",), "start")
@@ -653,7 +671,7 @@ class _Builder:
                                     f"{quiet_start:%H:%M}-{quiet_end:%H:%M} (safety texts may go later, not earlier)")
 
         milestones = self._milestones()
-        messages = self._messages(emerg, phone, clinic_title, clinic)
+        messages = self._messages(emerg, phone, clinic_title, clinic, sms_name)
         checkins = self._checkins(messages)
         daily_limit = self._daily_limit(messages)
         ids = {m.id for m in milestones}
@@ -712,7 +730,7 @@ class _Builder:
             sources=tuple(layer.path for layer in self.src.layers), status=status,
             emerg=emerg, phone=phone, quiet_start=quiet_start, quiet_end=quiet_end, horizon=horizon,
             milestones=milestones, messages=messages, checkins=checkins, safety_start=safety_start,
-            daily_limit=daily_limit)
+            daily_limit=daily_limit, sms_name=sms_name, budget=self.budget, warnings=tuple(self.warnings))
 
     def _milestones(self) -> tuple[Milestone, ...]:
         table = self._node(("milestones",))
@@ -755,8 +773,8 @@ class _Builder:
                 raise self.src.fail(t, "restriction", "a restriction needs a 'start' and an 'end', not 'at'")
         return tuple(out)
 
-    def _messages(self, emerg: str, phone: str, clinic_title: str | None, clinic: str | None
-                  ) -> tuple[MessageRule, ...]:
+    def _messages(self, emerg: str, phone: str, clinic_title: str | None, clinic: str | None,
+                  sms_name: str = "") -> tuple[MessageRule, ...]:
         table = self._node(("messages",))
         if not table:
             raise self.src.fail((), "messages", "no messages")
@@ -774,9 +792,13 @@ class _Builder:
             if kind not in KINDS:
                 raise self.src.fail(t, "kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
             text = self._get(t, "text", str)
-            check = texts.check_text(text, emerg=emerg, phone=phone, forbidden_names=forbidden)
-            if check.problems:
-                raise self.src.fail(t, "text", check.problems[0])
+            check = texts.check_text(text, emerg=emerg, phone=phone, clinic=sms_name, budget=self.budget,
+                                     forbidden_names=forbidden)
+            problems = [p for p in check.problems if not (p == check.too_long and self._frozen(sid))]
+            if problems:
+                raise self.src.fail(t, "text", problems[0])
+            if check.too_long:  # a frozen text: it goes as it always has, in more than one segment
+                self.warnings.append(str(self.src.fail(t, "text", check.too_long + FROZEN_TOO_LONG)))
             urgent = self._get(t, "urgent", bool)
             if urgent and kind != "event_reply":
                 raise self.src.fail(t, "urgent", "only an event_reply (answering something the patient just "
@@ -883,7 +905,7 @@ class _Builder:
                 raise self.src.fail(t, "order", f"'order' names unknown message {sid!r}")
             if sid not in routine:
                 why = ("a safety text is never held back" if m.kind == "reminder" else
-                       f"a {m.kind} does not count towards the limit")
+                       f"{'an' if m.kind[0] in 'aeiou' else 'a'} {m.kind} does not count towards the limit")
                 raise self.src.fail(t, "order", f"'order' lists {sid}, but {why}; remove it")
         missing = [sid for sid in routine if sid not in seen]
         if missing:
@@ -1026,12 +1048,33 @@ def _dry_run(template: Template, src: _Source) -> None:
 # Loading
 # ---------------------------------------------------------------------------------------------
 
-def load_template(path: str | Path) -> Template:
-    """Read and check one template file. Raises TemplateError (``file:line: entry: problem``)."""
+FROZEN_TOO_LONG = ("; kept as it is: this version is replaced by a newer one and stays unchanged for the "
+                   "patients enrolled on it, so the text still goes, in more than one SMS segment")
+
+
+def _superseded(p: Path, raw: dict) -> bool:
+    """A newer version of this template lies beside it: this one takes no new patients and is kept,
+    unchanged, for the patients enrolled on it."""
+    tid, version = raw.get("id"), raw.get("version")
+    if not isinstance(tid, str) or not isinstance(version, int) or isinstance(version, bool):
+        return False
+    name = re.compile(rf"{re.escape(tid)}_v(\d+)")
+    return any((m := name.fullmatch(q.stem)) is not None and int(m.group(1)) > version
+               for q in p.parent.glob(f"{tid}_v*.toml"))
+
+
+def load_template(path: str | Path, budget: texts.Budget | None = None) -> Template:
+    """Read and check one template file. Raises TemplateError (``file:line: entry: problem``).
+
+    `budget` is what every text must fit in one SMS with (the deployment's real link length;
+    texts.DEFAULT_BUDGET when not given). A version that a newer one replaces is never rewritten
+    (its patients keep the texts they were enrolled with): there a text over the budget is listed
+    in `Template.warnings` instead of failing the load; every other check still fails it."""
     p = Path(path)
     raw, lines = _read_toml(p)
     src = _Source([_Layer(str(path), raw, lines)])
-    template = _Builder(raw, src).build(clinic=None, clinic_version=None, clinic_title=None)
+    builder = _Builder(raw, src, budget, frozen=_superseded(p, raw))
+    template = builder.build(clinic=None, clinic_version=None, clinic_title=None)
     expected = f"{template.base_id}_v{template.base_version}"
     if p.stem != expected:
         raise src.fail((), "version", f"the file name must be {expected}.toml to match id and version "
@@ -1040,8 +1083,61 @@ def load_template(path: str | Path) -> Template:
     return template
 
 
-def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> Template:
-    """Read a clinic override file and merge it onto its base template in `templates_dir`."""
+def _merge_clinic(braw: dict, craw: dict, csrc: _Source, base_label: str) -> dict:
+    """A clinic file laid over its base template, entry by entry (it changes existing entries only)."""
+    merged = {k: v for k, v in braw.items()}
+    for section in ("contact", "quiet_hours", "daily_limit"):
+        if section in craw:
+            if not isinstance(craw[section], dict):
+                raise csrc.fail((), section, "must be a table")
+            merged[section] = {**braw.get(section, {}), **craw[section]}
+    for section in ("milestones", "messages"):
+        if section not in craw:
+            continue
+        if not isinstance(craw[section], dict):
+            raise csrc.fail((), section, "must be a table")
+        entries = dict(braw.get(section, {}))
+        for eid, fields_ in craw[section].items():
+            if not isinstance(fields_, dict):
+                raise csrc.fail((section,), eid, "must be a table")
+            if eid not in entries:
+                raise csrc.fail((section, eid), None,
+                                f"{section[:-1]} {eid} is not in {base_label}; a clinic file "
+                                "changes existing entries (new content needs a new template version)")
+            entry = dict(entries[eid])
+            if section == "milestones" and "at" in fields_:
+                entry.pop("start", None), entry.pop("end", None)
+            if section == "milestones" and ("start" in fields_ or "end" in fields_):
+                if "at" in entry and "at" not in fields_:
+                    start_end = {"start": entry["at"], "end": entry["at"]}
+                    entry.pop("at")
+                    entry = {**start_end, **entry}
+            entry.update(fields_)
+            entries[eid] = entry
+        merged[section] = entries
+    if "checkins" in craw:
+        if not isinstance(craw["checkins"], dict):
+            raise csrc.fail((), "checkins", "must be a table")
+        groups = dict(braw.get("checkins", {}))
+        for gname, fields_ in craw["checkins"].items():
+            if isinstance(fields_, dict):
+                if gname not in groups:
+                    raise csrc.fail(("checkins", gname), None, f"check-in group {gname!r} is not in {base_label}")
+                groups[gname] = {**groups[gname], **fields_}
+            else:
+                groups[gname] = fields_
+        merged["checkins"] = groups
+    return merged
+
+
+def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
+                         budget: texts.Budget | None = None) -> Template:
+    """Read a clinic override file and merge it onto its base template in `templates_dir`.
+
+    The current file is clinics/<clinic>.toml; versions that patients are still enrolled on are
+    kept as clinics/<clinic>_v<version>.toml. Like a replaced template version, a kept clinic
+    version is never rewritten: its texts over the budget are warnings, and so are the texts a
+    current clinic file takes unchanged from a replaced template version."""
     cp = Path(clinic_path)
     craw, clines = _read_toml(cp)
     clayer = _Layer(str(clinic_path), craw, clines)
@@ -1063,55 +1159,16 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path) -> 
         raise csrc.fail((), "based_on", f"no template {based_on} version {based_version} "
                                         f"(expected {base_path})")
     braw, blines = _read_toml(base_path)
-    base = load_template(base_path)  # the base must be valid on its own
+    base = load_template(base_path, budget)  # the base must be valid on its own
     blayer = _Layer(str(base_path), braw, blines)
+    merged = _merge_clinic(braw, craw, csrc, base_label=f"{based_on} v{based_version}")
 
-    merged = {k: v for k, v in braw.items()}
-    for section in ("contact", "quiet_hours", "daily_limit"):
-        if section in craw:
-            if not isinstance(craw[section], dict):
-                raise csrc.fail((), section, "must be a table")
-            merged[section] = {**braw.get(section, {}), **craw[section]}
-    for section in ("milestones", "messages"):
-        if section not in craw:
-            continue
-        if not isinstance(craw[section], dict):
-            raise csrc.fail((), section, "must be a table")
-        entries = dict(braw.get(section, {}))
-        for eid, fields_ in craw[section].items():
-            if eid not in entries:
-                raise csrc.fail((section, eid), None,
-                                f"{section[:-1]} {eid} is not in {based_on} v{based_version}; a clinic file "
-                                "changes existing entries (new content needs a new template version)")
-            if not isinstance(fields_, dict):
-                raise csrc.fail((section,), eid, "must be a table")
-            entry = dict(entries[eid])
-            if section == "milestones" and "at" in fields_:
-                entry.pop("start", None), entry.pop("end", None)
-            if section == "milestones" and ("start" in fields_ or "end" in fields_):
-                if "at" in entry and "at" not in fields_:
-                    start_end = {"start": entry["at"], "end": entry["at"]}
-                    entry.pop("at")
-                    entry = {**start_end, **entry}
-            entry.update(fields_)
-            entries[eid] = entry
-        merged[section] = entries
-    if "checkins" in craw:
-        if not isinstance(craw["checkins"], dict):
-            raise csrc.fail((), "checkins", "must be a table")
-        groups = dict(braw.get("checkins", {}))
-        for gname, fields_ in craw["checkins"].items():
-            if isinstance(fields_, dict):
-                if gname not in groups:
-                    raise csrc.fail(("checkins", gname), None,
-                                    f"check-in group {gname!r} is not in {based_on} v{based_version}")
-                groups[gname] = {**groups[gname], **fields_}
-            else:
-                groups[gname] = fields_
-        merged["checkins"] = groups
-
+    frozen: bool | frozenset[str] = cp.stem != name  # a kept earlier version of the clinic file
+    if not frozen and _superseded(base_path, braw):
+        own = craw.get("messages", {})
+        frozen = frozenset(sid for sid in merged.get("messages", {}) if "text" not in own.get(sid, {}))
     src = _Source([clayer, blayer])
-    template = _Builder(merged, src).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
+    template = _Builder(merged, src, budget, frozen).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
     template = _replace(template, status=cb._text((), "status", required=False, default=base.status, max_len=200))
     _check_restated(base, template, src, clinic_raw=craw)
     _dry_run(template, src)
@@ -1166,7 +1223,7 @@ class Catalog:
         return self.clinics[name]
 
 
-def load_all(schedules_dir: str | Path) -> Catalog:
+def load_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> Catalog:
     """Load `<dir>/*.toml` (templates) and `<dir>/clinics/*.toml` (clinic files). Other folders
     (e.g. rulesets/) are not templates and are left alone. Raises TemplateError on the first bad file."""
     d = Path(schedules_dir)
@@ -1174,11 +1231,11 @@ def load_all(schedules_dir: str | Path) -> Catalog:
         raise TemplateError(str(d), 0, "", "schedules directory not found")
     templates: dict[tuple[str, str], Template] = {}
     for p in sorted(d.glob("*.toml")):
-        t = load_template(p)
+        t = load_template(p, budget)
         templates[(t.id, t.version)] = t
     clinics: dict[str, Template] = {}
     for p in sorted((d / "clinics").glob("*.toml")):
-        t = load_clinic_template(p, d)
+        t = load_clinic_template(p, d, budget)
         if p.stem == t.clinic:  # <clinic>_v<n>.toml files are earlier versions, kept for their patients
             clinics[t.clinic] = t
         templates[(t.id, t.version)] = t
@@ -1333,7 +1390,8 @@ class Overrides:
             if sid not in msg_ids:
                 raise OverrideError(f"texts.{sid}: unknown message (known: {', '.join(msg_ids)})")
             rule = template.message(sid)
-            check = texts.check_text(self.texts[sid], emerg=template.emerg, phone=template.phone)
+            check = texts.check_text(self.texts[sid], emerg=template.emerg, phone=template.phone,
+                                     clinic=template.sms_name, budget=template.budget)
             if check.problems:
                 raise OverrideError(f"texts.{sid}: {check.problems[0]}")
             missing = [p for p in ("link",) if "{" + p + "}" in rule.text and "{" + p + "}" not in self.texts[sid]]
@@ -1356,7 +1414,8 @@ class Overrides:
                         f"messages.{rule.id} off")
         new_texts, _ = self.reworded(template)
         for sid, text in new_texts.items():
-            check = texts.check_text(text, emerg=template.emerg, phone=template.phone)
+            check = texts.check_text(text, emerg=template.emerg, phone=template.phone, clinic=template.sms_name,
+                                     budget=template.budget)
             if check.problems:
                 raise OverrideError(f"texts.{sid}: reworded for the patient's own length, {check.problems[0]}")
 

@@ -142,6 +142,8 @@ class TextLine:
     text: str
     sent_at: datetime | None
     key: str | None = None  # occurrence key of an outbound text ("S02:TD+1h")
+    segments: int | None = None  # SMS segments as sent (out): more than 1 costs more and may arrive split
+    encoding: str | None = None  # GSM-7 | UCS-2 (a name outside GSM-7 makes a text UCS-2)
 
 
 # The views below are plain snapshots, not ORM rows: the page renders after the request commits,
@@ -256,16 +258,18 @@ def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[Text
         OutboundMessage.status_reason.label("reason"), OutboundMessage.error_code.label("error"),
         sa.func.coalesce(OutboundMessage.body, OutboundMessage.text_template).label("text"),
         OutboundMessage.sent_at.label("sent_at"), OutboundMessage.occurrence_key.label("key"),
+        OutboundMessage.segments.label("segments"), OutboundMessage.encoding.label("encoding"),
     ).where(OutboundMessage.patient_id == patient_id)
     in_q = sa.select(
         sa.literal("in"), InboundMessage.id, InboundMessage.received_at, InboundMessage.handled_as,
         InboundMessage.sender_role, sa.case((InboundMessage.read_at.is_(None), "unread"), else_="read"),
         sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.String), InboundMessage.body,
-        InboundMessage.read_at, sa.cast(sa.null(), sa.String),
+        InboundMessage.read_at, sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.SmallInteger),
+        sa.cast(sa.null(), sa.String),
     ).where(InboundMessage.patient_id == patient_id)
     rows = session.execute(sa.union_all(out_q, in_q)).all()
     lines = [TextLine(r.direction, r.id, r.at, r.code, r.party, r.status, r.reason, r.error,
-                      mask_links(r.text or ""), r.sent_at, r.key) for r in rows]
+                      mask_links(r.text or ""), r.sent_at, r.key, r.segments, r.encoding) for r in rows]
     outbound = sorted((t for t in lines if t.direction == "out"), key=lambda t: (t.at, t.id))
     inbound = sorted((t for t in lines if t.direction == "in"), key=lambda t: (t.at, t.id), reverse=True)
     return outbound, inbound

@@ -22,7 +22,7 @@ from recovery.timeline import SAFETY_LATE_WINDOW, Timeline
 OVERDUE_AFTER = timedelta(minutes=15)
 
 _SUPPRESSED = {
-    "opted_out": "the patient replied STOP to our texts",
+    "opted_out": "the patient asked us to stop texting (STOP, or in their own words)",
     "no_consent": "the patient has not agreed to texts",
     "number_invalid": "the mobile number cannot receive texts",
     "no_patient": "the patient record was not found",
@@ -40,7 +40,7 @@ class SafetyTextProblem:
     key: str  # S01:TD
     text: str  # as the patient would have read it (link masked)
     planned_for: datetime  # aware UTC
-    why: str  # plain words: "Not sent: the patient replied STOP to our texts."
+    why: str  # plain words: "Not sent: the patient asked us to stop texting (STOP, or in their own words)."
 
 
 def _hours(delta: timedelta) -> str:

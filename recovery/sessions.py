@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from recovery import audit
 from recovery.models import AccessLink, Patient, StaffUser, WebSession
-from recovery.tokens import digest, new_token
+from recovery.tokens import digest, new_link_token, new_token
 
 STAFF_SCOPE = "staff"
 PATIENT_SCOPE = "patient"
@@ -82,7 +82,8 @@ def revoke_all_for_staff(session: Session, staff_id: int, now: datetime) -> int:
 
 def issue_link(session: Session, patient: Patient, purpose: str, now: datetime,
                ttl: timedelta, checkin_slot: str | None = None) -> str:
-    token = new_token()
+    """A single-use link token for a text (128 bits: short enough for an SMS, see tokens.py)."""
+    token = new_link_token()
     session.add(AccessLink(token_hash=digest(token), patient_id=patient.id, purpose=purpose,
                            checkin_slot=checkin_slot, created_at=now, expires_at=now + ttl))
     return token

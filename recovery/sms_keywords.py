@@ -2,9 +2,29 @@
 
 Keywords are matched the way Twilio's default opt-out handling matches them: the WHOLE message is
 the keyword, in any case, with stray spaces and punctuation ignored ("Stop.", " s t o p ",
-"opt-out", "STOP!!", "ＳＴＯＰ" full-width). "Please stop texting me" is not a keyword, for Twilio
-or for us, so our opt-out state never drifts from the provider's; such a text goes to the nurse
-inbox like any other free text (protocol MR6: free text is never parsed for triage).
+"opt-out", "STOP!!", "ＳＴＯＰ" full-width). Twilio blocks the number for such a text itself.
+
+A text that plainly asks to stop in other words is an opt-out too (the FCC: "any reasonable
+means"); Twilio does not see it as one, so we honour it ourselves (`asks_to_stop`). The rule, one
+sentence at a time (sentences end at . ! ? ; or a new line):
+
+1. the whole text is stop keywords and courtesy words: "Stop. Thank you", "STOP please",
+   "please stop!!", "stop stop", "Stop now, thanks";
+2. a sentence asks to stop the messages, naming them: stop / quit / end / cancel + texting,
+   messaging, contacting or bothering me, or + (the / these / your / all ...) texts, messages,
+   SMS, reminders: "stop texting me", "please stop sending me these texts", "cancel the reminders";
+3. "no more" / "not any more" + texts or messages: "no more texts", "No more messages please";
+4. don't / do not / never + text, message or contact + me: "don't text me again";
+5. I don't want / do not want / don't need + (any / these / the / your / more) texts or
+   messages, unless the sentence goes on "to stop" / "to end": "I don't want these texts";
+6. unsubscribe, opt out, "opt me out", "remove me from the list", "take me off this list".
+
+Never an opt-out: a stop word without a message word ("the pain won't stop", "I had to stop
+walking", "stop the pain pills?"), a negated or conditional request ("don't stop the texts", "if
+the texts stop", "should I stop the reminders?", "why did the texts stop"), and the words
+inside other words ("stopped", "nonstop", "ending"). Such texts go to the nurse's inbox, as
+before, so a missed opt-out is still read by a person. The patient and the nurse can both see
+how a text was read (inbound handled_as "opt_out_words"), and the nurse is given a task.
 
 "YES" is both an opt-in keyword and an answer to the red-flag question. The caller decides: while a
 red-flag question is pending, Y/YES/N/NO answer it (`yes_no`); otherwise YES means START.
@@ -15,7 +35,7 @@ import enum
 import re
 import unicodedata
 
-__all__ = ["HELP_WORDS", "Keyword", "START_WORDS", "STOP_WORDS", "classify", "is_short_reply",
+__all__ = ["HELP_WORDS", "Keyword", "START_WORDS", "STOP_WORDS", "asks_to_stop", "classify", "is_short_reply",
            "normalise", "parse_pain", "yes_no"]
 
 
@@ -93,3 +113,88 @@ def is_short_reply(body: str) -> bool:
     """True for a short slip ("11", "7.5", "ok", "y"), False for a message meant to be read."""
     text = unicodedata.normalize("NFKC", body).strip()
     return len(text) <= SHORT_REPLY_MAX_CHARS and len(text.split()) <= SHORT_REPLY_MAX_WORDS
+
+
+# ---------------------------------------------------------------------------------------------
+# Opt-outs in the patient's own words (the rule is in the module docstring)
+# ---------------------------------------------------------------------------------------------
+
+_COURTESY = frozenset({"please", "pls", "plz", "thanks", "thank", "you", "thankyou", "thx", "ty", "now", "ok",
+                       "okay", "sorry", "cheers", "all", "just", "kindly"})
+_SENTENCE_END = re.compile(r"[.!?;\n]+")
+_OBJECT = r"(?:text|texts|texting|text\s+messages?|messages?|messaging|msgs?|sms|sms\s+messages?|reminders?)"
+_DET = r"(?:(?:the|these|those|this|your|all|any|my|all\s+the|all\s+these|all\s+your)\s+)?"
+_ME = r"(?:\s+(?:me|us))?"
+_STOP_VERB = r"(?:stop|quit|end|cancel|cease|halt)"
+_NEGATION = re.compile(r"\b(?:don'?t|do\s+not|dont|never|not|can'?t|cannot|won'?t|wouldn'?t|didn'?t|doesn'?t|"
+                       r"isn'?t|shouldn'?t|no\s+need|should|if|when|whether|why|until|unless)\b")
+_REQUESTS = [
+    # 2. stop + the messages
+    re.compile(rf"\b{_STOP_VERB}\s+(?:(?:sending|texting|messaging|contacting|bothering|calling){_ME}\b|"
+               rf"(?:sending{_ME}\s+)?{_DET}{_OBJECT}\b|sending(?:\s+(?:me|us))?\s+(?:these|this|them|those)\b)"),
+]
+_NO_MORE = re.compile(rf"\b(?:no\s+more|not\s+any\s*more|no\s+further)\s+{_OBJECT}\b")
+_DONT_CONTACT = re.compile(r"\b(?:don'?t|dont|do\s+not|never)\s+(?:ever\s+)?(?:text|message|sms|contact)\s+(?:me|us)\b")
+_DONT_WANT = re.compile(rf"\b(?:i\s+)?(?:don'?t|dont|do\s+not|no\s+longer)\s+(?:want|need|wish\s+to\s+(?:get|receive))"
+                        rf"\s+(?:to\s+(?:get|receive)\s+)?(?:any\s*more\s+|any\s+|more\s+)?{_DET}(?:more\s+)?{_OBJECT}\b")
+_NOT_AFTER_WANT = re.compile(r"\bto\s+(?:stop|end)\b|\bstopping\b|\bending\b")
+_UNSUBSCRIBE = re.compile(r"\b(?:unsubscribe|opt\s*-?\s*out|opt\s+me\s+out|remove\s+me\s+(?:from|off)\s+"
+                          rf"{_DET}(?:list|{_OBJECT})|take\s+me\s+off\s+{_DET}(?:list|{_OBJECT}))\b")
+_UNSUB_NEGATED = re.compile(r"\b(?:don'?t|dont|do\s+not|never|not|how|can\s+i|should\s+i)\s+(?:\w+\s+){0,2}?"
+                            r"(?:unsubscribe|opt)")
+
+
+def _plain(body: str) -> str:
+    text = unicodedata.normalize("NFKC", body).lower()
+    return text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+
+
+def _sentences(text: str) -> list[str]:
+    out = []
+    for part in _SENTENCE_END.split(text):
+        words = re.sub(r"[^a-z0-9' ]+", " ", part)
+        words = " ".join(words.split())
+        if words:
+            out.append(words)
+    return out
+
+
+def _only_keywords_and_courtesy(text: str) -> bool:
+    words = re.sub(r"[^a-z0-9]+", " ", text.replace("'", "")).split()
+    stops = [w for w in words if w.upper() in STOP_WORDS]
+    if not stops:
+        return False
+    rest = [w for w in words if w.upper() not in STOP_WORDS]
+    # "opt out" / "stop all" written as two words
+    joined = " ".join(words)
+    return all(w in _COURTESY or (w in ("opt", "out") and "opt out" in joined) for w in rest)
+
+
+def _negated_before(sentence: str, start: int) -> bool:
+    return _NEGATION.search(sentence[:start]) is not None
+
+
+def asks_to_stop(body: str) -> bool:
+    """True when a text that is not exactly a keyword plainly asks for no more texts."""
+    if not isinstance(body, str):
+        raise TypeError(f"an SMS body is text, not {type(body).__name__}")
+    text = _plain(body)
+    if _only_keywords_and_courtesy(text):
+        return True
+    for sentence in _sentences(text):
+        for pattern in _REQUESTS:
+            for m in pattern.finditer(sentence):
+                if not _negated_before(sentence, m.start()):
+                    return True
+        m = _NO_MORE.search(sentence)
+        if m and not _negated_before(sentence, m.start()):
+            return True
+        if _DONT_CONTACT.search(sentence):
+            return True
+        m = _DONT_WANT.search(sentence)
+        if m and not _NOT_AFTER_WANT.search(sentence, m.end()):
+            return True
+        m = _UNSUBSCRIBE.search(sentence)
+        if m and not _UNSUB_NEGATED.search(sentence) and not _negated_before(sentence, m.start()):
+            return True
+    return False

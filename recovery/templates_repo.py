@@ -1,18 +1,44 @@
 """Finding templates on disk: the clinic's effective template for new enrolments, and the exact
-id + version an existing enrolment was built from (editing a template never moves old patients)."""
+id + version an existing enrolment was built from (editing a template never moves old patients).
+
+Every text is checked against the deployment's real link length (PUBLIC_BASE_URL): `configure`,
+called once at start-up (create_app), loads every file with it, so that a text that would not fit
+one SMS stops the app from starting, naming the file, line and message; from then on every load
+uses it. A version kept only for the patients enrolled on it (a template version a newer one
+replaces, an earlier clinic version) is never rewritten: its over-long texts are logged as
+warnings at start-up (they go as they always have, in two segments, counted on the patient page)."""
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
-from recovery import plan
+from recovery import plan, texts
 
-_cache: dict[tuple[str, float], object] = {}
+log = logging.getLogger(__name__)
+
+_cache: dict[tuple, object] = {}
 _lock = threading.Lock()
+_budget: texts.Budget = texts.DEFAULT_BUDGET
 
 
-def _cached(path: Path, loader):
-    key = (str(path), path.stat().st_mtime)
+def configure(public_base_url: str, schedules_dir: str | Path) -> texts.Budget:
+    """Check every file with links under this base URL (raises plan.TemplateError), then measure
+    texts with it from now on. A failed check changes nothing."""
+    global _budget
+    new = texts.Budget.for_base_url(public_base_url)
+    for warning in check_all(schedules_dir, new):
+        log.warning("%s", warning)
+    _budget = new
+    return new
+
+
+def budget() -> texts.Budget:
+    return _budget
+
+
+def _cached(path: Path, loader, budget: texts.Budget | None = None):
+    key = (str(path), path.stat().st_mtime, budget or _budget)
     with _lock:
         if key not in _cache:
             _cache[key] = loader()
@@ -21,7 +47,14 @@ def _cached(path: Path, loader):
 
 def all_templates(schedules_dir: str | Path) -> list:
     d = Path(schedules_dir)
-    return [_cached(p, lambda p=p: plan.load_template(p)) for p in sorted(d.glob("*.toml"))]
+    return [_cached(p, lambda p=p: plan.load_template(p, _budget)) for p in sorted(d.glob("*.toml"))]
+
+
+def _clinic_files(d: Path, clinic_file: str) -> list[Path]:
+    """The clinic's current file, then the versions kept for patients enrolled on them."""
+    current = d / "clinics" / f"{clinic_file}.toml"
+    earlier = sorted((d / "clinics").glob(f"{clinic_file}_v*.toml"))
+    return ([current] if current.exists() else []) + earlier
 
 
 def clinic_template(schedules_dir: str | Path, template_file: str | None, default_id: str):
@@ -29,7 +62,7 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
     d = Path(schedules_dir)
     if template_file:
         path = d / "clinics" / f"{template_file}.toml"
-        return _cached(path, lambda: plan.load_clinic_template(path, d))
+        return _cached(path, lambda: plan.load_clinic_template(path, d, _budget))
     candidates = [t for t in all_templates(d) if t.id == default_id]
     if not candidates:
         raise LookupError(f"no template {default_id!r} in {d}")
@@ -38,20 +71,31 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
 
 def find_template(schedules_dir: str | Path, template_id: str, version: str,
                   clinic_file: str | None = None):
-    """The exact template an enrolment stored. A clinic template is found through its file."""
+    """The exact template an enrolment stored. A clinic template is found through its file, or
+    its earlier versions (kept as clinics/<clinic>_v<n>.toml)."""
     d = Path(schedules_dir)
     options = list(all_templates(d))
-    if clinic_file:
-        # The clinic's current file, then its earlier versions (kept as <clinic>_v<n>.toml).
-        paths = [d / "clinics" / f"{clinic_file}.toml", *sorted((d / "clinics").glob(f"{clinic_file}_v*.toml"))]
-        for path in paths:
-            if path.exists():
-                options.append(_cached(path, lambda path=path: plan.load_clinic_template(path, d)))
     for t in options:
         if t.id == template_id and str(t.version) == str(version):
             return t
+    if clinic_file:
+        for path in _clinic_files(d, clinic_file):
+            t = _cached(path, lambda path=path: plan.load_clinic_template(path, d, _budget))
+            if t.id == template_id and str(t.version) == str(version):
+                return t
     raise LookupError(f"template {template_id} version {version} is no longer in {d}; "
                       "keep old versions so existing enrolments can be shown")
+
+
+def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> list[str]:
+    """Load every template, clinic file and earlier clinic version with `budget` (default: the
+    configured one). Raises plan.TemplateError on the first bad one. Returns the warnings (texts of
+    kept versions that do not fit one SMS), each once, in file order."""
+    d, b = Path(schedules_dir), budget or _budget
+    loaded = [_cached(p, lambda p=p: plan.load_template(p, b), b) for p in sorted(d.glob("*.toml"))]
+    loaded += [_cached(path, lambda path=path: plan.load_clinic_template(path, d, b), b)
+               for path in sorted((d / "clinics").glob("*.toml"))]
+    return list(dict.fromkeys(w for t in loaded for w in t.warnings))
 
 
 def ruleset(path: str | Path):

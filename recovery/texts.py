@@ -1,33 +1,65 @@
-"""SMS text rules: GSM-7 length, placeholder rendering and the privacy (PHI) check.
+"""SMS text rules: the length budget, placeholder rendering and the privacy (PHI) check.
 
-Pure: standard library only. A text template may use exactly four placeholders:
-`{first}` (first name), `{link}` (the patient's link), `{emerg}` (local emergency number) and
-`{phone}` (care-team number). Everything else about the patient stays behind the link
-(protocol §1.1): no diagnosis, procedure, body part, clinic name or appointment date in an SMS.
+Pure: standard library only. A text template may use exactly five placeholders:
+`{first}` (first name), `{link}` (the patient's link), `{emerg}` (local emergency number),
+`{phone}` (care-team number) and `{clinic}` (the name texts give the sender, from the template's
+[contact] name; carriers require it in the opt-in confirmation and the HELP reply). Everything else
+about the patient stays behind the link (protocol §1.1): no diagnosis, procedure, body part or
+appointment date in an SMS, and the clinic's name only through {clinic}, checked like a text.
 
-Length is counted in GSM-7 septets: a basic-alphabet character counts 1, an extension character
-(`^ { } \\ [ ] ~ | €` and form feed) counts 2. One SMS segment holds 160. A single character outside
-GSM-7 turns the whole message into UCS-2 (70 per segment), so templates must be pure GSM-7.
+The budget: every text must fit ONE GSM-7 segment (160 septets, see recovery/sms_encoding.py) with
+a 12-character first name, the real link (PUBLIC_BASE_URL + "/l/" + a 22-character token), and the
+template's real numbers and name. A single character outside GSM-7 turns a whole message into UCS-2
+(70 per segment), so templates must be pure GSM-7; a patient's name outside GSM-7 is the one thing
+that can still do that at send time (the dispatcher stores the segment count).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from recovery.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, non_gsm7_chars, septets
+
+__all__ = ["Budget", "DEFAULT_BUDGET", "GSM7_BASIC", "GSM7_EXTENSION", "LINK_PATH", "LINK_TOKEN_CHARS",
+           "PLACEHOLDERS", "SMS_MAX", "TextCheck", "WORST_CASE", "check_name", "check_text", "gsm7_length",
+           "is_gsm7", "link_length", "non_gsm7_chars", "placeholders", "render"]
+
 SMS_MAX = 160
 
-# GSM 03.38 default alphabet (ESC 0x1B is not a printable character and is left out).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+PLACEHOLDERS = ("first", "link", "emerg", "phone", "clinic")
 
-PLACEHOLDERS = ("first", "link", "emerg", "phone")
+# Links in texts are PUBLIC_BASE_URL + LINK_PATH + a token of LINK_TOKEN_CHARS (128 random bits,
+# base64url: recovery/tokens.py).
+LINK_PATH = "/l/"
+LINK_TOKEN_CHARS = 22
+FIRST_NAME_BUDGET = 12
+CLINIC_NAME_MAX = 30
 
-# Worst-case values for the length check (protocol §1.1: 11-character first name, 26-character
-# link; 3-digit emergency number; a 14-character care-team number such as "(555) 010-0199").
-WORST_CASE = {"first": "W" * 11, "link": "L" * 26, "emerg": "9" * 3, "phone": "P" * 14}
+
+def link_length(public_base_url: str) -> int:
+    """Characters of a patient link under this base URL ("https://x.org" -> 13 + 3 + 22)."""
+    return len(public_base_url.rstrip("/")) + len(LINK_PATH) + LINK_TOKEN_CHARS
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a text is measured with: a first name of `first` characters and a link of `link`."""
+    link: int
+    first: int = FIRST_NAME_BUDGET
+
+    @classmethod
+    def for_base_url(cls, public_base_url: str) -> Budget:
+        return cls(link=link_length(public_base_url))
+
+
+# When the deployment's base URL is not known (a file checked on its own): a typical public one.
+DEFAULT_BUDGET = Budget.for_base_url("https://recovery.example.org")
+
+# Worst-case values for the length check: a 12-character first name, the default link, a
+# 3-digit emergency number, a 14-character care-team number such as "(555) 010-0199", a clinic
+# name of the longest allowed length. The real values are used where they are longer.
+WORST_CASE = {"first": "W" * FIRST_NAME_BUDGET, "link": "L" * DEFAULT_BUDGET.link, "emerg": "9" * 3,
+              "phone": "P" * 14, "clinic": "C" * CLINIC_NAME_MAX}
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -47,25 +79,12 @@ _DATE_LIKE = re.compile(
 )
 
 
-def non_gsm7_chars(text: str) -> list[str]:
-    """Characters of `text` that GSM-7 cannot carry, in order of first appearance."""
-    seen: list[str] = []
-    for ch in text:
-        if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION and ch not in seen:
-            seen.append(ch)
-    return seen
-
-
-def is_gsm7(text: str) -> bool:
-    return not non_gsm7_chars(text)
-
-
 def gsm7_length(text: str) -> int:
     """Length in GSM-7 septets. Raises ValueError naming the characters GSM-7 cannot carry."""
     bad = non_gsm7_chars(text)
     if bad:
         raise ValueError(f"not GSM-7: {', '.join(_describe(c) for c in bad)}")
-    return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+    return septets(text)
 
 
 def placeholders(text_template: str) -> list[str]:
@@ -73,14 +92,16 @@ def placeholders(text_template: str) -> list[str]:
     return _PLACEHOLDER.findall(text_template)
 
 
-def render(text_template: str, *, first: str, link: str, emerg: str, phone: str) -> str:
-    """Fill the four placeholders in one pass (a value containing "{link}" is not re-expanded).
+def render(text_template: str, *, first: str, link: str, emerg: str, phone: str, clinic: str = "") -> str:
+    """Fill the placeholders in one pass (a value containing "{link}" is not re-expanded).
 
-    Raises ValueError on any other placeholder or a stray brace, so a broken template can never
-    reach a patient half-rendered.
+    Raises ValueError on any other placeholder, a stray brace, or {clinic} with no name to put
+    there, so a broken template can never reach a patient half-rendered.
     """
-    values = {"first": first, "link": link, "emerg": emerg, "phone": phone}
+    values = {"first": first, "link": link, "emerg": emerg, "phone": phone, "clinic": clinic}
     problems = _placeholder_problems(text_template)
+    if "clinic" in placeholders(text_template) and not clinic.strip():
+        problems.append("uses {clinic} but no clinic name was given")
     if problems:
         raise ValueError("; ".join(problems))
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text_template)
@@ -88,36 +109,66 @@ def render(text_template: str, *, first: str, link: str, emerg: str, phone: str)
 
 @dataclass(frozen=True)
 class TextCheck:
-    length: int  # GSM-7 septets with worst-case values substituted
+    length: int  # GSM-7 septets with the budget's values substituted
     problems: tuple[str, ...]
+    too_long: str = ""  # the problem in `problems` that says it does not fit one SMS, if it does not
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
+def check_name(name: str) -> list[str]:
+    """Problems with the clinic name texts use for {clinic} (empty list when it is fine)."""
+    problems = []
+    if not name.strip():
+        problems.append("the name is empty")
+    if len(name) > CLINIC_NAME_MAX:
+        problems.append(f"the name is {len(name)} characters (max {CLINIC_NAME_MAX})")
+    bad = non_gsm7_chars(name)
+    if bad:
+        problems.append(f"the name has characters that are not GSM-7: {', '.join(_describe(c) for c in bad)}")
+    if "{" in name or "}" in name:
+        problems.append("the name has a '{' or '}'")
+    for m in _DIAGNOSIS.finditer(name):
+        problems.append(f"the name reveals health information: {m.group(0)!r} (it appears on the patient's "
+                        "lock screen; use a name without the specialty)")
+    return problems
+
+
 def check_text(text_template: str, *, emerg: str | None = None, phone: str | None = None,
+               clinic: str | None = None, budget: Budget | None = None,
                forbidden_names: tuple[str, ...] = ()) -> TextCheck:
-    """Check one text template: placeholders, GSM-7, worst-case length ≤ 160, no PHI words.
+    """Check one text template: placeholders, GSM-7, length ≤ 160 within `budget`, no PHI words.
 
     `emerg`/`phone` are the configured values; the length check uses whichever is longer, the
-    configured value or the worst case. `forbidden_names` (e.g. the clinic name) must not appear.
+    configured value or the worst case. `clinic` is the template's name for {clinic} (its real
+    value is used; none means the longest allowed). `budget` gives the first-name and link lengths
+    (the deployment's real link; DEFAULT_BUDGET when not known). `forbidden_names` (the clinic's
+    titles) must not appear literally: the name goes in through {clinic} only.
     """
+    budget = budget or DEFAULT_BUDGET
     problems = list(_placeholder_problems(text_template))
     bad = non_gsm7_chars(_PLACEHOLDER.sub("", text_template))
     if bad:
         problems.append(f"has characters that are not GSM-7: {', '.join(_describe(c) for c in bad)}"
                         " (use plain quotes and hyphens)")
-    worst = dict(WORST_CASE)
+    worst = dict(WORST_CASE, first="W" * budget.first, link="L" * budget.link)
     for name, actual in (("emerg", emerg), ("phone", phone)):
         if actual is not None and len(actual) > len(worst[name]):
             worst[name] = actual
+    if clinic is not None:
+        worst["clinic"] = clinic
+        if "clinic" in placeholders(text_template) and not clinic.strip():
+            problems.append("uses {clinic} but the template's [contact] has no name")
     filled = _PLACEHOLDER.sub(lambda m: worst.get(m.group(1), m.group(0)), text_template)
-    length = sum(2 if ch in GSM7_EXTENSION else 1 for ch in filled)
+    length = septets(filled)
+    too_long = ""
     if length > SMS_MAX:
-        problems.append(f"text is {length} GSM-7 characters after substitution (max {SMS_MAX}; "
-                        f"checked with an {len(worst['first'])}-character first name and a "
-                        f"{len(worst['link'])}-character link)")
+        too_long = (f"text is {length} GSM-7 characters after substitution, more than one SMS "
+                    f"(max {SMS_MAX}; checked with a {budget.first}-character first name and a "
+                    f"{budget.link}-character link)")
+        problems.append(too_long)
     literal = _PLACEHOLDER.sub(" ", text_template)
     for m in _DIAGNOSIS.finditer(literal):
         problems.append(f"reveals health information: {m.group(0)!r} (keep details behind {{link}})")
@@ -125,8 +176,9 @@ def check_text(text_template: str, *, emerg: str | None = None, phone: str | Non
         problems.append(f"contains a date: {m.group(0)!r} (no appointment dates in texts)")
     for name in forbidden_names:
         if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", literal, re.IGNORECASE):
-            problems.append(f"names the clinic ({name!r}); texts must not say where the patient was treated")
-    return TextCheck(length=length, problems=tuple(problems))
+            problems.append(f"names the clinic ({name!r}) in its words; write {{clinic}} where the clinic must "
+                            "be named (the first text, HELP)")
+    return TextCheck(length=length, problems=tuple(problems), too_long=too_long)
 
 
 def _placeholder_problems(text_template: str) -> list[str]:
@@ -138,7 +190,8 @@ def _placeholder_problems(text_template: str) -> list[str]:
                             + "; nothing else about the patient may go in an SMS)")
     stripped = _PLACEHOLDER.sub("", text_template)
     if "{" in stripped or "}" in stripped:
-        problems.append("has a stray '{' or '}' (placeholders are written {first}, {link}, {emerg}, {phone})")
+        problems.append("has a stray '{' or '}' (placeholders are written {first}, {link}, {emerg}, {phone}, "
+                        "{clinic})")
     return problems
 
 

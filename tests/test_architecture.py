@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "recovery"
 # Pure domain modules: standard library only, and never read the clock.
-PURE = ["timeline", "triage", "texts", "questionnaire", "alerts", "plan", "charts", "sms_keywords",
+PURE = ["timeline", "triage", "texts", "sms_encoding", "questionnaire", "alerts", "plan", "charts", "sms_keywords",
         "missed_rules", "today"]
 STDLIB = set(sys.stdlib_module_names)
 

@@ -43,7 +43,7 @@ def test_json_shape_and_values():
     assert [s for _, s in sends] == sorted(s for _, s in sends)
     texts = {m["id"]: m["text"] for m in data["messages"]}
     assert texts["S02"].startswith("{first}, if you get chest pain") and texts["S02"].endswith("call 112 now.")
-    assert texts["S06"] == "Hi {first}, please do today's 2-minute recovery check-in: {link}"
+    assert texts["S06"] == "Hi {first}, time for your 2-minute check-in: {link} Or reply with your pain score, 0 to 10."
     assert {"S12", "S15"}.isdisjoint(texts) and {"S19", "S20", "S21", "S22", "S23"}.isdisjoint(texts)
 
 
@@ -118,8 +118,8 @@ def test_missing_required_option_is_a_usage_error():
 
 
 def test_schedules_dir_comes_from_the_app_config(tmp_path):
-    text = (SCHEDULES / "kyphoplasty_v1.toml").read_text(encoding="utf-8")
-    (tmp_path / "kyphoplasty_v1.toml").write_text(
+    text = (SCHEDULES / "kyphoplasty_v2.toml").read_text(encoding="utf-8")
+    (tmp_path / "kyphoplasty_v2.toml").write_text(
         text.replace('title = "Recovery after kyphoplasty or vertebroplasty"', 'title = "Plan from the app config"'))
     app = Flask(__name__)
     app.config["SCHEDULES_DIR"] = str(tmp_path)
@@ -127,13 +127,13 @@ def test_schedules_dir_comes_from_the_app_config(tmp_path):
     with app.app_context():  # `flask --app app timeline` runs commands inside the app context
         result = app.test_cli_runner().invoke(args=["timeline", *T0])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Plan from the app config: template kyphoplasty version 1")
+    assert result.output.startswith("Plan from the app config: template kyphoplasty version 2")
     # a broken file there is reported with its file:line, exit 2
-    (tmp_path / "kyphoplasty_v1.toml").write_text(text.replace('end = "T0+72h"', 'end = "T0+72"', 1))
+    (tmp_path / "kyphoplasty_v2.toml").write_text(text.replace('end = "T0+72h"', 'end = "T0+72"', 1))
     with app.app_context():
         result = app.test_cli_runner().invoke(args=["timeline", *T0])
     assert result.exit_code == 2
-    assert f"Error: {tmp_path / 'kyphoplasty_v1.toml'}:" in result.output and "cannot read offset 'T0+72'" in result.output
+    assert f"Error: {tmp_path / 'kyphoplasty_v2.toml'}:" in result.output and "cannot read offset 'T0+72'" in result.output
 
 
 # ---------------------------------------------------------------------------------------------

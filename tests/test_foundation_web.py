@@ -51,6 +51,9 @@ def test_nurse_enrols_a_patient_and_sees_the_timeline(client, session, frozen):
     assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "2")
     rows = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.patient_id == patient.id)).all()
     assert rows and all(r.send_after >= NOW - timedelta(hours=2) for r in rows)
+    # the first text is the opt-in confirmation (CTIA), planned at once
+    (optin,) = [r for r in rows if r.message_id == "S00"]
+    assert optin.send_after == NOW and optin.urgent and optin.recipient == "patient"
     page = client.get(f"/nurse/patients/{patient.id}")
     assert page.status_code == 200
     for mid in ("TL03", "TL14", "TL16"):
@@ -237,7 +240,10 @@ def test_evening_discharge_sends_s01_and_s02_that_evening(app, client, session, 
     for at in ("2026-06-10T21:30", "2026-06-10T22:30", "2026-06-10T22:59"):
         tick(session, sms, _ny(at), settings)
     sent = [s.body for s in sms.sent]
-    assert len(sent) == 2 and "tonight" in sent[0] and "chest pain" in sent[1]
+    # the opt-in confirmation first (an answer to the consent just given), then S01 in the same tick
+    assert len(sent) == 3 and "you are signed up for recovery texts" in sent[0]
+    assert "tonight" in sent[1] and "chest pain" in sent[2]
+    assert _rows(session, patient)["S01:TD"].sent_at == _ny("2026-06-10T21:30")
     assert _rows(session, patient)["S02:TD+1h"].sent_at == _ny("2026-06-10T22:30")
 
 
@@ -266,8 +272,11 @@ def test_the_nurse_page_says_which_safety_text_did_not_go_and_why(app, client, s
     tick(session, sms, _ny("2026-06-12T22:30"), settings)
     page = client.get(f"/nurse/patients/{patient.id}").data.decode()
     box = page.split('id="safety-texts"')[1].split("</section>")[0]
-    assert "S02" in box and "Not sent: the patient replied STOP to our texts." in box
+    assert "S02" in box and "Not sent: the patient asked us to stop texting (STOP, or in their own words)." in box
     assert "S01" not in box  # it went at 21:30
+    # the same page counts the SMS segments of what went (S00 and S01 at 21:30, one each)
+    texts_table = page.split('id="safety-texts"')[1].split("</section>", 1)[1]
+    assert texts_table.count("1 SMS segment<") == 2 and "SMS segments" not in texts_table
     # no consent to texts at all: both are listed, with that reason
     session.execute(sa.update(Patient).where(Patient.id == patient.id).values(last_name="Older"))
     session.commit()

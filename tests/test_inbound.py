@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from recovery import templates_repo
 from recovery.dispatch import tick
+from recovery.enrolment import EnrolmentInput, enrol_patient
 from recovery.models import (Alert, AuditEvent, Checkin, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
 from tests.factories import enrol, make_clinic
@@ -197,14 +199,124 @@ def test_start_opts_back_in_and_the_texts_resume(app, session, client, sms, froz
     assert "sms_opted_out" in actions and "sms_opted_in" in actions
 
 
-def test_help_gets_the_help_reply_at_any_hour(app, session, client, sms, frozen):
+def demo_clinic_patient(session, **kw):
+    """A day-5 patient of a clinic with its own file (it names the clinic: "Demo Clinic")."""
+    clinic = make_clinic(session, template_file="demo-clinic", now=NOW)
+    p = enrol(session, clinic, procedure_end=NOW - timedelta(days=5), now=NOW, **kw)
+    session.execute(sa.delete(OutboundMessage).where(OutboundMessage.patient_id == p.id))
+    session.commit()
+    return p
+
+
+def test_help_gets_the_help_reply_with_the_clinics_name_and_number_at_any_hour(app, session, client, sms, frozen):
     night = NOW.replace(hour=3)  # 23:00 in New York
     frozen.move_to(night)
-    p = patient_at(session)
+    p = demo_clinic_patient(session)
     text(client, p.mobile_e164, "help")
     tick(session, sms, night, settings(app))
-    assert sms.sent[0].body == ("This is the recovery text line of your care team. Questions: (202) 555-0100. "
-                                "Emergency: call 911. Reply STOP to end texts, START to restart.")
+    assert sms.sent[0].body == ("Demo Clinic recovery texts. Questions: call (202) 555-0100. Emergency: call 911. "
+                                "Reply STOP to stop, START to restart.")
+
+
+def test_a_patient_enrolled_on_version_1_keeps_its_help_text(app, session, client, sms, frozen):
+    """Wording is versioned clinical content: the v2 texts do not reach a v1 enrolment."""
+    frozen.move_to(NOW)
+    clinic = make_clinic(session, now=NOW)
+    v1 = templates_repo.find_template(app.config["SCHEDULES_DIR"], "kyphoplasty", "1")
+    data = EnrolmentInput(first_name="Olga", last_name="Old", mobile_e164="+12025550777", timezone=clinic.timezone,
+                          procedure_type="kyphoplasty", procedure_end=NOW - timedelta(days=5), sms_consent=True)
+    enrolment = enrol_patient(session, clinic=clinic, staff=None, data=data, template=v1, now=NOW)
+    session.commit()
+    assert (enrolment.template_id, enrolment.template_version) == ("kyphoplasty", "1")
+    assert rows(session, message_id="S00") == []  # no opt-in confirmation in v1
+    text(client, "+12025550777", "INFO")
+    tick(session, sms, NOW, settings(app))
+    (help_row,) = rows(session, message_id="S24")
+    assert help_row.body == ("This is the recovery text line of your care team. Questions: (202) 555-0100. "
+                             "Emergency: call 911. Reply STOP to end texts, START to restart.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Opt-outs in the patient's own words
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", ["stop texting me", "Stop. Thank you", "no more texts", "STOP please",
+                                  "Please don't text me again", "unsubscribe me please"])
+def test_a_plain_request_to_stop_opts_out_tells_the_nurse_and_is_confirmed_once(app, session, client, sms, frozen,
+                                                                                 body):
+    frozen.move_to(NOW)
+    p = demo_clinic_patient(session, first="Rosa")
+    due = plant(session, p, due=NOW - timedelta(minutes=1))
+    future = plant(session, p, due=NOW + timedelta(hours=3), message_id="S09")
+    text(client, p.mobile_e164, body)
+    session.refresh(p)
+    assert p.sms_opted_out and not p.caregiver_opted_out
+    assert inbound(session)[0].handled_as == "opt_out_in_words"
+    (alert,) = alerts_of(session, p)  # the nurse is told: an URGENT task to phone the patient
+    assert (alert.rules, alert.level) == (["M5"], "URGENT")
+    assert alert.events[0].detail["source"] == "sms_words"
+    assert row(session, due.id).status_reason == "opted_out"
+    assert replies(session, p) == ["S28"]
+    tick(session, sms, NOW + timedelta(minutes=1), settings(app))
+    # Twilio confirms a keyword STOP itself; for words it does not, so we send the one confirmation
+    assert [s.body for s in sms.sent] == ["Demo Clinic: you will not get any more texts. Your care team will phone "
+                                          "you instead. Reply START to get texts again."]
+    text(client, p.mobile_e164, "I said stop texting me")
+    tick(session, sms, NOW + timedelta(hours=3), settings(app))
+    assert len(sms.sent) == 1 and replies(session, p) == ["S28"]  # once, and nothing else goes
+    assert row(session, future.id).status_reason == "opted_out"
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.patient_id == p.id)).all()
+    assert actions.count("sms_opted_out") == 1
+
+
+def test_the_confirmation_is_not_sent_more_than_5_minutes_late(app, session, client, sms, frozen):
+    frozen.move_to(NOW)
+    p = demo_clinic_patient(session)
+    text(client, p.mobile_e164, "no more texts please")
+    tick(session, sms, NOW + timedelta(minutes=6), settings(app))
+    assert sms.sent == () and [r.status_reason for r in rows(session, message_id="S28")] == ["stale"]
+
+
+@pytest.mark.parametrize("body", ["the pain won't stop", "I had to stop walking, my leg is weak",
+                                  "should I stop the pain pills?", "Please don't stop the texts"])
+def test_stop_in_a_symptom_or_a_question_is_a_text_for_the_nurse(app, session, client, sms, frozen, invited, body):
+    p = invited
+    text(client, p.mobile_e164, body)
+    session.refresh(p)
+    assert not p.sms_opted_out and alerts_of(session, p) == []
+    assert inbound(session)[0].handled_as == "inbox" and replies(session, p) == ["S21"]
+
+
+def test_y_and_n_still_answer_the_pending_red_flag_question(app, session, client, sms, frozen, invited):
+    p = invited
+    text(client, p.mobile_e164, "4")
+    text(client, p.mobile_e164, "No.")  # an answer, not an opt-out
+    assert [m.handled_as for m in inbound(session)] == ["checkin_pain", "red_flag_no"]
+    session.refresh(p)
+    assert not p.sms_opted_out
+
+
+def test_no_more_texts_while_the_red_flag_question_is_pending_is_an_opt_out(app, session, client, sms, frozen,
+                                                                             invited):
+    p = invited
+    text(client, p.mobile_e164, "4")
+    text(client, p.mobile_e164, "No more texts")
+    session.refresh(p)
+    assert p.sms_opted_out and inbound(session)[-1].handled_as == "opt_out_in_words"
+    assert conv_of(session, p).state == "idle"
+
+
+def test_a_caregiver_asking_in_words_stops_only_the_caregiver(app, session, client, sms, frozen):
+    frozen.move_to(NOW)
+    p = demo_clinic_patient(session, caregiver_name="Luis Diaz", caregiver_mobile_e164="+12025559876",
+                            caregiver_consent=True)
+    text(client, "+12025559876", "Please stop sending me these messages")
+    session.refresh(p)
+    assert p.caregiver_opted_out and not p.sms_opted_out and alerts_of(session, p) == []
+    msg = inbound(session)[0]
+    assert (msg.sender_role, msg.handled_as) == ("caregiver", "opt_out_in_words")
+    tick(session, sms, NOW, settings(app))
+    assert [(s.to, s.body.split(":")[0]) for s in sms.sent] == [("+12025559876", "Demo Clinic")]
 
 
 def test_a_caregivers_stop_only_stops_the_caregiver(app, session, client, sms, frozen):

@@ -130,7 +130,7 @@ def test_every_rule_and_task_has_a_level_family_and_title():
         title = alerts.rule_title(rule_id, ruleset)
         assert title and "{" not in title, rule_id
     assert alerts.rule_title("U1", ruleset) == "Fever 38.0 °C or higher"
-    assert alerts.rule_title("M5") == "Patient stopped texts (STOP): arrange phone follow-up"
+    assert alerts.rule_title("M5") == "Patient stopped texts (STOP or in their own words): arrange phone follow-up"
     assert alerts.rule_title("nonsense") == "nonsense"
 
 

@@ -14,7 +14,15 @@ from recovery.plan import (
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"  # the broken-file cases below edit version 1
-DEFAULT_TEXT = DEFAULT.read_text(encoding="utf-8")
+# Version 1 is kept unchanged for its patients; its S14 (175 characters with a 12-character name and
+# the real 53-character link) loads only because version 2 replaces it (a warning, see
+# test_a_replaced_version_is_never_rewritten). Alone in a folder it would be the newest version,
+# checked strictly, so the cases below start from version 1 with S14 as it would be written today.
+V1_S14_TEXT = ('text = "Hi {first}, time for your weekly recovery check-in: {link} Still no heavy lifting or hard '
+               'exercise until your team says OK."')
+S14_TEXT = ('text = "Hi {first}, your weekly check-in: {link} Still no heavy lifting or hard exercise until your '
+            'team says OK."')
+DEFAULT_TEXT = DEFAULT.read_text(encoding="utf-8").replace(V1_S14_TEXT, S14_TEXT)
 NEWEST = SCHEDULES / "kyphoplasty_v2.toml"  # what new patients are enrolled on
 NEWEST_TEXT = NEWEST.read_text(encoding="utf-8")
 TEMPLATE_FILES = sorted(SCHEDULES.glob("*.toml"))
@@ -39,7 +47,8 @@ def test_load_all_finds_templates_and_clinics():
     catalog = load_all(SCHEDULES)
     assert len(TEMPLATE_FILES) >= 1 and len(CLINIC_FILES) >= 1
     assert len(catalog.templates) == len(TEMPLATE_FILES) + len(CLINIC_FILES)
-    assert catalog.get("kyphoplasty").version == "2" and catalog.get("kyphoplasty", "1").version == "1"
+    assert catalog.get("kyphoplasty").version == "2"  # the newest version, for new enrolments
+    assert catalog.get("kyphoplasty", "1").version == "1"
     assert catalog.for_clinic("demo-clinic").id == "kyphoplasty+demo-clinic"
     assert catalog.for_clinic("demo-clinic").version == "2+2"  # the current file, not the kept v1
     assert catalog.get("kyphoplasty+demo-clinic", "1+1").base_version == 1
@@ -158,15 +167,14 @@ def _edit(old: str, new: str, text: str = DEFAULT_TEXT, count: int = 1) -> str:
     return text.replace(old, new, count)
 
 
-LONG_S14 = "Hi {first}, " + "a" * 128 + " {link}"  # 3 + 11 + 2 + 128 + 1 + 26 = 171
-
-S14_TEXT = ('text = "Hi {first}, time for your weekly recovery check-in: {link} Still no heavy lifting or hard '
-            'exercise until your team says OK."')
+# 3 + 12 (first name) + 2 + 90 + 1 + 53 (https://recovery.example.org/l/ + 22) = 161: one too many
+LONG_S14 = "Hi {first}, " + "a" * 90 + " {link}"
 
 BROKEN = [
     # (id, edited text, (needle, after-header) of the expected line, expected message after "file:line: ")
     ("text-too-long", _edit(S14_TEXT, f'text = "{LONG_S14}"'), ('text = "Hi {first}, aaaa', "[messages.S14]"),
-     "message S14: text is 171 GSM-7 characters after substitution (max 160"),
+     "message S14: text is 161 GSM-7 characters after substitution, more than one SMS (max 160; checked with a "
+     "12-character first name and a 53-character link)"),
     ("unknown-message-in-sms", _edit('sms = ["S01", "S11"]', 'sms = ["S01", "S99"]'), ('sms = ["S01", "S99"]', None),
      "milestone TL03: unknown message id 'S99' in 'sms'"),
     ("unparseable-offset", _edit('start = "T0+24h"', 'start = "T0+24"'), ('start = "T0+24"', None),
@@ -270,7 +278,7 @@ CLINIC_BROKEN = [
     ("unknown-milestone", '\n[milestones.TL99]\ntitle = "Extra"\n', "[milestones.TL99]",
      "milestone TL99: milestone TL99 is not in kyphoplasty v1"),
     ("text-too-long", f'\n[messages.S14]\ntext = "{LONG_S14}"\n', "text = ",
-     "message S14: text is 171 GSM-7 characters"),
+     "message S14: text is 161 GSM-7 characters"),
     ("restated-timing", '\n[milestones.TL03]\nend = "T0+7d"\n', 'end = "T0+7d"',
      "milestone TL03: changes when it ends, but message S01 repeats that timing"),
     ("clinic-name-in-text", '\n[messages.S16]\ntext = "Hi {first}, your Northside Spine Unit visit is in 7 days."\n',
@@ -278,7 +286,7 @@ CLINIC_BROKEN = [
     ("clinic-name-only", '\n[messages.S16]\ntext = "Hi {first}, your visit at Northside Spine Unit is in 7 days."\n',
      "text = ", "message S16: reveals health information"),
     ("bad-contact", "", "", ""),  # replaced below
-    ("unknown-contact-field", '\nfoo = 1\n', "foo = 1", "contact: unknown field 'foo' (allowed: emerg, phone)"),
+    ("unknown-contact-field", '\nfoo = 1\n', "foo = 1", "contact: unknown field 'foo' (allowed: emerg, name, phone)"),
     ("bad-offset", '\n[messages.S09]\nsend = ["09:00 day one"]\n', 'send = ["09:00 day one"]',
      "message S09: 'send': cannot read offset '09:00 day one'"),
     ("unknown-group", '\n[checkins.monthly]\ndays = [30]\n', "[checkins.monthly]",
@@ -328,6 +336,150 @@ def test_error_in_the_base_template_names_the_base_file(tmp_path):
     line = _line(broken, 'start = "T0+24"')
     with pytest.raises(TemplateError, match=rf"^{re.escape(str(base))}:{line}: milestone TL07"):
         load_clinic_template(path, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2's carrier texts, versions kept for their patients, and the name texts give the sender
+# ---------------------------------------------------------------------------------------------
+
+V2 = NEWEST
+V2_TEXT = NEWEST_TEXT
+
+
+def test_version_2_is_one_whole_file_with_the_carrier_texts():
+    v1, v2 = load_template(DEFAULT), load_template(V2)
+    assert (v2.id, v2.version, v2.sources) == ("kyphoplasty", "2", (str(V2),))  # read whole, nothing inherited
+    assert [m.id for m in v2.messages] == [f"S{i:02d}" for i in range(0, 29)]
+    changed = {m.id for m in v2.messages if m.id in {x.id for x in v1.messages} and m != v1.message(m.id)}
+    # S01 and S02: safety texts (item 3); S06, S07, S14: "reply with a number"; S24: HELP names the clinic
+    assert changed == {"S01", "S02", "S06", "S07", "S14", "S24"}
+    assert (v2.message("S00").kind, v2.message("S00").on, v2.message("S00").urgent) == ("event_reply", "enrolled", True)
+    assert (v2.message("S28").kind, v2.message("S28").on, v2.message("S28").urgent) == ("event_reply", "opted_out", True)
+    assert v2.message("S00").text.startswith("{clinic}: Hi {first}, you are signed up for recovery texts.")
+    assert v2.message("S24").text.startswith("{clinic} recovery texts.")
+    assert v2.sms_name == "Your care team" and v1.sms_name == ""
+    for clinic, name in (("demo-clinic", "Demo Clinic"), ("example-strict-driving", "Example Clinic")):
+        assert load_clinic_template(SCHEDULES / "clinics" / f"{clinic}.toml", SCHEDULES).sms_name == name
+    # the header's list of changes names every change of both branches of work
+    header = V2_TEXT.split("# FOR THE REVIEWING CLINICIAN")[0]
+    for word in ("Safety texts", "daily_limit", "lasts", "TL22", "S00", "S06, S07, S14", "S24", "S28", "[contact] name"):
+        assert word in header, word
+
+
+def _v2(tmp_path, extra: str = "", text: str = V2_TEXT) -> Path:
+    path = tmp_path / "kyphoplasty_v2.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("extra, needle, message", [
+    ('\n[messages.S29]\nkind = "reminder"\nurgent = false\nsend = ["09:00 day 3"]\ntext = "Hi {first}, ' + "a" * 150
+     + '"\n', 'text = "Hi {first}, aaa', "message S29: text is "),
+    ("\n[milestones.TL23]\nfoo = 1\n", "foo = 1", "milestone TL23: unknown field 'foo'"),
+])
+def test_a_bad_version_2_names_its_own_file_and_line(tmp_path, extra, needle, message):
+    path = _v2(tmp_path, extra)
+    with pytest.raises(TemplateError) as err:
+        load_template(path)
+    assert str(err.value).startswith(f"{path}:{_line(path.read_text(), needle)}: {message}"), str(err.value)
+
+
+def test_a_template_is_never_written_as_its_differences(tmp_path):
+    """One file a clinician reads whole: a template may not inherit from another version."""
+    path = _v2(tmp_path, text='based_on = "kyphoplasty"\n' + V2_TEXT)
+    with pytest.raises(TemplateError, match=r"kyphoplasty_v2\.toml:1: template: unknown field 'based_on'"):
+        load_template(path)
+
+
+@pytest.mark.parametrize("name, problem", [("Northside Spine Unit", "reveals health information: 'Spine'"),
+                                           ("x" * 31, "31 characters (max 30)")])
+def test_the_senders_name_is_checked(tmp_path, name, problem):
+    path = _v2(tmp_path, text=V2_TEXT.replace('name = "Your care team"', f'name = "{name}"'))
+    with pytest.raises(TemplateError) as err:
+        load_template(path)
+    assert str(err.value).startswith(f"{path}:{_line(path.read_text(), 'name = ')}: contact: name ")
+    assert problem in str(err.value)
+
+
+def test_clinic_placeholder_needs_a_name(tmp_path):
+    (tmp_path / "kyphoplasty_v1.toml").write_text(_edit(
+        'text = "Take pain medicine only as your team told you.',
+        'text = "{clinic}: Take pain medicine only as your team told you.'))
+    with pytest.raises(TemplateError, match=r"message S05: uses \{clinic\} but the template's \[contact\] has no name"):
+        load_template(tmp_path / "kyphoplasty_v1.toml")
+
+
+V1_S14_LINE = _line(DEFAULT.read_text(encoding="utf-8"), V1_S14_TEXT)
+
+
+def test_a_replaced_version_is_never_rewritten(tmp_path):
+    """Version 1 stays byte for byte as its patients were enrolled on it. Its S14 does not fit one SMS
+    with the real link: as a version that version 2 replaces, that is a warning (naming the file and
+    line); the same file as the newest version of its folder is refused."""
+    v1 = load_template(DEFAULT)
+    assert v1.message("S14").text.startswith("Hi {first}, time for your weekly recovery check-in: {link} Still")
+    (warning,) = v1.warnings
+    assert warning.startswith(f"{DEFAULT}:{V1_S14_LINE}: message S14: text is 175 GSM-7 characters after "
+                              "substitution, more than one SMS (max 160; checked with a 12-character first name "
+                              "and a 53-character link); kept as it is: this version is replaced by a newer one")
+    assert load_template(NEWEST).warnings == ()
+    alone = tmp_path / "kyphoplasty_v1.toml"
+    alone.write_text(DEFAULT.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(TemplateError, match=rf"^{re.escape(str(alone))}:{V1_S14_LINE}: message S14: text is 175 "):
+        load_template(alone)
+    # only the length is let through: any other problem in a replaced version still fails it
+    alone.write_text(_edit("Take pain medicine only as your team told you.", "Take pain medicine only as you’re told.",
+                           DEFAULT.read_text(encoding="utf-8")), encoding="utf-8")
+    (tmp_path / "kyphoplasty_v2.toml").write_text(V2_TEXT, encoding="utf-8")
+    with pytest.raises(TemplateError, match="message S05: has characters that are not GSM-7"):
+        load_template(alone)
+
+
+def test_kept_clinic_versions_and_clinics_on_a_replaced_version_warn_but_their_new_texts_must_fit(tmp_path):
+    kept = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic_v1.toml", SCHEDULES)
+    assert [w.split(": ", 2)[:2] for w in kept.warnings] == [[f"{DEFAULT}:{V1_S14_LINE}", "message S14"]]
+    assert load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES).warnings == ()
+    # a clinic still on version 1: what it takes unchanged from version 1 warns ...
+    (tmp_path / "kyphoplasty_v2.toml").write_text(V2_TEXT, encoding="utf-8")
+    path = _clinic(tmp_path, "", base_text=DEFAULT.read_text(encoding="utf-8"))
+    assert [w.split(": ", 2)[1] for w in load_clinic_template(path, tmp_path).warnings] == ["message S14"]
+    # ... what it writes itself is checked like any new text
+    path.write_text(CLINIC_HEAD + f'\n[messages.S16]\ntext = "{LONG_S14}"\n', encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"north\.toml:\d+: message S16: text is 161 GSM-7 characters"):
+        load_clinic_template(path, tmp_path)
+
+
+def test_an_earlier_clinic_version_loads_as_itself():
+    earlier = SCHEDULES / "clinics" / "demo-clinic_v1.toml"
+    t = load_clinic_template(earlier, SCHEDULES)
+    assert (t.id, t.version, t.sms_name) == ("kyphoplasty+demo-clinic", "1+1", "")
+    current = load_clinic_template(SCHEDULES / "clinics" / "demo-clinic.toml", SCHEDULES)
+    assert (current.id, current.version) == ("kyphoplasty+demo-clinic", "2+2")
+    catalog = load_all(SCHEDULES)
+    assert catalog.for_clinic("demo-clinic").version == "2+2"  # the earlier file is not the clinic's
+    assert ("kyphoplasty+demo-clinic", "1+1") in catalog.templates
+
+
+def test_an_earlier_version_must_be_named_for_its_version(tmp_path):
+    path = _clinic(tmp_path, "")
+    wrong = tmp_path / "clinics" / "north_v2.toml"
+    wrong.write_text(path.read_text())
+    with pytest.raises(TemplateError, match=r"clinic 'north' must match the file name 'north_v2' \(or, for an earlier "
+                                            r"version kept for its patients, north_v3\.toml\)"):
+        load_clinic_template(wrong, tmp_path)
+    right = tmp_path / "clinics" / "north_v3.toml"
+    right.write_text(path.read_text())
+    assert load_clinic_template(right, tmp_path).version == "1+3"
+
+
+def test_the_budget_is_the_callers(tmp_path):
+    from recovery import texts
+    path = _v2(tmp_path)
+    assert load_template(path, texts.Budget(link=50)).budget == texts.Budget(link=50)
+    with pytest.raises(TemplateError, match=r"message S(06|07|14): text is \d+ GSM-7 characters after substitution, "
+                                            r"more than one SMS \(max 160; checked with a 12-character first name "
+                                            r"and a 70-character link\)"):
+        load_template(path, texts.Budget(link=70))
 
 
 def test_load_all_reports_the_bad_file(tmp_path):
@@ -418,6 +570,11 @@ BROKEN_V2 = [
      "daily_limit: 'order' lists S01, but a safety text is never held back; remove it"),
     ("invitation-ranked", _v2_edit('  "S02",  # when', '  "S06",\n  "S02",  # when'), ("order = [", None),
      "daily_limit: 'order' lists S06, but a checkin_invite does not count towards the limit"),
+    # the carrier texts are replies: the limit neither counts nor moves them
+    ("opt-in-ranked", _v2_edit('  "S02",  # when', '  "S00",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S00, but an event_reply does not count towards the limit"),
+    ("opt-out-reply-ranked", _v2_edit('  "S02",  # when', '  "S28",\n  "S02",  # when'), ("order = [", None),
+     "daily_limit: 'order' lists S28, but an event_reply does not count towards the limit"),
     ("ranked-twice", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S09",\n'), ("order = [", None),
      "daily_limit: 'order' lists S09 twice"),
     ("unknown-ranked", _v2_edit('  "S09",  # short walks\n', '  "S09",\n  "S99",\n'), ("order = [", None),

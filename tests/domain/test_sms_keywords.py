@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, classify, is_short_reply,
-                                   normalise, parse_pain, yes_no)
+from recovery.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, asks_to_stop, classify,
+                                   is_short_reply, normalise, parse_pain, yes_no)
 
 ALL_KEYWORDS = [(w, Keyword.STOP) for w in sorted(STOP_WORDS)] + [(w, Keyword.START) for w in sorted(START_WORDS)] + \
     [(w, Keyword.HELP) for w in sorted(HELP_WORDS)]
@@ -94,3 +94,75 @@ def test_bodies_must_be_text():
         classify(None)
     with pytest.raises(TypeError, match="SMS body is text"):
         parse_pain(7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opt-outs in the patient's own words (the rule is in recovery/sms_keywords.py)
+# ---------------------------------------------------------------------------------------------
+
+ASKS_TO_STOP = [
+    # 1. keywords and courtesy words only
+    "Stop. Thank you", "STOP please", "please stop!!", "Stop stop", "stop now, thanks", "Stop.  Thank you!",
+    "Cancel please", "STOP STOP STOP", "Stop, thanks", "Thank you. STOP",
+    # 2. stop + the messages
+    "stop texting me", "Stop texting me!", "Please stop sending me these texts", "cancel the reminders",
+    "Can you stop texting me?", "How do I stop these texts?", "stop the texts", "I want to stop the messages",
+    "STOP ALL TEXTS", "quit texting me", "Stop sending me this", "Stop contacting me", "stop bothering me",
+    "End these messages", "Stop the texts please. Thank you", "Stop texting me, my legs are numb",
+    "please stop the sms", "Stop sending messages", "STOP TEXTING ME!!!",
+    # 3. no more + the messages
+    "no more texts", "No more messages please", "No more text messages", "no more texting",
+    # 4. don't + text/contact + me
+    "Don't text me again", "do not message me", "Don’t text me anymore",  # a curly apostrophe too
+    # 5. I don't want + the messages
+    "I don't want these texts", "I do not want any more texts", "i dont want any more messages",
+    "I no longer want texts", "I don't need these reminders",
+    # 6. unsubscribe / opt out / remove me
+    "unsubscribe me", "please opt me out", "remove me from this list", "take me off the list",
+    "I'd like to opt out", "Unsubscribe me please",
+]
+NOT_AN_OPT_OUT = [
+    # stop inside a symptom or an everyday sentence: no message word
+    "the pain won't stop", "I had to stop walking", "stop the pain pills?", "the bleeding doesn't stop",
+    "It hurts, make it stop", "I can't stop shaking", "I can't stop the bleeding", "Please stop by tomorrow",
+    "stop sign hurt my leg", "I stopped taking my medicine", "nonstop pain", "Stop. My pain is worse",
+    "Stop it hurts", "When should I stop wearing the brace", "quit smoking", "cancel my appointment",
+    "Cancel it", "At the end of the texts it says call", "My pain is no more", "No more pain, thanks for the texts",
+    # negated, conditional or a question about the texts
+    "don't stop the texts", "Please don't stop texting me", "why did the texts stop",
+    "should I stop the reminders?", "If the texts stop, should I call?", "I don't want the texts to stop",
+    "I do not want to stop getting texts", "The texts stopped coming", "don't unsubscribe me",
+    "I don't want to miss the texts",
+    # plain replies
+    "Yes", "No", "7", "I got your text", "Thanks for the messages", "",
+]
+
+
+@pytest.mark.parametrize("body", ASKS_TO_STOP)
+def test_a_plain_request_to_stop_is_an_opt_out(body):
+    assert asks_to_stop(body)
+    assert classify(body) is not Keyword.START and classify(body) is not Keyword.HELP
+
+
+@pytest.mark.parametrize("body", NOT_AN_OPT_OUT)
+def test_stop_in_a_symptom_or_a_question_is_not(body):
+    assert not asks_to_stop(body)
+
+
+@given(st.sampled_from(sorted(STOP_WORDS)), st.data())
+def test_every_keyword_is_also_a_request_to_stop(word, data):
+    body = data.draw(st.text(alphabet=PUNCT, max_size=3)) + word.lower() + data.draw(st.text(alphabet=PUNCT,
+                                                                                            max_size=3))
+    assert classify(body) is Keyword.STOP and asks_to_stop(body)
+
+
+@given(st.sampled_from(["the pain won't {}", "my leg will not {}", "I had to {} walking", "make it {}",
+                        "the bleeding did not {}", "{} the pain medicine?", "when can I {} the brace"]),
+       st.sampled_from(["stop", "STOP", "quit", "end", "cancel", "Stop"]))
+def test_a_stop_word_without_a_message_word_never_opts_out(shape, word):
+    assert not asks_to_stop(shape.format(word))
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_read_without_error(body):
+    assert asks_to_stop(body) in (True, False)
