@@ -18,6 +18,7 @@ from recovery.passwords import hash_password, needs_rehash, verify_password
 from recovery.sessions import revoke, start_staff_session
 from recovery.web.access import StaffPrincipal, policy
 from recovery.web.extensions import limiter
+from recovery.web.redirects import same_origin_path
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -66,14 +67,8 @@ def login():
         audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id, action="login",
                      request_id=g.request_id)
         db.session.commit()
-        return redirect(_safe_next(request.args.get("next")) or url_for("nurse.worklist"), 303)
+        return redirect(same_origin_path(request.args.get("next")) or url_for("nurse.worklist"), 303)
     return render_template("auth/login.html", form=form)
-
-
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 @bp.post("/logout")

@@ -40,6 +40,8 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.session_protection = None  # our server-side WebSession does this job
     limiter.init_app(app)
+    from recovery.web import redirects
+    redirects.init_app(app)
 
     @app.before_request
     def _request_id() -> None:
