@@ -5,6 +5,7 @@ texted to the number on file, through the outbox, and only to a patient who agre
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,8 +18,12 @@ from recovery.timeline import PlannedMessage
 LINK_TEXT = "Hi {first}, here is the link to your recovery plan: {link}"
 
 
-def request_link(session: Session, mobile_e164: str, now: datetime, request_id: str | None = None) -> bool:
-    """Queue a plan link for the enrolled patient with this number. True when one was queued."""
+def request_link(session: Session, mobile_e164: str, now: datetime, request_id: str | None = None,
+                 may_send: Callable[[int], bool] = lambda patient_id: True) -> bool:
+    """Queue a plan link for the enrolled patient with this number. True when one was queued.
+
+    `may_send(patient_id)` is asked last, only for a patient who would get a text, and counts that
+    text against the caller's limit (the web's per-patient send limit)."""
     row = session.execute(
         sa.select(Patient, Enrolment).join(Enrolment, Enrolment.patient_id == Patient.id)
         .where(Patient.mobile_e164 == mobile_e164, Enrolment.status == EnrolmentStatus.ACTIVE)
@@ -27,6 +32,8 @@ def request_link(session: Session, mobile_e164: str, now: datetime, request_id: 
         return False
     patient, enrolment = row
     if not patient.sms_consent or patient.sms_opted_out or patient.number_status != "ok":
+        return False
+    if not may_send(patient.id):
         return False
     message = PlannedMessage(id="LINK", key=f"LINK:{now:%Y%m%dT%H%M%S}", kind="event_reply", send_at=now,
                              due_at=now, text_template=LINK_TEXT, urgent=True, quiet_moved=False)
