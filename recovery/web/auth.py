@@ -43,10 +43,13 @@ def _login_ip_limit() -> str:
     return current_app.config["LOGIN_IP_RATE_LIMIT"]
 
 
+_FAILED = "recovery.sign_in_failed"  # in the WSGI environ: one request's, even when `g` outlives it
+
+
 def _sign_in_failed(response) -> bool:
     """Only a wrong email or password counts against the limits; a nurse signing in again and again
     during a busy shift never locks herself out."""
-    return bool(g.get("sign_in_failed"))
+    return bool(request.environ.get(_FAILED))
 
 
 def _hash_slots() -> HashSlots:
@@ -96,7 +99,7 @@ def login():
         begin_write(db.session)
         staff = db.session.get(StaffUser, staff_id) if staff_id is not None else None
         if not (staff and ok and staff.active and staff.password_hash == stored_hash):
-            g.sign_in_failed = True
+            request.environ[_FAILED] = True
             audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id if staff else None,
                          action="login_failed", request_id=g.request_id)
             db.session.commit()
