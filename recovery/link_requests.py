@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery import audit
-from recovery.models import Enrolment, EnrolmentStatus, Patient
+from recovery.models import Enrolment, EnrolmentStatus, OutboundMessage, Patient
 from recovery.outbox import add_if_new, new_row
 from recovery.timeline import PlannedMessage
 
@@ -33,12 +33,14 @@ def request_link(session: Session, mobile_e164: str, now: datetime, request_id: 
     patient, enrolment = row
     if not patient.sms_consent or patient.sms_opted_out or patient.number_status != "ok":
         return False
-    if not may_send(patient.id):
-        return False
     message = PlannedMessage(id="LINK", key=f"LINK:{now:%Y%m%dT%H%M%S}", kind="event_reply", send_at=now,
                              due_at=now, text_template=LINK_TEXT, urgent=True, quiet_moved=False)
-    added = add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient",
-                                        message=message, now=now))
+    row = new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient", message=message, now=now)
+    if session.scalar(sa.select(OutboundMessage.id).where(OutboundMessage.dedupe_key == row.dedupe_key)):
+        return False  # a double tap: one text, and it costs the patient one of their texts only once
+    if not may_send(patient.id):
+        return False
+    added = add_if_new(session, row)
     if added:
         audit.record(session, at=now, actor_type="patient", actor_id=patient.id, action="link_requested",
                      patient_id=patient.id, request_id=request_id)

@@ -147,19 +147,21 @@ def test_slots_exclude_each_other_across_threads(tmp_path):
         pass  # two slots: two at once
 
 
-def _hold_in_child(directory: str, ready, done) -> None:
+def _hold_in_child(directory: str, ready: str) -> None:
     with HashSlots(directory, 1, 0).hold():
-        ready.set()
-        done.wait(10)
+        Path(ready).touch()
+        time.sleep(60)  # killed long before (no shared lock of multiprocessing's to leave held)
 
 
 def test_slots_exclude_each_other_across_processes_and_free_on_death(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    ready, done = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold_in_child, args=(str(tmp_path), ready, done))
+    ready = tmp_path / "ready"
+    child = multiprocessing.get_context("spawn").Process(target=_hold_in_child, args=(str(tmp_path), str(ready)))
     child.start()
     try:
-        assert ready.wait(30)
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists()
         with pytest.raises(HashingBusy):
             with HashSlots(tmp_path, 1, 0).hold():
                 pass
@@ -168,5 +170,5 @@ def test_slots_exclude_each_other_across_processes_and_free_on_death(tmp_path):
         with HashSlots(tmp_path, 1, 0).hold():
             pass
     finally:
-        done.set()
+        child.kill()
         child.join(10)

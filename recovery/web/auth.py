@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import (Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session,
+from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, session,
                    url_for)
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -43,13 +43,27 @@ def _login_ip_limit() -> str:
     return current_app.config["LOGIN_IP_RATE_LIMIT"]
 
 
-_FAILED = "recovery.sign_in_failed"  # in the WSGI environ: one request's, even when `g` outlives it
+def _counted_in_the_view(response) -> bool:
+    """Flask-Limiter only tests these limits before the view; the view counts a failed attempt
+    itself, while it still holds its hashing slot, so that concurrent wrong sign-ins on this host
+    cannot all slip past the test before any of them is counted."""
+    return False
 
 
-def _sign_in_failed(response) -> bool:
-    """Only a wrong email or password counts against the limits; a nurse signing in again and again
-    during a busy shift never locks herself out."""
-    return bool(request.environ.get(_FAILED))
+def _over_a_limit() -> bool:
+    try:
+        return any(not limiter.limiter.test(lim.limit, *lim.request_args) for lim in limiter.current_limits)
+    except Exception as exc:  # noqa: BLE001 - the store failed after Flask-Limiter's own check passed
+        log.warning("sign-in limit not re-checked: %s", type(exc).__name__)
+        return False
+
+
+def _count_failure() -> None:
+    try:
+        for lim in limiter.current_limits:
+            limiter.limiter.hit(lim.limit, *lim.request_args)
+    except Exception as exc:  # noqa: BLE001 - as above; Flask-Limiter falls back to memory next time
+        log.warning("failed sign-in not counted: %s", type(exc).__name__)
 
 
 def _hash_slots() -> HashSlots:
@@ -61,19 +75,21 @@ def _hash_slots() -> HashSlots:
 def _forget_failures_of_this_account() -> None:
     """A correct sign-in clears this address's count for this email (not the per-address one)."""
     try:
-        for limit in limiter.current_limits:
-            if ratelimits.ACCOUNT_KEY_MARK in limit.key:
-                limiter.limiter.clear(limit.limit, *limit.request_args)
+        for lim in limiter.current_limits:
+            if ratelimits.ACCOUNT_KEY_MARK in lim.key:
+                limiter.limiter.clear(lim.limit, *lim.request_args)
     except Exception as exc:  # noqa: BLE001 - the sign-in is committed; a store hiccup must not undo it
         log.warning("could not clear the failed sign-in count: %s", type(exc).__name__)
 
 
-# Both limits are tested before the view runs (a request over either is refused before any
-# hashing) and deducted afterwards only when the attempt failed.
+# Both limits are tested before the view runs (a request over either is refused before any hashing)
+# and again once a hashing slot is held; only a wrong email or password counts, so a nurse signing in
+# again and again during a busy shift never locks herself out.
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], key_func=ratelimits.address_and_email_key,
-               deduct_when=_sign_in_failed)
-@limiter.limit(_login_ip_limit, methods=["POST"], key_func=ratelimits.address_key, deduct_when=_sign_in_failed)
+               deduct_when=_counted_in_the_view)
+@limiter.limit(_login_ip_limit, methods=["POST"], key_func=ratelimits.address_key,
+               deduct_when=_counted_in_the_view)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("nurse.worklist"))
@@ -89,7 +105,11 @@ def login():
         db.session.rollback()
         try:
             with _hash_slots().hold():
+                if _over_a_limit():
+                    abort(429)
                 ok = verify_password(stored_hash, form.password.data)
+                if not (ok and staff_id is not None):
+                    _count_failure()
                 rehash = hash_password(form.password.data) if ok and needs_rehash(stored_hash) else None
         except HashingBusy:
             form.password.errors.append("Sign-in is very busy right now. Please press Sign in again.")
@@ -99,7 +119,6 @@ def login():
         begin_write(db.session)
         staff = db.session.get(StaffUser, staff_id) if staff_id is not None else None
         if not (staff and ok and staff.active and staff.password_hash == stored_hash):
-            request.environ[_FAILED] = True
             audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id if staff else None,
                          action="login_failed", request_id=g.request_id)
             db.session.commit()
