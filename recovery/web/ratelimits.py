@@ -30,6 +30,9 @@ from recovery.models import RateLimitCounter
 
 _table = RateLimitCounter.__table__
 _engines: dict[str, sa.Engine] = {}
+# create_app registers its store's URL here and hands Flask-Limiter only this opaque name: the
+# storage options are printed by `flask limiter config`, and a URL may hold a password.
+_urls: dict[str, str] = {}
 _engines_lock = threading.Lock()
 _PURGE_EVERY = 200  # about one write in this many also deletes expired counters
 
@@ -51,15 +54,20 @@ class DatabaseStorage(Storage):
 
     STORAGE_SCHEME = ["database"]
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, url: str = "", **options):
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, database: str = "", **options):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
-        if not url:
-            raise ValueError("database:// rate-limit storage needs the database URL (set by create_app)")
-        self.url = url
+        if database not in _urls:
+            raise ValueError("database:// rate-limit storage is set up by create_app (recovery/web/ratelimits.py)")
+        self.url = _urls[database]
 
     @property
     def base_exceptions(self):
         return sa.exc.SQLAlchemyError
+
+    @property
+    def storage(self) -> str:
+        """What `flask limiter config` shows: the store, without its password."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def engine(self) -> sa.Engine:
@@ -133,8 +141,10 @@ def configure(app: Flask) -> None:
         if url is None:
             app.config["RATELIMIT_STORAGE_URI"] = "memory://"
         else:
+            name = hashlib.sha256(url.encode()).hexdigest()[:16]
+            _urls[name] = url
             app.config["RATELIMIT_STORAGE_OPTIONS"] = {**app.config.get("RATELIMIT_STORAGE_OPTIONS", {}),
-                                                       "url": url}
+                                                       "database": name}
 
 
 # ---- keys ------------------------------------------------------------------------------------
