@@ -16,10 +16,12 @@ from tests.settings import app_config
 def pytest_configure(config):
     import logging
 
-    from tests.privacy import COLLECTOR, log_dir
+    from tests.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
     log_dir()
     root = logging.getLogger()
     root.addHandler(COLLECTOR)
+    for name in OWN_HANDLER_LOGGERS:
+        logging.getLogger(name).addHandler(COLLECTOR)
     root.setLevel(logging.DEBUG)
 
 
