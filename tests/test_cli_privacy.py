@@ -45,8 +45,6 @@ def _cases(ctx: dict) -> dict[tuple[str, ...], list[str] | str]:
         ("db", "branches"): ["db", "branches"],
         ("db", "check"): ["db", "check"],
         ("db", "current"): ["db", "current"],
-        ("db", "downgrade"): ["db", "downgrade"],  # one step (its default)
-        ("db", "upgrade"): ["db", "upgrade"],  # after the downgrade: back to head
         ("db", "edit"): WRITES_THE_REPO,
         ("db", "heads"): ["db", "heads"],
         ("db", "history"): ["db", "history"],
@@ -67,6 +65,9 @@ def _cases(ctx: dict) -> dict[tuple[str, ...], list[str] | str]:
         ("seed-demo",): ["seed-demo"],
         ("shell",): ["shell"],
         ("timeline",): ["timeline", "--procedure-end", "2026-03-07T10:30", "--tz", "America/New_York"],
+        # last, one after the other: one step down (its default), then back to head
+        ("db", "downgrade"): ["db", "downgrade"],
+        ("db", "upgrade"): ["db", "upgrade"],
     }
 
 
@@ -143,7 +144,7 @@ def test_every_cli_command_prints_no_phi_or_usable_link(app, session, db_url):
     assert found == set(cases), f"classify these commands here: {sorted(found - set(cases))}; " \
                                 f"gone: {sorted(set(cases) - found)}"
     ran, lines, leaks = 0, 0, {}
-    for path in sorted(cases):
+    for path in cases:  # in the order above
         how = cases[path]
         if how == WRITES_THE_REPO:
             continue
