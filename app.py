@@ -4,7 +4,6 @@ Run with `flask --app app run` (development) or `gunicorn 'app:create_app()'`.
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -27,6 +26,24 @@ def _instance_path(config: Mapping[str, Any] | type | None) -> str | None:
     return str(Path(given).resolve()) if given else None
 
 
+def _cli_command() -> str | None:
+    """The `flask` command being run ('run', 'scheduler', ...), or None outside the flask CLI."""
+    if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return None
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("--app", "-A", "--env-file", "-e"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _serving() -> bool:
+    """gunicorn or `flask run`, as opposed to a CLI command that serves nothing."""
+    return os.environ.get("FLASK_RUN_FROM_CLI") != "true" or _cli_command() == "run"
+
+
 def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
     app = Flask(__name__, instance_path=_instance_path(config), instance_relative_config=True)
     app.config.from_object(_config_class())
@@ -43,11 +60,21 @@ def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
     if app.config["ENV_NAME"] == "production" and app.config["SECRET_KEY"] == DEV_SECRET:
         # Serving with a guessable key would let anyone forge a session. CLI commands (`flask
         # timeline`, `flask db upgrade`, the scheduler) sign nothing, so they may run without one.
-        if os.environ.get("FLASK_RUN_FROM_CLI") != "true" or "run" in sys.argv[1:3]:
+        if _serving():
             raise RuntimeError("SECRET_KEY is the development default; set SECRET_KEY in the environment")
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from recovery import logsetup
+    logsetup.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    if app.config["ENV_NAME"] == "production" and not app.config.get("SMS_BACKEND") and (
+            _serving() or _cli_command() == "scheduler"):
+        # Printing texts instead of sending them must be a choice, never what a deployment falls into.
+        raise RuntimeError("SMS_BACKEND is not set: set SMS_BACKEND=twilio (and the TWILIO_* settings) to "
+                           "send texts, or SMS_BACKEND=console to print them (masked) instead")
+    if app.config.get("PROXY_FIX_X_FOR"):
+        # Behind N trusted proxies the client's address is the N-th from the right in X-Forwarded-For:
+        # the per-address sign-in limit needs it (without it every request comes from the proxy).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
 
     # Every text must fit one SMS with this deployment's real links: a template that cannot stops
     # the start here, naming its file, line and message.

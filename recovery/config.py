@@ -6,6 +6,7 @@ the console SMS backend. PostgreSQL and real Twilio are configuration, not code 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,8 @@ class Config:
     DEFAULT_TEMPLATE = "kyphoplasty"
 
     # SMS
-    SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")  # console | twilio
+    # twilio | console. No default in production: printing texts instead of sending them must be a choice.
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "")
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
     TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
@@ -69,14 +71,29 @@ class Config:
     STAFF_IDLE_MINUTES = int(os.environ.get("STAFF_IDLE_MINUTES", "15"))
     STAFF_ABSOLUTE_HOURS = int(os.environ.get("STAFF_ABSOLUTE_HOURS", "12"))
     PATIENT_SESSION_DAYS = int(os.environ.get("PATIENT_SESSION_DAYS", "7"))
+    # A patient's cookie ends with their server-side session (recovery/web/access.py sets it exactly).
+    PERMANENT_SESSION_LIFETIME = timedelta(days=PATIENT_SESSION_DAYS)
     TODAY_LINK_HOURS = int(os.environ.get("TODAY_LINK_HOURS", "72"))
     CHECKIN_LINK_HOURS = int(os.environ.get("CHECKIN_LINK_HOURS", "24"))
 
-    # Rate limits (Flask-Limiter); memory storage per process unless a shared store is given
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Rate limits (Flask-Limiter, recovery/web/ratelimits.py). `database://` keeps the counters in the
+    # app's database, shared by every worker and process; `redis://host:6379` shares them between hosts.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "database://")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "recovery")
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # store unreachable: limits per process, not none
     RATELIMIT_HEADERS_ENABLED = True
+    # Sign-in: only FAILED attempts count, per address + email and per address; a success never does.
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per 15 minutes")
+    LOGIN_IP_RATE_LIMIT = os.environ.get("LOGIN_IP_RATE_LIMIT", "20 per 15 minutes")
+    # Patient links: every request to a link page per address; new-link TEXTS per patient.
     LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "20 per hour")
+    LINK_SEND_LIMIT = os.environ.get("LINK_SEND_LIMIT", "3 per hour")
+    # Password hashes at once on this host (argon2id takes every core for tens of ms), and how long
+    # a sign-in waits for a free slot before being told to try again.
+    HASH_CONCURRENCY = int(os.environ.get("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) - 1))))
+    HASH_WAIT_SECONDS = float(os.environ.get("HASH_WAIT_SECONDS", "0"))
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: use the peer address).
+    PROXY_FIX_X_FOR = int(os.environ.get("PROXY_FIX_X_FOR", "0"))
 
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead; a nurse's form never expires mid-typing
     TESTING = False
@@ -87,6 +104,7 @@ class DevelopmentConfig(Config):
     ENV_NAME = "development"
     SESSION_COOKIE_NAME = "session"
     SESSION_COOKIE_SECURE = False
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
 
 
 class TestConfig(Config):

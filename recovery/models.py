@@ -322,3 +322,13 @@ class AuditEvent(db.Model):
     subject_id: so.Mapped[Optional[int]]
     detail: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
     request_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(36))
+
+
+class RateLimitCounter(db.Model):
+    """One fixed-window counter of the rate limiter (recovery/web/ratelimits.py). The key is an HMAC
+    of what is counted (an address, an email, a patient), never the value itself."""
+    __tablename__ = "rate_limit_counter"
+    key: so.Mapped[str] = so.mapped_column(sa.String(255), primary_key=True)
+    count: so.Mapped[int] = so.mapped_column(sa.Integer)
+    # Epoch seconds, on the clock the `limits` library windows with (time.time()).
+    expires_at: so.Mapped[float] = so.mapped_column(sa.Float, index=True)

@@ -17,13 +17,15 @@ def pytest_configure(config):
     import logging
     import tempfile
 
-    from tests.privacy import COLLECTOR, log_dir
+    from tests.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
     # Never the checkout's instance/: `make run` keeps its secret key and database there. Set in
     # the environment, so the app servers the tests start inherit it too.
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
     log_dir()
     root = logging.getLogger()
     root.addHandler(COLLECTOR)
+    for name in OWN_HANDLER_LOGGERS:
+        logging.getLogger(name).addHandler(COLLECTOR)
     root.setLevel(logging.DEBUG)
 
 

@@ -14,9 +14,13 @@ from pathlib import Path
 
 CANARY_PHONE = "+12025557731"
 CANARY_SYMPTOM = "CANARY-NUMBNESS-7731"
-# The ways a number may be written into a log line by accident.
+CANARY_EMAIL = "canary.nurse.7731@example.org"
+# The ways a number may be written into a log line by accident (and the email, in any case).
 CANARY_PATTERNS = [re.compile(p) for p in (
-    r"2025557731", r"202[ .-]?555[ .-]?7731", r"\(202\)\s?555-7731", re.escape(CANARY_SYMPTOM))]
+    r"2025557731", r"202[ .-]?555[ .-]?7731", r"\(202\)\s?555-7731", re.escape(CANARY_SYMPTOM),
+    r"(?i)canary\.nurse\.7731")]
+# Loggers that do not propagate to the root logger, which the collector must be attached to as well.
+OWN_HANDLER_LOGGERS = ("recovery.messaging.console",)
 
 
 class Collector(logging.Handler):

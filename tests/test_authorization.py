@@ -18,7 +18,8 @@ from tests.factories import enrol, login, make_clinic, make_staff, open_link, pa
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
 
-PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_out", "patient.new_link"}
+PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_out", "patient.new_link",
+          "patient.sign_out"}  # sign-out ends whatever session the caller has, nothing else
 SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (tests/test_hooks.py)
 CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key (test below)
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.

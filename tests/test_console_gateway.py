@@ -1,4 +1,5 @@
-"""ConsoleGateway (dev) and RecordingGateway (tests): masked numbers only, one line per text."""
+"""ConsoleGateway (dev) and RecordingGateway (tests): masked numbers only, one line per text, and
+the console never prints a text itself (a live link, whatever a template says)."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ from recovery.messaging.console import LOGGER_NAME, ConsoleGateway, RecordingGat
 
 NUMBER = "+15005550100"
 OTHER = "+15005550142"
-BODY = "Hi Ana, your check-in is ready: https://recovery.example.org/c/tok123"
+TOKEN = "Zq3xW8pLr2Vb9nKd4TfYh6Jm1Cs7Ga5Ue0Oi_Ny-Ek"  # the shape of recovery.tokens.new_token()
+BODY = f"Hi Ana, your check-in is ready: https://recovery.example.org/l/{TOKEN}"
 
 
 @pytest.fixture
@@ -37,9 +39,10 @@ def test_console_prints_one_masked_line_per_text(capsys, console_records):
     result = gateway.send(to=NUMBER, body=BODY, status_callback=None)
 
     out, err = capsys.readouterr()
-    assert out == f"SMS to +1••••••0100: {BODY}\n"
+    line = f"SMS to +1••••••0100: {len(BODY)} characters, link https://recovery.example.org/l/Zq3x…"
+    assert out == line + "\n"
     assert err == ""
-    assert [r.getMessage() for r in console_records.records] == [f"SMS to +1••••••0100: {BODY}"]
+    assert [r.getMessage() for r in console_records.records] == [line]
     assert re.fullmatch(r"CO[0-9a-f]{32}", result.provider_id)
     assert result.status == "queued"
     assert isinstance(gateway, SmsGateway)
@@ -64,8 +67,18 @@ def test_console_never_outputs_the_full_number(capsys, console_records):
 def test_console_keeps_a_multiline_body_on_one_line(capsys):
     ConsoleGateway().send(to=NUMBER, body="Hi Ana,\nyour link:\r\nhttps://x.example/c/1", status_callback=None)
     out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    assert "your link:" in out
+    assert out.count("\n") == 1 and out.startswith("SMS to +1••••••0100: 41 characters")
+
+
+def test_console_never_prints_the_text_a_usable_link_or_a_symptom(capsys, console_records):
+    """Issue 11: it printed whole texts, live sign-in links included."""
+    body = f"Maria, about your LEG-NUMBNESS-CANARY: https://recovery.example.org/l/{TOKEN} or 202 555 0100"
+    ConsoleGateway().send(to=NUMBER, body=body, status_callback="https://recovery.example.org/twilio/status?ob=41")
+    out, err = capsys.readouterr()
+    output = all_output(out, err, console_records)
+    assert out == f"SMS to +1••••••0100 (outbox 41): {len(body)} characters, link https://recovery.example.org/l/Zq3x…\n"
+    for secret in (TOKEN, TOKEN[4:20], "Maria", "LEG-NUMBNESS", "555 0100"):
+        assert secret not in output
 
 
 def test_console_still_prints_when_the_root_logger_is_quiet(capsys):

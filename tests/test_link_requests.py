@@ -54,14 +54,47 @@ def test_bad_number_is_re_asked(client, session):
     assert r.status_code == 422 and b"phone number" in r.data and b"Text me a new link" in r.data
 
 
-def test_requests_are_rate_limited_per_number(make_app, session, time_machine):
+def test_texts_are_limited_per_patient_and_the_page_never_tells(make_app, session, time_machine):
+    """Only texts count, per patient (whatever way the number is typed), and the 4th request gets
+    the very page the 1st did: a 429 would tell a stranger that the number is enrolled."""
     time_machine.move_to(NOW, tick=False)
     with make_app(RATELIMIT_ENABLED=True) as app:
         p = _patient(session)
         client = app.test_client()
-        codes = []
-        for i in range(4):
+        pages = []
+        for i, typed in enumerate(["(202) 555-0143", "+1 202 555 0143", "2025550143", "202.555.0143", "(202) 555-0143"]):
             time_machine.move_to(NOW + timedelta(seconds=i + 1), tick=False)
-            codes.append(client.post("/new-link", data={"mobile": "(202) 555-0143"}).status_code)
-        assert codes == [200, 200, 200, 429]
+            r = client.post("/new-link", data={"mobile": typed})
+            pages.append((r.status_code, r.data))
+        unknown = client.post("/new-link", data={"mobile": "(202) 555-0199"})
+        assert {page for page in pages} == {(200, unknown.data)}
         assert len(_link_rows(session, p.id)) == 3
+        # an hour later the patient can ask again
+        time_machine.move_to(NOW + timedelta(hours=1, seconds=10), tick=False)
+        client.post("/new-link", data={"mobile": "(202) 555-0143"})
+        assert len(_link_rows(session, p.id)) == 4
+
+
+def test_requests_that_send_nothing_do_not_use_up_the_patients_texts(make_app, session, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    with make_app(RATELIMIT_ENABLED=True) as app:
+        p = _patient(session, sms_consent=False)
+        client = app.test_client()
+        for i in range(5):
+            time_machine.move_to(NOW + timedelta(seconds=i + 1), tick=False)
+            client.post("/new-link", data={"mobile": "(202) 555-0143"})
+        assert _link_rows(session, p.id) == []
+        session.get(type(p), p.id).sms_consent = True
+        session.commit()
+        for i in range(3):
+            time_machine.move_to(NOW + timedelta(seconds=i + 10), tick=False)
+            client.post("/new-link", data={"mobile": "(202) 555-0143"})
+        assert len(_link_rows(session, p.id)) == 3
+
+
+def test_requests_from_one_address_are_limited(make_app, session, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    with make_app(RATELIMIT_ENABLED=True, LINK_RATE_LIMIT="4 per hour") as app:
+        client = app.test_client()
+        codes = [client.post("/new-link", data={"mobile": f"(202) 555-01{i:02d}"}).status_code for i in range(5)]
+        assert codes == [200] * 4 + [429]

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "OPTED_OUT_CODES",
     "RETRYABLE_CODES",
+    "URL_PATTERN",
     "SendError",
     "SendErrorKind",
     "SendResult",
@@ -29,6 +30,7 @@ __all__ = [
     "check_message",
     "error_kind",
     "is_e164",
+    "mask_links",
     "mask_number",
     "parse_retry_after",
     "retry_delay",
@@ -48,6 +50,10 @@ RETRYABLE_CODES: frozenset[int] = frozenset({20429, 30003, 30008})
 MAX_ATTEMPTS = 8
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+URL_PATTERN = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+# A path segment or query value long enough to be a secret (our tokens are 43 characters).
+_TOKENISH = re.compile(r"(?<=[/=])([A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}")
+_LINK_PATH = re.compile(r"(/l/[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}")  # a patient link without its host
 _DELTA_SECONDS = re.compile(r"[0-9]{1,9}")
 
 
@@ -174,6 +180,12 @@ def mask_number(e164: str | None) -> str:
     if e164.lstrip().startswith("+"):
         return "+" + digits[0] + "•" * (len(digits) - 5) + "".join(digits[-4:])
     return "•" * (len(digits) - 4) + "".join(digits[-4:])
+
+
+def mask_links(text: str) -> str:
+    """Every link in `text` with its secret parts cut to 4 characters and '…': where the link went
+    stays readable, but it can no longer be used ('https://x.org/l/AbCd…')."""
+    return _LINK_PATH.sub(r"\1…", URL_PATTERN.sub(lambda m: _TOKENISH.sub(r"\1…", m.group(0)), text))
 
 
 class _Random(Protocol):

@@ -2,6 +2,11 @@
 
 Neither talks to a network. Both apply the same checks as the Twilio backend (`check_message`),
 so a malformed number fails here the way it would fail in production.
+
+The console prints one line per text, but never the text itself: a body may hold a live sign-in
+link, and whatever a template ever says must not end up in a terminal or a log file. The line
+names the masked number, the outbox row (its full text is on the nurse's patient page, with
+"[link]" in place of the token), the length and each link with its token cut off.
 """
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
-from recovery.messaging import SendError, SendResult, check_message, mask_number
+from recovery.logsetup import SafeFormatter
+from recovery.messaging import URL_PATTERN, SendError, SendResult, check_message, mask_links, mask_number
 
 __all__ = ["ConsoleGateway", "RecordingGateway", "SendAttempt", "SentSms"]
 
@@ -57,7 +64,7 @@ def _console_logger() -> logging.Logger:
     with _handler_lock:
         if not any(isinstance(h, _CurrentStdoutHandler) for h in logger.handlers):
             handler = _CurrentStdoutHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler.setFormatter(SafeFormatter("%(message)s"))
             logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         # One line per text on stdout: not also on the root handler (app.py logs to stderr).
@@ -65,16 +72,18 @@ def _console_logger() -> logging.Logger:
     return logger
 
 
-def _one_line(body: str) -> str:
-    return body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \\n ")
+def describe(to: str, body: str, status_callback: str | None) -> str:
+    """'SMS to +1••••••0100 (outbox 12): 71 characters, link https://…/l/AbCd…'"""
+    ob = parse_qs(urlsplit(status_callback).query).get("ob", [""])[0] if status_callback else ""
+    where = f" (outbox {ob})" if ob.isdigit() else ""
+    links = [mask_links(m.group(0)) for m in URL_PATTERN.finditer(body)]
+    linked = "".join(f", link {link}" for link in links)
+    return f"SMS to {mask_number(to)}{where}: {len(body)} characters{linked}"
 
 
 class ConsoleGateway:
-    """Development backend: prints 'SMS to +1•••••••0100: <body>' and keeps every text in memory.
-
-    The body is printed because in development it is the only way to follow the link it
-    carries; by design a body holds a first name and a link, never clinical content.
-    """
+    """Development backend: prints 'SMS to +1•••••••0100 (outbox 12): 71 characters, link …/l/AbCd…'
+    and keeps every text in memory (in this process only)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -86,7 +95,7 @@ class ConsoleGateway:
         provider_id = "CO" + secrets.token_hex(16)
         with self._lock:
             self._sent.append(SentSms(to, body, status_callback, provider_id))
-        self._log.info("SMS to %s: %s", mask_number(to), _one_line(body))
+        self._log.info("%s", describe(to, body, status_callback))
         return SendResult(provider_id=provider_id, status="queued")
 
     @property

@@ -20,6 +20,8 @@ def build_gateway(config):
                              from_number=config.get("TWILIO_FROM_NUMBER") or None,
                              messaging_service_sid=config.get("TWILIO_MESSAGING_SERVICE_SID") or None,
                              http_client=http_client)
+    if not backend:
+        raise RuntimeError("SMS_BACKEND is not set: twilio to send texts, console to print them (masked)")
     raise RuntimeError(f"SMS_BACKEND must be console, twilio or recording, not {backend!r}")
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Flask, abort, current_app, g, make_response, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import UserMixin, current_user
 
 from recovery.clock import utcnow
@@ -56,7 +57,20 @@ def _load_staff(token: str):
     return StaffPrincipal(ws.staff, ws, token)
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, whose life is the patient's server-side session's, to the second
+    (Flask would give it PERMANENT_SESSION_LIFETIME from now on every response)."""
+
+    def get_expiration_time(self, app: Flask, session_):
+        ws = g.get("patient_session")
+        if session_.permanent and ws is not None:
+            return ws.expires_at
+        return super().get_expiration_time(app, session_)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = _SessionInterface()
+
     @app.before_request
     def _fresh_identity() -> None:
         # Re-check the server-side session on every request, even when an app context outlives
@@ -78,6 +92,8 @@ def init_app(app: Flask) -> None:
             ws = load_session(db.session, token, utcnow(), policy())
             if ws is not None and ws.scope in (PATIENT_SCOPE, CHECKIN_SCOPE):
                 g.patient_session = ws
+            else:
+                session.pop(PATIENT_COOKIE_KEY, None)  # signed out, expired or revoked: the browser forgets it
 
     @app.after_request
     def _commit(response):

@@ -9,7 +9,6 @@ request gets its validation or conflict message with status 200; a plain request
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
@@ -25,6 +24,7 @@ from recovery.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import staff_required
 from recovery.web.forms import Form
+from recovery.web.redirects import same_origin_path
 from recovery.worklist import worklist_row
 
 bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
@@ -61,11 +61,7 @@ def _signed_in():
 
 def _back(default: str) -> str:
     """Where a plain form returns: a nurse page it came from, never another site."""
-    target = request.form.get("next") or ""
-    parts = urlsplit(target)
-    if not parts.scheme and not parts.netloc and parts.path.startswith("/nurse/"):
-        return target
-    return default
+    return same_origin_path(request.form.get("next"), under="/nurse/") or default
 
 
 def _row_or_404(alert_id: int, now):

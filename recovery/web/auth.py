@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, session,
+                   url_for)
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -12,12 +14,14 @@ from wtforms.validators import DataRequired, Length
 
 from recovery import audit
 from recovery.clock import utcnow
-from recovery.db import db
+from recovery.db import begin_write, db
 from recovery.models import StaffUser
-from recovery.passwords import hash_password, needs_rehash, verify_password
-from recovery.sessions import revoke, start_staff_session
+from recovery.passwords import HashingBusy, HashSlots, hash_password, needs_rehash, verify_password
+from recovery.sessions import load_session, revoke, start_staff_session
+from recovery.web import ratelimits
 from recovery.web.access import StaffPrincipal, policy
 from recovery.web.extensions import limiter
+from recovery.web.redirects import same_origin_path
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -35,9 +39,57 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def _login_ip_limit() -> str:
+    return current_app.config["LOGIN_IP_RATE_LIMIT"]
+
+
+def _counted_in_the_view(response) -> bool:
+    """Flask-Limiter only tests these limits before the view; the view counts a failed attempt
+    itself, while it still holds its hashing slot, so that concurrent wrong sign-ins on this host
+    cannot all slip past the test before any of them is counted."""
+    return False
+
+
+def _over_a_limit() -> bool:
+    try:
+        return any(not limiter.limiter.test(lim.limit, *lim.request_args) for lim in limiter.current_limits)
+    except Exception as exc:  # noqa: BLE001 - the store failed after Flask-Limiter's own check passed
+        log.warning("sign-in limit not re-checked: %s", type(exc).__name__)
+        return False
+
+
+def _count_failure() -> None:
+    try:
+        for lim in limiter.current_limits:
+            limiter.limiter.hit(lim.limit, *lim.request_args)
+    except Exception as exc:  # noqa: BLE001 - as above; Flask-Limiter falls back to memory next time
+        log.warning("failed sign-in not counted: %s", type(exc).__name__)
+
+
+def _hash_slots() -> HashSlots:
+    cfg = current_app.config
+    return HashSlots(Path(current_app.instance_path) / "hash-slots", cfg["HASH_CONCURRENCY"],
+                     cfg["HASH_WAIT_SECONDS"])
+
+
+def _forget_failures_of_this_account() -> None:
+    """A correct sign-in clears this address's count for this email (not the per-address one)."""
+    try:
+        for lim in limiter.current_limits:
+            if ratelimits.ACCOUNT_KEY_MARK in lim.key:
+                limiter.limiter.clear(lim.limit, *lim.request_args)
+    except Exception as exc:  # noqa: BLE001 - the sign-in is committed; a store hiccup must not undo it
+        log.warning("could not clear the failed sign-in count: %s", type(exc).__name__)
+
+
+# Both limits are tested before the view runs (a request over either is refused before any hashing)
+# and again once a hashing slot is held; only a wrong email or password counts, so a nurse signing in
+# again and again during a busy shift never locks herself out.
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=lambda: f"{request.remote_addr}|"
-               f"{(request.form.get('email') or '').strip().lower()}")
+@limiter.limit(_login_limit, methods=["POST"], key_func=ratelimits.address_and_email_key,
+               deduct_when=_counted_in_the_view)
+@limiter.limit(_login_ip_limit, methods=["POST"], key_func=ratelimits.address_key,
+               deduct_when=_counted_in_the_view)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("nurse.worklist"))
@@ -46,34 +98,45 @@ def login():
         if not form.validate_on_submit():
             return render_template("auth/login.html", form=form), 422
         now = utcnow()
-        email = form.email.data.strip().lower()
+        email = ratelimits.sign_in_email(form.email.data)
         staff = db.session.scalar(sa.select(StaffUser).where(sa.func.lower(StaffUser.email) == email))
-        ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, form.password.data)
-        if not (staff and ok and staff.active):
+        staff_id, stored_hash = (staff.id, staff.password_hash) if staff else (None, _DUMMY_HASH)
+        # No transaction stays open while argon2 runs: on SQLite it would hold the one write lock.
+        db.session.rollback()
+        try:
+            with _hash_slots().hold():
+                if _over_a_limit():
+                    abort(429)
+                ok = verify_password(stored_hash, form.password.data)
+                if not (ok and staff_id is not None):
+                    _count_failure()
+                rehash = hash_password(form.password.data) if ok and needs_rehash(stored_hash) else None
+        except HashingBusy:
+            form.password.errors.append("Sign-in is very busy right now. Please press Sign in again.")
+            resp = make_response(render_template("auth/login.html", form=form), 503)
+            resp.headers["Retry-After"] = "1"
+            return resp
+        begin_write(db.session)
+        staff = db.session.get(StaffUser, staff_id) if staff_id is not None else None
+        if not (staff and ok and staff.active and staff.password_hash == stored_hash):
             audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id if staff else None,
                          action="login_failed", request_id=g.request_id)
             db.session.commit()
             form.password.errors.append("That email and password do not match an active account.")
             return render_template("auth/login.html", form=form), 422
-        if needs_rehash(staff.password_hash):
-            staff.password_hash = hash_password(form.password.data)
+        if rehash:
+            staff.password_hash = rehash
         session.clear()  # a fresh session on sign-in (no fixation)
         token = start_staff_session(db.session, staff, now, policy())
         db.session.flush()
-        from recovery.sessions import load_session
         ws = load_session(db.session, token, now, policy())
         login_user(StaffPrincipal(staff, ws, token))
         audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id, action="login",
                      request_id=g.request_id)
         db.session.commit()
-        return redirect(_safe_next(request.args.get("next")) or url_for("nurse.worklist"), 303)
+        _forget_failures_of_this_account()
+        return redirect(same_origin_path(request.args.get("next")) or url_for("nurse.worklist"), 303)
     return render_template("auth/login.html", form=form)
-
-
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 @bp.post("/logout")

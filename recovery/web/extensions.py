@@ -6,16 +6,16 @@ import uuid
 from flask import Flask, g, request
 from flask_compress import Compress
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
 from recovery.config import REPO_ROOT
+from recovery.web import ratelimits
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = Limiter(key_func=ratelimits.address_key, default_limits=[])
 migrate = Migrate()
 compress = Compress()
 
@@ -39,7 +39,10 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.session_protection = None  # our server-side WebSession does this job
+    ratelimits.configure(app)
     limiter.init_app(app)
+    from recovery.web import redirects
+    redirects.init_app(app)
 
     @app.before_request
     def _request_id() -> None:

@@ -1,8 +1,13 @@
 """Patient pages: passwordless links, Today, the calendar file. Mobile first; no JavaScript needed."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, current_app, g, redirect, render_template, request, session,
+import logging
+
+from flask import (Blueprint, Response, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
+from limits import parse as parse_limit
+
+from recovery import audit
 
 from recovery.calendar_export import build_ics
 from recovery.clock import utcnow
@@ -11,15 +16,18 @@ from recovery.enrolment import timeline_for
 from recovery.link_requests import request_link
 from recovery.models import Clinic, Patient
 from recovery.records import current_enrolment
-from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, peek_link, redeem_link
+from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, load_session, peek_link,
+                               redeem_link, revoke)
 from recovery.today import today_view
 from recovery import checkins, templates_repo
+from recovery.web import ratelimits
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
 from recovery.web.forms import parse_mobile
 
 bp = Blueprint("patient", __name__)
+log = logging.getLogger(__name__)
 
 
 def _link_limit() -> str:
@@ -67,6 +75,7 @@ def redeem(token: str):
     session.clear()
     session[PATIENT_COOKIE_KEY] = cookie_token
     session.permanent = True
+    g.patient_session = load_session(db.session, cookie_token, utcnow(), policy())  # the cookie's life
     if found.purpose == "checkin" and "checkin.start" in current_app.view_functions:
         return redirect(url_for("checkin.start"), 303)
     return redirect(url_for("patient.today"), 303)
@@ -77,13 +86,38 @@ def signed_out():
     return render_template("patient/signed_out.html")
 
 
-def _phone_key() -> str:
-    return "link-request|" + "".join(ch for ch in request.form.get("mobile", "") if ch.isdigit())[-10:]
+@bp.post("/me/sign-out")
+def sign_out():
+    """Ends the patient's session on the server too: a copy of the cookie no longer opens anything."""
+    ws = g.get("patient_session")
+    if ws is not None:
+        now = utcnow()
+        revoke(db.session, ws, now)
+        audit.record(db.session, at=now, actor_type="patient", actor_id=ws.patient_id, action="logout",
+                     patient_id=ws.patient_id, request_id=g.request_id)
+        db.session.commit()
+    session.clear()
+    flash("You have signed out. Your care team's next text will have a new link.")
+    return redirect(url_for("patient.signed_out"), 303)
+
+
+def _may_text_a_link(patient_id: int) -> bool:
+    """At most LINK_SEND_LIMIT new-link texts per patient, whichever worker or host takes the request.
+    Only texts count (an unknown number, a bad one or a patient without consent costs nothing), and
+    the page says the same either way, so the limit cannot tell anyone that a number is enrolled."""
+    cfg = current_app.config
+    if not cfg.get("RATELIMIT_ENABLED", True):
+        return True
+    try:
+        return limiter.limiter.hit(parse_limit(cfg["LINK_SEND_LIMIT"]), cfg.get("RATELIMIT_KEY_PREFIX", ""),
+                                   ratelimits.patient_key(patient_id), "link-send")
+    except Exception as exc:  # noqa: BLE001 - a patient asking for their link is not refused for a store hiccup
+        log.warning("new-link send limit not checked: %s", type(exc).__name__)
+        return True
 
 
 @bp.route("/new-link", methods=["GET", "POST"])
 @limiter.limit(_link_limit, methods=["POST"])
-@limiter.limit("3 per hour", methods=["POST"], key_func=_phone_key)
 def new_link():
     """Text a fresh link to an enrolled patient's own number. The reply never says whether the
     number is enrolled."""
@@ -95,7 +129,7 @@ def new_link():
         mobile = parse_mobile(raw, region)
     except ValueError as e:
         return render_template("patient/new_link.html", sent=False, error=str(e), mobile=raw), 422
-    request_link(db.session, mobile, utcnow(), g.request_id)
+    request_link(db.session, mobile, utcnow(), g.request_id, may_send=_may_text_a_link)
     db.session.commit()
     return render_template("patient/new_link.html", sent=True, error=None)
 
