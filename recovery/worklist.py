@@ -127,6 +127,10 @@ class Worklist(list):
         self.total = len(rows)
         self._all = rows
 
+    def version(self, clinic_id: int, now: datetime) -> str:
+        """The same tag as `version`, from the rows already read."""
+        return version_tag(clinic_id, self.total, max((r.alert.updated_at for r in self._all), default=None), now)
+
     @property
     def hidden(self) -> int:
         return self.total - len(self)
@@ -150,6 +154,24 @@ def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
     rows = [_row(a, p, end, by, res, now, ruleset) for a, p, end, by, res in result]
     rows.sort(key=lambda r: order_key(r.alert, now))
     return Worklist(rows, limit)
+
+
+def version_tag(clinic_id: int, unresolved: int, latest: datetime | None, now: datetime) -> str:
+    """A short tag that changes whenever the clinic's worklist would look different: an alert
+    opened (the count, and its updated_at is the newest), changed (each change moves its updated_at,
+    see alerting._event) or resolved (the count), or the minute turned (the rows say "open for 12
+    min", "due in 40 min", the recovery day)."""
+    stamp = int(latest.timestamp() * 1_000_000) if latest is not None else 0
+    return f"{clinic_id:x}.{unresolved}.{stamp:x}.{int(now.timestamp() // 60):x}"
+
+
+def version(session: Session, clinic_id: int, now: datetime) -> str:
+    """`version_tag` of the clinic's unresolved alerts, in one statement: what a poll that brings
+    the tag it was shown pays to learn that nothing changed."""
+    unresolved, latest = session.execute(
+        sa.select(sa.func.count(), sa.func.max(Alert.updated_at))
+        .where(Alert.clinic_id == clinic_id, Alert.status != AlertStatus.RESOLVED)).one()
+    return version_tag(clinic_id, unresolved, latest, now)
 
 
 def worklist_row(session: Session, alert_id: int, clinic_id: int, now: datetime, *,
