@@ -295,7 +295,9 @@ def test_worklist_statement_budget(app, client, session, ward, fragment):
         r = client.get("/nurse/", headers=HX if fragment else {})
     assert r.status_code == 200 and b"Chest pain" in r.data and b"Patient asked for a nurse call" in r.data
     assert len(seen) <= STATEMENT_BUDGET, "\n".join(seen)
-    assert len(seen) - _infrastructure_waste(seen)[0] <= 5  # auth 2, clinic 1, BEGIN 1, the list 1
+    # auth 2, clinic 1, BEGIN 1, the list 2 (the order and counts over every open alert, then the rows
+    # shown: building every open alert as objects was most of the page with 700 open, issue 17)
+    assert len(seen) - _infrastructure_waste(seen)[0] <= 6
 
 
 def _infrastructure_waste(seen: list[str]) -> tuple[int, list[str]]:
