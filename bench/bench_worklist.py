@@ -98,6 +98,21 @@ def measure(client, path: str, headers: dict, engine) -> dict:
             "p50_ms": statistics.median(walls), "p95_ms": walls[int(len(walls) * 0.95) - 1]}
 
 
+def bare_204_cpu_ms() -> float:
+    """The floor for the unchanged poll in the same harness: a bare Flask view answering 204."""
+    from flask import Flask
+
+    bare = Flask("bare")
+    bare.add_url_rule("/", "poll", lambda: ("", 204))
+    client = bare.test_client()
+    for _ in range(20):
+        client.get("/", headers=POLL_HEADERS)
+    cpu0 = time.process_time()
+    for _ in range(REQUESTS * 5):
+        client.get("/", headers=POLL_HEADERS)
+    return (time.process_time() - cpu0) * 1000 / (REQUESTS * 5)
+
+
 def bench_backend(label: str, url: str) -> list[tuple[str, str, str]]:
     from app import create_app
     from bench.seeding import BENCH_PASSWORD
@@ -161,6 +176,8 @@ def run() -> None:
                 factory.close()
         else:
             print(f"(PostgreSQL not reachable: {problem}; its figures are skipped)")
+    bare = bare_204_cpu_ms()
+    rows.append(("bare Flask view answering 204, same test client (the floor)", f"{bare:.2f} ms CPU", ""))
     print("\nworklist figures (one run; targets are printed, never asserted):")
     for figure, value, target in rows:
         print(f"  {figure:58s} {value:50s} {target}")
