@@ -45,6 +45,10 @@ class AlertConflict(Exception):
 def _event(session: Session, alert: Alert, kind: str, now: datetime, staff_id: int | None = None,
            **detail) -> None:
     session.add(AlertEvent(alert_id=alert.id, at=now, kind=kind, actor_staff_id=staff_id, detail=detail))
+    # Every change to an alert leaves an event, so updated_at moves with each one: the worklist's
+    # version (worklist.version) reads it to tell a poll that nothing changed.
+    if alert.updated_at is None or now > alert.updated_at:
+        alert.updated_at = now
 
 
 def _system_audit(session: Session, alert: Alert, now: datetime, action: str, detail: dict,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
 from recovery import audit
@@ -53,7 +54,9 @@ def load_session(session: Session, token: str | None, now: datetime,
     only for real activity: a page refreshing itself must not keep an unattended session alive."""
     if not token:
         return None
-    ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token)))
+    # the staff row in the same statement: every nurse request needs it (a lazy load was a second)
+    ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token))
+                        .options(so.joinedload(WebSession.staff)))
     if ws is None or ws.revoked_at is not None or now >= ws.expires_at:
         return None
     if ws.scope == STAFF_SCOPE:

@@ -49,8 +49,12 @@ class WorklistRow:
 
 def order_key(alert: Alert, now: datetime) -> tuple:
     """The worklist order of an unresolved alert; the one place the ordering rule is applied."""
-    return (domain.sort_key(Level[alert.level], alert.status.value, alert.respond_by, now, alert.follow_up_at),
-            alert.id)
+    return _order(alert.id, alert.level, alert.status.value, alert.respond_by, alert.follow_up_at, now)
+
+
+def _order(alert_id: int, level: str, status: str, respond_by: datetime, follow_up_at: datetime | None,
+           now: datetime) -> tuple:
+    return (domain.sort_key(Level[level], status, respond_by, now, follow_up_at), alert_id)
 
 
 def default_ruleset() -> Ruleset:
@@ -120,36 +124,68 @@ SHOWN = 50  # a page polled every 5 s must stay small: the most pressing first, 
 
 
 class Worklist(list):
-    """The rows shown (the most pressing `limit`), plus counts over every open alert."""
+    """The rows shown (the most pressing), plus counts over every open alert."""
 
-    def __init__(self, rows: list[WorklistRow], limit: int | None = None):
-        super().__init__(rows if limit is None else rows[:limit])
-        self.total = len(rows)
-        self._all = rows
+    def __init__(self, rows: list[WorklistRow], counts: Counts, latest: datetime | None):
+        super().__init__(rows)
+        self.counts = counts
+        self.total = counts.emergency + counts.urgent + counts.watch
+        self._latest = latest
+
+    def version(self, clinic_id: int, now: datetime) -> str:
+        """The same tag as `version`, from what was read for the list."""
+        return version_tag(clinic_id, self.total, self._latest, now)
 
     @property
     def hidden(self) -> int:
         return self.total - len(self)
 
-    @property
-    def counts(self) -> Counts:
-        rows = self._all
-        return Counts(emergency=sum(r.level == "EMERGENCY" for r in rows),
-                      urgent=sum(r.level == "URGENT" for r in rows),
-                      watch=sum(r.level == "WATCH" for r in rows),
-                      unacknowledged=sum(r.status == "open" for r in rows),
-                      overdue=sum(r.overdue and r.status == "open" for r in rows),
-                      follow_ups_due=sum(r.follow_up_due for r in rows))
-
 
 def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
                   ruleset: Ruleset | None = None, limit: int | None = None) -> Worklist:
-    """The clinic's unresolved alerts, most pressing first (the first `limit`, counts over all)."""
+    """The clinic's unresolved alerts, most pressing first (the first `limit`, counts over all).
+
+    Two statements: the few columns that order and count every open alert (plain rows, cheap even
+    for hundreds), then the alerts and patients of the rows shown. Building ORM objects and rows
+    for every open alert cost most of the page with 700 of them (issue 17)."""
     ruleset = ruleset or default_ruleset()
-    result = session.execute(_query(clinic_id).where(Alert.status != AlertStatus.RESOLVED)).all()
-    rows = [_row(a, p, end, by, res, now, ruleset) for a, p, end, by, res in result]
-    rows.sort(key=lambda r: order_key(r.alert, now))
-    return Worklist(rows, limit)
+    keys = session.execute(
+        sa.select(Alert.id, Alert.level, Alert.status, Alert.respond_by, Alert.follow_up_at, Alert.updated_at)
+        .where(Alert.clinic_id == clinic_id, Alert.status != AlertStatus.RESOLVED)).all()
+    keys.sort(key=lambda k: _order(k.id, k.level, k.status.value, k.respond_by, k.follow_up_at, now))
+    shown = keys if limit is None else keys[:limit]
+    found = {a.id: (a, p, end, by, res) for a, p, end, by, res in session.execute(
+        _query(clinic_id).where(Alert.id.in_([k.id for k in shown])))} if shown else {}
+    rows = [_row(*found[k.id], now, ruleset) for k in shown if k.id in found]
+    return Worklist(rows, _counts(keys, now), latest=max((k.updated_at for k in keys), default=None))
+
+
+def _counts(keys, now: datetime) -> Counts:
+    open_ = [k for k in keys if k.status == AlertStatus.OPEN]
+    return Counts(emergency=sum(k.level == "EMERGENCY" for k in keys),
+                  urgent=sum(k.level == "URGENT" for k in keys),
+                  watch=sum(k.level == "WATCH" for k in keys),
+                  unacknowledged=len(open_),
+                  overdue=sum(domain.overdue_minutes(k.respond_by, now) > 0 for k in open_),
+                  follow_ups_due=sum(domain.follow_up_due(k.follow_up_at, now) for k in keys))
+
+
+def version_tag(clinic_id: int, unresolved: int, latest: datetime | None, now: datetime) -> str:
+    """A short tag that changes whenever the clinic's worklist would look different: an alert
+    opened (the count, and its updated_at is the newest), changed (each change moves its updated_at,
+    see alerting._event) or resolved (the count), or the minute turned (the rows say "open for 12
+    min", "due in 40 min", the recovery day)."""
+    stamp = int(latest.timestamp() * 1_000_000) if latest is not None else 0
+    return f"{clinic_id:x}.{unresolved}.{stamp:x}.{int(now.timestamp() // 60):x}"
+
+
+def version(session: Session, clinic_id: int, now: datetime) -> str:
+    """`version_tag` of the clinic's unresolved alerts, in one statement: what a poll that brings
+    the tag it was shown pays to learn that nothing changed."""
+    unresolved, latest = session.execute(
+        sa.select(sa.func.count(), sa.func.max(Alert.updated_at))
+        .where(Alert.clinic_id == clinic_id, Alert.status != AlertStatus.RESOLVED)).one()
+    return version_tag(clinic_id, unresolved, latest, now)
 
 
 def worklist_row(session: Session, alert_id: int, clinic_id: int, now: datetime, *,

@@ -81,7 +81,7 @@ def init_app(app: Flask) -> None:
     def _begin_transaction() -> None:
         # Writes take SQLite's write lock up front (BEGIN IMMEDIATE); plain page views stay readers.
         if request.method not in ("GET", "HEAD", "OPTIONS") or (
-                request.blueprint == "nurse"):  # nurse views write an audit row per record viewed
+                request.blueprint == "nurse" and not _worklist_poll()):  # nurse views audit each record viewed
             begin_write(db.session)
 
     @app.before_request
@@ -104,6 +104,12 @@ def init_app(app: Flask) -> None:
         else:
             db.session.rollback()
         return response
+
+
+def _worklist_poll() -> bool:
+    """The worklist refreshing itself: it writes nothing (no audit row, and a background refresh
+    does not touch the session), so it must not queue for SQLite's write lock every 5 s."""
+    return request.endpoint == "nurse.worklist" and request.headers.get(BACKGROUND_HEADER) == "1"
 
 
 def _names_an_object() -> bool:

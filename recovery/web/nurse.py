@@ -17,7 +17,7 @@ from recovery.plan import OverrideError
 from recovery.records import current_enrolment, patient_list, patient_record
 from recovery.safety_texts import safety_text_problems
 from recovery.timeline import TimelineError
-from recovery.web import render_page_or_fragment
+from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import patient_for_staff, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
 
@@ -151,9 +151,12 @@ def correct_times(patient_id: int):
 
 @bp.get("/")
 def worklist():
-    from recovery.worklist import SHOWN, worklist_rows
+    from recovery.worklist import SHOWN, version, worklist_rows
     now = utcnow()
     show_all = request.args.get("all") == "1"
+    shown = request.args.get("v")
+    if shown and wants_fragment() and shown == version(db.session, current_user.clinic_id, now):
+        return "", 204  # the poll's list is still right: htmx swaps nothing on a 204
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
     return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
-                                   show_all=show_all)
+                                   show_all=show_all, version=rows.version(current_user.clinic_id, now))
