@@ -53,6 +53,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from recovery.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
 from recovery.messaging import SendResult
+from recovery.outbox import OPT_OUT_REF
 from recovery.messaging.twilio_gateway import compute_signature
 from recovery.models import (Alert, AlertStatus, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
@@ -546,7 +547,7 @@ def build(db_factory, time_machine):
                     continue
                 patient = s.get(Patient, row.patient_id)
                 assert to in (patient.mobile_e164, patient.caregiver_mobile_e164), what
-                confirmation = row.kind == "event_reply" and row.occurrence_key.endswith(":opt-out")
+                confirmation = row.kind == "event_reply" and row.occurrence_key.endswith(":" + OPT_OUT_REF)
                 assert to not in opted_out or confirmation, f"{what} handed over to a number that opted out"
                 assert row.enrolment_id not in ended, f"{what} handed over for an ended enrolment"
                 if row.recipient == "patient":
