@@ -17,7 +17,7 @@ from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage
 from recovery.dispatch import mark_opted_out
 from recovery.outbox import plan_opt_in, plan_timeline
 from recovery.plan import Overrides, Template
-from recovery.timeline import Timeline, build_timeline, replan
+from recovery.timeline import Timeline, build_timeline, fit_daily_limit, replan
 
 
 @dataclass
@@ -167,6 +167,15 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
             # with another send time (the daily limit, a late safety text), and must get a row.
             row.dedupe_key = f"{row.dedupe_key}~x{row.id}"
             cancelled += 1
+    # The daily limit counts the routine texts that already went or stay planned: the new plan's
+    # own spacing knows nothing of the texts the old one sent earlier that day.
+    gone = {OutboxStatus.PLANNED, OutboxStatus.CLAIMED, OutboxStatus.SENT, OutboxStatus.DELIVERED,
+            OutboxStatus.UNDELIVERED}
+    taken = [r.sent_at or r.send_after for r in rows
+             if r.recipient == "patient" and r.kind in ("reminder", "checkin_reminder") and not r.safety
+             and (r.status in gone or r.sent_at is not None)
+             and not (r.status == OutboxStatus.PLANNED and r.occurrence_key in cancel_keys)]
+    to_add = fit_daily_limit(template, new_timeline, to_add, taken)
     enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
     session.flush()
     added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \

@@ -5,6 +5,7 @@ or Twilio did it, through the same routes."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -109,3 +110,42 @@ def test_an_opted_out_number_stays_opted_out_for_a_later_enrolment(app, client, 
     later = NOW + timedelta(hours=1)
     tick(session, sms, later, settings_for(app))
     assert [a for a in sms.attempts if a.to == number]
+
+
+def test_a_corrected_procedure_time_keeps_three_routine_texts_a_day(app, session, sms, frozen):
+    """Finding 5: day 1 brought its three routine texts (S02 09:00, S08 11:00, S07 13:00); at 15:00
+    the nurse moves the procedure a day earlier, so today is day 2 and the new plan wanted day 2's
+    check-in reminder S07 at 13:00 — already past, so at once: a fourth routine text that day, 2
+    hours after the last. The re-plan counts what already went."""
+    ny = ZoneInfo("America/New_York")
+    t0 = datetime(2026, 3, 9, 9, 0, tzinfo=ny).astimezone(timezone.utc)
+    frozen.move_to(t0)
+    clinic = make_clinic(session, now=t0)
+    nurse = make_staff(session, clinic, now=t0)
+    patient = enrol(session, clinic, procedure_end=t0, now=t0)
+    session.commit()
+    now = t0
+    while now < datetime(2026, 3, 10, 15, 0, tzinfo=ny):
+        now += timedelta(minutes=30)
+        tick(session, sms, now, settings_for(app), scan_missed=False)
+    frozen.move_to(now)
+    nurse_client = app.test_client()
+    login(nurse_client, nurse)
+    r = nurse_client.post(f"/nurse/patients/{patient.id}/times",
+                          data={"procedure_end": "2026-03-08T09:00", "reason": "it was the day before"})
+    assert r.status_code == 303
+    for _ in range(12):  # the rest of the day, ticking
+        now += timedelta(minutes=30)
+        tick(session, sms, now, settings_for(app), scan_missed=False)
+    session.expire_all()
+    per_day: dict = {}
+    for row in session.scalars(sa.select(OutboundMessage).where(
+            OutboundMessage.patient_id == patient.id, OutboundMessage.recipient == "patient",
+            OutboundMessage.kind.in_(("reminder", "checkin_reminder")), OutboundMessage.safety.is_(False),
+            OutboundMessage.status.in_((OutboxStatus.PLANNED, OutboxStatus.SENT, OutboxStatus.DELIVERED)))):
+        at = (row.sent_at or row.send_after).astimezone(ny)
+        per_day.setdefault(at.date(), []).append(at)
+    for day, times in per_day.items():
+        times.sort()
+        assert len(times) <= 3, (day, [t.strftime("%H:%M") for t in times])
+        assert all(b - a >= timedelta(hours=2) for a, b in zip(times, times[1:])), (day, times)
