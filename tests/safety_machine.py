@@ -210,6 +210,19 @@ def build(db_factory, time_machine):
             assert resp.status_code < 500, f"{method.upper()} {path}: {resp.status_code}"
             return resp
 
+        def nurse(self, c, method, path, **kw):
+            """A nurse's request; signed out after the idle time-out (the clock moves days), the
+            nurse signs in again and repeats it, as at the ward."""
+            resp = self.req(c["client"], method, path, **kw)
+            if resp.status_code == 403 or (resp.status_code == 302 and "/login" in resp.headers.get("Location", "")):
+                s = self.fresh()
+                from recovery.models import StaffUser
+                assert login(c["client"], s.get(StaffUser, c["nurse"])).status_code == 303
+                s.rollback()
+                event("nurse signed in again")
+                resp = self.req(c["client"], method, path, **kw)
+            return resp
+
         def signed(self, path, form):
             sig = compute_signature(TOKEN, BASE + path, form)
             return self.req(self.app.test_client(), "post", path, data=form, headers={"X-Twilio-Signature": sig})
@@ -266,7 +279,7 @@ def build(db_factory, time_machine):
                 form["discharge_at"] = self.local(tz, end + timedelta(minutes=discharge_after))
             if caregiver:
                 form.update(caregiver_name="Carey Giver", caregiver_mobile=caregiver, caregiver_consent="y")
-            resp = self.req(c["client"], "post", "/nurse/patients/new", data=form)
+            resp = self.nurse(c, "post", "/nurse/patients/new", data=form)
             event(f"enrol ({when}): {resp.status_code}")
             if resp.status_code != 303:
                 return
@@ -286,18 +299,20 @@ def build(db_factory, time_machine):
             self._add_patient(p.id, clinic, number, self.clinics[clinic]["tz"], False, None, Baseline())
 
         @precondition(lambda self: self.patients)
-        @rule(data=st.data(), minutes=st.integers(-36 * 60, 120), discharge_after=st.one_of(st.none(), st.integers(0, 300)))
-        def nurse_corrects_procedure_time(self, data, minutes, discharge_after):
-            """Up to a day and a half earlier, or up to two hours later (the form takes 1 h ahead of now)."""
+        @rule(data=st.data(), minutes=st.integers(-36 * 60, 120), ahead=st.booleans(),
+              discharge_after=st.one_of(st.none(), st.integers(0, 300)))
+        def nurse_corrects_procedure_time(self, data, minutes, ahead, discharge_after):
+            """Up to a day and a half earlier or two hours later; or to a time just ahead of the clock
+            (the form allows an hour: a ward clock a little ahead)."""
             p = data.draw(st.sampled_from(self.patients))
             s = self.fresh()
             old = s.get(Enrolment, p.enrolment_id).procedure_end
             s.rollback()
-            end = old + timedelta(minutes=minutes) - self.now
+            end = timedelta(minutes=minutes % 60) if ahead else old + timedelta(minutes=minutes) - self.now
             form = {"procedure_end": self.local(p.tz, end), "reason": "the theatre log says otherwise"}
             if discharge_after is not None:
                 form["discharge_at"] = self.local(p.tz, end + timedelta(minutes=discharge_after))
-            resp = self.req(self.clinics[p.clinic]["client"], "post", f"/nurse/patients/{p.id}/times", data=form)
+            resp = self.nurse(self.clinics[p.clinic], "post", f"/nurse/patients/{p.id}/times", data=form)
             event(f"correct times: {resp.status_code}")
 
         def _unresolved(self, clinic=None):
@@ -315,7 +330,7 @@ def build(db_factory, time_machine):
             alert_id, clinic_id, _ = data.draw(st.sampled_from(self._unresolved()))
             c = next(c for c in self.clinics if c["id"] == clinic_id)
             headers = {"HX-Request": "true"} if htmx else {}
-            resp = self.req(c["client"], "post", f"/nurse/alerts/{alert_id}/acknowledge", headers=headers)
+            resp = self.nurse(c, "post", f"/nurse/alerts/{alert_id}/acknowledge", headers=headers)
             event(f"acknowledge: {resp.status_code}")
 
         @precondition(lambda self: self._unresolved())
@@ -326,7 +341,7 @@ def build(db_factory, time_machine):
             alert_id, clinic_id, _ = data.draw(st.sampled_from(self._unresolved()))
             c = next(c for c in self.clinics if c["id"] == clinic_id)
             headers = {"HX-Request": "true"} if htmx else {}
-            resp = self.req(c["client"], "post", f"/nurse/alerts/{alert_id}/resolve", headers=headers,
+            resp = self.nurse(c, "post", f"/nurse/alerts/{alert_id}/resolve", headers=headers,
                             data={"disposition": disposition, "follow_up": str(minutes), "note": note})
             event(f"resolve {disposition}: {resp.status_code}")
 
@@ -336,7 +351,7 @@ def build(db_factory, time_machine):
             alert_id, clinic_id, _ = data.draw(st.sampled_from(self._unresolved()))
             other = next(c for c in self.clinics if c["id"] != clinic_id)
             for path in (f"/nurse/alerts/{alert_id}/acknowledge", f"/nurse/alerts/{alert_id}/resolve"):
-                resp = self.req(other["client"], "post", path, data={"disposition": "called_patient"})
+                resp = self.nurse(other, "post", path, data={"disposition": "called_patient"})
                 assert resp.status_code == 404, (path, resp.status_code)
 
         @precondition(lambda self: self.patients)
