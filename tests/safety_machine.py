@@ -168,8 +168,11 @@ def build(db_factory, time_machine):
         @initialize(start=st.sampled_from(STARTS), shift=st.integers(-6, 30))
         def setup(self, start, shift):
             self.url = db_factory.new()
+            # No pacing (the clock is frozen); nurses stay signed in for the example (each sign-in is an
+            # argon2 hash: the idle time-out has its own tests in test_security_sessions).
             self.app = create_app(app_config(SQLALCHEMY_DATABASE_URI=self.url, SMS_MAX_PER_SECOND=0,
-                                             SMS_SEND_CONCURRENCY=1))
+                                             SMS_SEND_CONCURRENCY=1, STAFF_IDLE_MINUTES=60 * 24 * 60,
+                                             STAFF_ABSOLUTE_HOURS=24 * 60))
             self.ctx = self.app.app_context()
             self.ctx.push()
             self.s = db.session
