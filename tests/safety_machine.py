@@ -88,6 +88,10 @@ ROUTINE_KINDS = {"reminder", "checkin_reminder"}
 LINK_RE = re.compile(re.escape(BASE) + r"/l/([A-Za-z0-9_-]{16,64})")
 
 
+# What a run did, for the figures the test prints: examples started, rule steps run.
+COUNTS = {"examples": 0, "steps": 0}
+
+
 def examples() -> int:
     return int(os.environ.get("SAFETY_MACHINE_EXAMPLES", "12"))
 
@@ -167,6 +171,7 @@ def build(db_factory, time_machine):
         # ---- set-up: two clinics, one in each zone, a fresh database -----------------------------
         @initialize(start=st.sampled_from(STARTS), shift=st.integers(-6, 30))
         def setup(self, start, shift):
+            COUNTS["examples"] += 1
             self.url = db_factory.new()
             # No pacing (the clock is frozen); nurses stay signed in for the example (each sign-in is an
             # argon2 hash: the idle time-out has its own tests in test_security_sessions).
@@ -586,6 +591,7 @@ def build(db_factory, time_machine):
         def safety_invariants(self):
             if not hasattr(self, "clinics"):
                 return
+            COUNTS["steps"] += 1  # the invariants run once after set-up and after every step
             s = self.fresh()
             alerts = s.scalars(sa.select(Alert).order_by(Alert.id)).all()
             # every unresolved alert is on its clinic's worklist, and only there

@@ -5,9 +5,11 @@ longer run. A failing example is kept as a plain test in tests/test_safety_regre
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.safety_machine import build
+from tests.safety_machine import COUNTS, build
 
 
 def test_safety_path_state_machine(db_factory, time_machine):
@@ -16,4 +18,7 @@ def test_safety_path_state_machine(db_factory, time_machine):
                     "request at a time, so PostgreSQL's locks change nothing it observes; the same routes and "
                     "use-cases run on PostgreSQL in the per-feature suites (test_checkin_web, test_hooks, "
                     "test_escalation, test_worklist, test_dispatch)")
+    started = time.monotonic()
     build(db_factory, time_machine).TestCase().runTest()
+    print(f"safety machine: {COUNTS['examples']} examples, {COUNTS['steps'] - COUNTS['examples']} steps "
+          f"in {time.monotonic() - started:.0f} s")
