@@ -34,7 +34,10 @@ REPLY_FOR_LEVEL = {Level.EMERGENCY: "S19", Level.URGENT: "S20", Level.WATCH: "S2
 
 
 def hours_since_t0(enrolment: Enrolment, now: datetime) -> float:
-    return (now - enrolment.procedure_end).total_seconds() / 3600
+    """Hours since the recorded procedure end, never negative: a nurse may correct the end to a time
+    still ahead of the clock (the form allows FUTURE_SLACK), and a check-in or an earlier answer
+    in that hour counts as hour 0, the day of the procedure (triage refuses negative hours)."""
+    return max(0.0, (now - enrolment.procedure_end).total_seconds() / 3600)
 
 
 def recovery_day(enrolment: Enrolment, patient: Patient, now: datetime) -> int:
@@ -47,14 +50,13 @@ def _baseline(enrolment: Enrolment) -> Baseline:
 
 
 def _context(session: Session, enrolment: Enrolment, exclude_id: int | None):
-    t0 = enrolment.procedure_end
     baseline = _baseline(enrolment)
     rows = session.scalars(sa.select(Checkin).where(
         Checkin.enrolment_id == enrolment.id, Checkin.status == "submitted",
         Checkin.id != (exclude_id or -1)).order_by(Checkin.submitted_at, Checkin.id)).all()
-    history = [PastCheckin(hours=(c.submitted_at - t0).total_seconds() / 3600,
+    history = [PastCheckin(hours=hours_since_t0(enrolment, c.submitted_at),
                            answers=coerce_answers(c.answers)) for c in rows]
-    acks = [Acknowledgement(rule=r, hours=(at - t0).total_seconds() / 3600, disposition="reviewed_expected")
+    acks = [Acknowledgement(rule=r, hours=hours_since_t0(enrolment, at), disposition="reviewed_expected")
             for r, at in alerting.reviewed_expected_acks(session, enrolment.patient_id)]
     return baseline, history, acks
 

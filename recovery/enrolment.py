@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from recovery import audit
 from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
+from recovery.dispatch import mark_opted_out
 from recovery.outbox import plan_opt_in, plan_timeline
 from recovery.plan import Overrides, Template
-from recovery.timeline import Timeline, build_timeline, replan
+from recovery.timeline import Timeline, build_timeline, fit_daily_limit, replan
 
 
 @dataclass
@@ -77,6 +78,15 @@ def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
     return timeline
 
 
+def number_opted_out(session: Session, number: str | None) -> bool:
+    """Whether this number opted out on any record holding it (as a patient's or a caregiver's)."""
+    if not number:
+        return False
+    return session.scalar(sa.select(Patient.id).where(sa.or_(
+        sa.and_(Patient.mobile_e164 == number, Patient.sms_opted_out.is_(True)),
+        sa.and_(Patient.caregiver_mobile_e164 == number, Patient.caregiver_opted_out.is_(True)))).limit(1)) is not None
+
+
 def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, data: EnrolmentInput,
                   template: Template, now: datetime, request_id: str | None = None) -> Enrolment:
     """Create the patient and the enrolment, plan every text into the outbox, audit it.
@@ -89,6 +99,10 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     probe_patient = Patient(timezone=data.timezone)
     timeline = timeline_for(probe, probe_patient, template, now=now)
 
+    # Opt-out holds per number (a carrier blocks the number, not a record): a number that texted
+    # STOP stays opted out on a later enrolment, as patient or caregiver, until it texts START.
+    patient_opted_out = number_opted_out(session, data.mobile_e164)
+    caregiver_opted_out = bool(data.caregiver_mobile_e164) and number_opted_out(session, data.caregiver_mobile_e164)
     patient = Patient(clinic_id=clinic.id, first_name=data.first_name.strip(),
                       last_name=data.last_name.strip(), mobile_e164=data.mobile_e164,
                       timezone=data.timezone, language=data.language, sms_consent=data.sms_consent,
@@ -107,6 +121,11 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
                           created_by_id=staff.id if staff else None)
     session.add(enrolment)
     session.flush()
+    if patient_opted_out or caregiver_opted_out:
+        if patient_opted_out:  # the nurse is told, as at a STOP: a phone follow-up task (M5)
+            mark_opted_out(session, patient, "patient", now, source="number_opted_out")
+        if caregiver_opted_out:
+            mark_opted_out(session, patient, "caregiver", now, source="number_opted_out")
     planned = plan_timeline(session, enrolment, patient, timeline, now) if data.sms_consent else 0
     planned += plan_opt_in(session, enrolment, patient, template, now)
     actor = ("staff", staff.id) if staff else ("system", None)
@@ -148,6 +167,15 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
             # with another send time (the daily limit, a late safety text), and must get a row.
             row.dedupe_key = f"{row.dedupe_key}~x{row.id}"
             cancelled += 1
+    # The daily limit counts the routine texts that already went or stay planned: the new plan's
+    # own spacing knows nothing of the texts the old one sent earlier that day.
+    gone = {OutboxStatus.PLANNED, OutboxStatus.CLAIMED, OutboxStatus.SENT, OutboxStatus.DELIVERED,
+            OutboxStatus.UNDELIVERED}
+    taken = [r.sent_at or r.send_after for r in rows
+             if r.recipient == "patient" and r.kind in ("reminder", "checkin_reminder") and not r.safety
+             and (r.status in gone or r.sent_at is not None)
+             and not (r.status == OutboxStatus.PLANNED and r.occurrence_key in cancel_keys)]
+    to_add = fit_daily_limit(template, new_timeline, to_add, taken)
     enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
     session.flush()
     added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \

@@ -367,6 +367,30 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
                     messages=messages, checkins=checkins, quiet_hours=quiet, held=tuple(held))
 
 
+def is_routine(m: PlannedMessage) -> bool:
+    """A text the template's daily limit spaces: reminders and check-in reminders, not safety texts."""
+    return m.kind in ("reminder", "checkin_reminder") and not m.safety
+
+
+def fit_daily_limit(template: Template, timeline: Timeline, messages: list[PlannedMessage],
+                    taken: Iterable[datetime]) -> list[PlannedMessage]:
+    """The daily limit again for a re-plan (a corrected procedure time): `messages` to be planned now,
+    with `taken` the times of the routine texts that already went or stay planned. Routine ones that
+    no longer fit their day move later that day or are left to the Today page; the rest are kept."""
+    if template.daily_limit is None:
+        return messages
+    deadlines: dict[str, datetime] = {}
+    for i, c in enumerate(timeline.checkins):
+        if c.reminder is not None:
+            nxt = timeline.checkins[i + 1].invite.send_at if i + 1 < len(timeline.checkins) else None
+            deadlines[c.reminder.key] = min(c.missed_at, nxt) if nxt is not None else c.missed_at
+    routine = [m for m in messages if is_routine(m)]
+    paced, _ = _daily_limit(template.daily_limit, routine, deadlines, timeline.tz, timeline.quiet_hours,
+                            taken=taken)
+    return [paced.get(m.key, m) if is_routine(m) else m for m in messages
+            if not is_routine(m) or m.key in paced]
+
+
 def _without_reminder(c: PlannedCheckin) -> PlannedCheckin:
     return replace(c, reminder=None)
 
@@ -389,18 +413,23 @@ def _drop_quiet_repeats(messages: list[PlannedMessage], tz: ZoneInfo) -> list[Pl
 
 
 def _daily_limit(limit: DailyLimit, routine: list[PlannedMessage], deadlines: dict[str, datetime],
-                 tz: ZoneInfo, quiet: tuple[time, time]) -> tuple[dict[str, PlannedMessage], list[PlannedMessage]]:
+                 tz: ZoneInfo, quiet: tuple[time, time],
+                 taken: Iterable[datetime] = ()) -> tuple[dict[str, PlannedMessage], list[PlannedMessage]]:
     """Space the routine texts of each local day: at most `per_day`, `min_gap` apart, in the order of
     `limit.order`. A text keeps its time when it fits, else takes the first later time that day that
     fits (outside quiet hours, before its deadline); one that does not fit is held back (returned
-    second; the Today page carries the same advice)."""
+    second; the Today page carries the same advice). `taken` are the times of routine texts that
+    already went or stay planned (a re-plan): they count towards their day's limit and gap."""
     by_day: dict[date, list[PlannedMessage]] = {}
     for m in routine:
         by_day.setdefault(m.send_at.astimezone(tz).date(), []).append(m)
+    taken_by_day: dict[date, list[datetime]] = {}
+    for t in taken:
+        taken_by_day.setdefault(t.astimezone(tz).date(), []).append(t)
     paced: dict[str, PlannedMessage] = {}
     held: list[PlannedMessage] = []
     for day, group in by_day.items():
-        placed: list[datetime] = []
+        placed: list[datetime] = list(taken_by_day.get(day, ()))
         for m in sorted(group, key=lambda m: (limit.rank(m.id), m.send_at, m.key)):
             at = None
             if len(placed) < limit.per_day:

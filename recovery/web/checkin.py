@@ -48,14 +48,16 @@ def _enrolment():
 
 def _own(checkin_id: int) -> Checkin:
     """The patient's own check-in. A session opened by a check-in link reaches only its slot's
-    check-in and symptom reports that are unfinished or were started during it (no history)."""
+    check-in and symptom reports that are unfinished or were started or sent during it (no
+    history): a report begun on an earlier link and sent on this one shows its outcome."""
     c = db.session.get(Checkin, checkin_id)
     if c is None or c.patient_id != g.patient.id:
         abort(404)
     ws = g.patient_session
     if ws.scope == CHECKIN_SCOPE:
         mine = (ws.checkin_slot is not None and c.slot == ws.checkin_slot) or (
-            c.slot is None and (c.status != "submitted" or c.started_at >= ws.created_at))
+            c.slot is None and (c.status != "submitted" or c.started_at >= ws.created_at
+                                or (c.submitted_at is not None and c.submitted_at >= ws.created_at)))
         if not mine:
             abort(404)
     return c

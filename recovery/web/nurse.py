@@ -88,8 +88,11 @@ def enrol():
         form.form_errors.append(f"The recovery plan could not be built: {e}")
         return render_template("nurse/enrol.html", form=form), 422
     db.session.commit()
+    opted_out = enrolment.patient.sms_opted_out
     flash(f"{data.first_name} {data.last_name} is enrolled."
-          + ("" if data.sms_consent else " No texts will be sent: the patient has not agreed to texts."))
+          + ("" if data.sms_consent else " No texts will be sent: the patient has not agreed to texts.")
+          + (" No texts will be sent: this number replied STOP earlier (it gets texts again if it texts START);"
+             " a phone follow-up task is on the worklist." if data.sms_consent and opted_out else ""))
     return redirect(url_for("nurse.patient", patient_id=enrolment.patient_id), 303)
 
 
