@@ -235,6 +235,8 @@ def baseline_form(w: World, endpoint: str) -> dict[str, object]:
                         "procedure_type": "kyphoplasty", "procedure_end": "2026-03-07T10:30",
                         "discharge_at": "2026-03-07T13:00", "baseline_back_pain": "7"},
         "nurse.correct_times": {"procedure_end": "2026-03-08T09:00", "discharge_at": "", "reason": "typo"},
+        "nurse.pause_texts": {"until": "2026-03-20", "note": "in hospital"},
+        "nurse.end_monitoring": {"reason": "completed", "note": ""},
         "alerts.resolve": {"disposition": "other", "note": "called", "next": "/nurse/"},
         "alerts.acknowledge": {"next": "/nurse/"},
         "checkin.answer": dict(CALM_EMERGENCY), "checkin.draft": dict(CALM_EMERGENCY),

@@ -157,3 +157,6 @@ def worklist():
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
     return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
                                    show_all=show_all)
+
+
+from recovery.web import episode  # noqa: E402,F401  (its routes are on this blueprint)

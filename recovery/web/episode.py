@@ -1,0 +1,107 @@
+"""Nurse pages for a patient's episode of care: end monitoring, pause and resume texts.
+
+The routes live on the nurse blueprint (signed-in staff only; `patient_for_staff` gives 404 for
+another clinic's patient). Plain forms that redirect: they work with JavaScript off.
+"""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from recovery import episodes
+from recovery.clock import utcnow
+from recovery.db import db
+from recovery.episode_rules import END_REASONS
+from recovery.records import current_enrolment
+from recovery.web.access import patient_for_staff
+from recovery.web.episode_forms import EndMonitoringForm, PauseForm
+from recovery.web.nurse import bp, enrolment_template
+
+
+@bp.context_processor
+def _episode_helpers():
+    return {"episode_status": episodes.status_of, "end_reasons": END_REASONS}
+
+
+def _episode(patient_id: int):
+    p = patient_for_staff(patient_id)
+    enrolment = current_enrolment(p)
+    if enrolment is None:
+        abort(404)
+    return p, enrolment
+
+
+def _back(p):
+    return redirect(url_for("nurse.patient", patient_id=p.id), 303)
+
+
+@bp.route("/patients/<int:patient_id>/end", methods=["GET", "POST"])
+def end_monitoring(patient_id: int):
+    p, enrolment = _episode(patient_id)
+    now = utcnow()
+    form = EndMonitoringForm() if request.method == "POST" else EndMonitoringForm(formdata=None)
+    status = episodes.status_of(enrolment, now)
+    if request.method == "GET" or status == "ended":
+        code = 409 if request.method == "POST" else 200
+        if code == 409:
+            form.form_errors.append("Monitoring has already ended.")
+        return render_template("nurse/episode_end.html", p=p, e=enrolment, form=form, status=status), code
+    if not form.validate_on_submit():
+        return render_template("nurse/episode_end.html", p=p, e=enrolment, form=form, status=status), 422
+    note = (form.note.data or "").strip() or None
+    result = episodes.end_monitoring(db.session, enrolment=enrolment, patient=p, reason=form.reason.data,
+                                     note=note, staff=current_user.staff, now=now, request_id=g.request_id)
+    db.session.commit()
+    flash(f"Monitoring ended for {p.first_name} {p.last_name} ({END_REASONS[form.reason.data].lower()}). "
+          f"{result.texts_cancelled} planned texts cancelled, {result.alerts_closed} open alerts closed. "
+          "No more texts will be sent.")
+    return _back(p)
+
+
+@bp.route("/patients/<int:patient_id>/pause", methods=["GET", "POST"])
+def pause_texts(patient_id: int):
+    p, enrolment = _episode(patient_id)
+    now = utcnow()
+    tz = ZoneInfo(p.timezone)
+    status = episodes.status_of(enrolment, now)
+    form = PauseForm() if request.method == "POST" else PauseForm(formdata=None)
+    ctx = dict(p=p, e=enrolment, form=form, status=status, tz=tz, now=now,
+               from_ed=request.values.get("from") == "ed")
+    if request.method == "GET":
+        return render_template("nurse/episode_pause.html", **ctx)
+    if status == "ended":
+        form.form_errors.append("Monitoring has ended: there are no texts to pause.")
+        return render_template("nurse/episode_pause.html", **ctx), 409
+    valid = form.validate_on_submit()
+    problem = episodes.pause_problem(form.until.data, tz, now) if not form.until.errors else None
+    if problem:
+        form.until.errors = [*form.until.errors, problem]
+    if not valid or problem:
+        return render_template("nurse/episode_pause.html", **ctx), 422
+    cancelled = episodes.pause_texts(db.session, enrolment=enrolment, patient=p, until=form.until.data,
+                                     staff=current_user.staff, now=now,
+                                     note=(form.note.data or "").strip() or None, request_id=g.request_id)
+    db.session.commit()
+    flash(f"Texts to {p.first_name} {p.last_name} are paused until {form.until.data:%a %-d %b %Y}. "
+          f"{cancelled} planned texts cancelled; replies to the patient's own texts and check-ins still go.")
+    return _back(p)
+
+
+@bp.post("/patients/<int:patient_id>/resume")
+def resume_texts(patient_id: int):
+    p, enrolment = _episode(patient_id)
+    now = utcnow()
+    try:  # (CSRFProtect has checked the token of every POST)
+        added = episodes.resume_texts(db.session, enrolment=enrolment, patient=p,
+                                      template=enrolment_template(g.clinic, enrolment),
+                                      staff=current_user.staff, now=now, request_id=g.request_id)
+    except episodes.EpisodeConflict as e:
+        db.session.rollback()
+        return render_template("nurse/episode_pause.html", p=p, e=enrolment, form=PauseForm(formdata=None),
+                               status=episodes.status_of(enrolment, now), tz=ZoneInfo(p.timezone), now=now,
+                               from_ed=False, notice=f"Not resumed: {e}."), 409
+    db.session.commit()
+    flash(f"Texts to {p.first_name} {p.last_name} start again. {added} planned texts added back.")
+    return _back(p)
