@@ -30,6 +30,7 @@ OBJECT = {
     "nurse.patient": ("nurse", "patient", {}),
     "nurse.correct_times": ("nurse", "patient", {}),
     "nurse.end_monitoring": ("nurse", "patient", {}),
+    "nurse.edit_patient": ("nurse", "patient", {}),
     "nurse.pause_texts": ("nurse", "patient", {}),
     "nurse.resume_texts": ("nurse", "patient", {}),
     "alerts.acknowledge": ("nurse", "alert", {}),

@@ -236,6 +236,8 @@ def baseline_form(w: World, endpoint: str) -> dict[str, object]:
                         "discharge_at": "2026-03-07T13:00", "baseline_back_pain": "7"},
         "nurse.correct_times": {"procedure_end": "2026-03-08T09:00", "discharge_at": "", "reason": "typo"},
         "nurse.pause_texts": {"until": "2026-03-20", "note": "in hospital"},
+        "nurse.edit_patient": {"mobile": "(202) 555-0177", "timezone": "America/New_York", "language": "en",
+                               "sms_consent": "y", "caregiver_name": "", "caregiver_mobile": ""},
         "nurse.end_monitoring": {"reason": "completed", "note": ""},
         "alerts.resolve": {"disposition": "other", "note": "called", "next": "/nurse/"},
         "alerts.acknowledge": {"next": "/nurse/"},

@@ -1,4 +1,5 @@
-"""Nurse pages for a patient's episode of care: end monitoring, pause and resume texts.
+"""Nurse pages for a patient's episode of care: end monitoring, pause and resume texts, edit the
+patient's details.
 
 The routes live on the nurse blueprint (signed-in staff only; `patient_for_staff` gives 404 for
 another clinic's patient). Plain forms that redirect: they work with JavaScript off.
@@ -10,13 +11,17 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from recovery import episodes
+from recovery import audit, episodes
 from recovery.clock import utcnow
 from recovery.db import db
 from recovery.episode_rules import END_REASONS
+from recovery.patient_details import PatientDetails, change_details
+from recovery.phones import region_for_zone
+from recovery.plan import OverrideError
 from recovery.records import current_enrolment
+from recovery.timeline import TimelineError
 from recovery.web.access import patient_for_staff
-from recovery.web.episode_forms import EndMonitoringForm, PauseForm
+from recovery.web.episode_forms import EditPatientForm, EndMonitoringForm, PauseForm
 from recovery.web.nurse import bp, enrolment_template
 
 
@@ -105,3 +110,55 @@ def resume_texts(patient_id: int):
     db.session.commit()
     flash(f"Texts to {p.first_name} {p.last_name} start again. {added} planned texts added back.")
     return _back(p)
+
+
+# ---- the patient's details ----------------------------------------------------------------------
+
+def _edit_form(p, formdata=None):
+    form = EditPatientForm(formdata=formdata, region=region_for_zone(g.clinic.timezone),
+                           current_zone=p.timezone, current_language=p.language)
+    if formdata is None:
+        form.mobile.data, form.timezone.data, form.language.data = p.mobile_e164, p.timezone, p.language
+        form.sms_consent.data, form.caregiver_name.data = p.sms_consent, p.caregiver_name
+        form.caregiver_mobile.data, form.caregiver_consent.data = p.caregiver_mobile_e164, p.caregiver_consent
+    return form
+
+
+@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+def edit_patient(patient_id: int):
+    p = patient_for_staff(patient_id)
+    enrolment = current_enrolment(p)
+    now = utcnow()
+    if request.method == "GET":
+        audit.record(db.session, at=now, actor_type="staff", actor_id=current_user.staff.id, action="record_viewed",
+                     patient_id=p.id, subject_type="patient", subject_id=p.id, detail={"page": "edit"},
+                     request_id=g.request_id)
+        db.session.commit()
+        return render_template("nurse/patient_edit.html", p=p, form=_edit_form(p))
+    form = _edit_form(p, request.form)
+    if not form.validate_on_submit():
+        return render_template("nurse/patient_edit.html", p=p, form=form), 422
+    new = PatientDetails(mobile_e164=form.mobile.e164, timezone=form.timezone.data, language=form.language.data,
+                         sms_consent=form.sms_consent.data, caregiver_name=form.caregiver_name.data or None,
+                         caregiver_mobile_e164=form.caregiver_mobile.e164,
+                         caregiver_consent=form.caregiver_consent.data)
+    template = enrolment_template(g.clinic, enrolment) if enrolment is not None else None
+    try:
+        result = change_details(db.session, patient=p, enrolment=enrolment, new=new, template=template,
+                                staff=current_user.staff, now=now, request_id=g.request_id)
+    except (TimelineError, OverrideError) as e:
+        db.session.rollback()
+        form.form_errors.append(f"The texts could not be re-planned: {e}")
+        return render_template("nurse/patient_edit.html", p=p, form=form), 422
+    db.session.commit()
+    if not result.fields:
+        flash("Nothing was changed.")
+    else:
+        words = ", ".join(FIELD_WORDS[f] for f in result.fields)
+        flash(f"Saved: {words}. {result.cancelled} planned texts cancelled or moved, {result.planned} planned.")
+    return _back(p)
+
+
+FIELD_WORDS = {"mobile_e164": "mobile number", "timezone": "time zone", "language": "language",
+               "sms_consent": "consent to texts", "caregiver_name": "caregiver's name",
+               "caregiver_mobile_e164": "caregiver's mobile", "caregiver_consent": "caregiver's consent"}

@@ -2,11 +2,11 @@
 use-cases in recovery/episodes.py decide."""
 from __future__ import annotations
 
-from wtforms import DateField, RadioField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from recovery.episode_rules import END_REASONS
-from recovery.web.forms import Form
+from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
 
 
 class DayField(DateField):
@@ -34,3 +34,27 @@ class PauseForm(Form):
     until = DayField("Start texts again on", format="%Y-%m-%d",
                       validators=[InputRequired("Enter the day texts should start again, e.g. 2026-03-20.")])
     note = TextAreaField("Why (optional)", validators=[Optional(), Length(max=300, message="Keep it to 300 characters.")])
+
+
+class EditPatientForm(Form):
+    mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
+    timezone = SelectField("Patient's time zone", validators=[valid_zone])
+    language = SelectField("Language for texts", choices=[("en", "English")], default="en")
+    sms_consent = BooleanField("The patient agrees to receive recovery texts")
+    caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
+    caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])
+    caregiver_consent = BooleanField("The caregiver agrees to receive copies of reminders")
+
+    validate_caregiver_consent = EnrolmentForm.validate_caregiver_consent
+
+    def __init__(self, *args, region: str = "US", current_zone: str | None = None,
+                 current_language: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        zones = list(COMMON_ZONES)
+        if current_zone and current_zone not in zones:
+            zones.insert(0, current_zone)  # a zone set at enrolment or by the CLI stays choosable
+        self.timezone.choices = [(z, z.replace("_", " ")) for z in zones]
+        if current_language and current_language not in dict(self.language.choices):
+            self.language.choices = [(current_language, current_language), *self.language.choices]
+        self.mobile.region = region
+        self.caregiver_mobile.region = region
