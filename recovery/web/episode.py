@@ -1,5 +1,5 @@
 """Nurse pages for a patient's episode of care: end monitoring, pause and resume texts, edit the
-patient's details.
+patient's details, resend a link and send a one-off text.
 
 The routes live on the nurse blueprint (signed-in staff only; `patient_for_staff` gives 404 for
 another clinic's patient). Plain forms that redirect: they work with JavaScript off.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from recovery import audit, episodes
+from recovery import audit, episodes, nurse_texts
 from recovery.clock import utcnow
 from recovery.db import db
 from recovery.episode_rules import END_REASONS
@@ -21,13 +21,15 @@ from recovery.plan import OverrideError
 from recovery.records import current_enrolment
 from recovery.timeline import TimelineError
 from recovery.web.access import patient_for_staff
-from recovery.web.episode_forms import EditPatientForm, EndMonitoringForm, PauseForm
+from recovery.web.episode_forms import (EditPatientForm, EndMonitoringForm, OneOffTextForm, PauseForm,
+                                        ResendLinkForm, new_nonce)
 from recovery.web.nurse import bp, enrolment_template
 
 
 @bp.context_processor
 def _episode_helpers():
-    return {"episode_status": episodes.status_of, "end_reasons": END_REASONS}
+    return {"episode_status": episodes.status_of, "end_reasons": END_REASONS, "new_nonce": new_nonce,
+            "text_refusal": nurse_texts.refusal}
 
 
 def _episode(patient_id: int):
@@ -162,3 +164,84 @@ def edit_patient(patient_id: int):
 FIELD_WORDS = {"mobile_e164": "mobile number", "timezone": "time zone", "language": "language",
                "sms_consent": "consent to texts", "caregiver_name": "caregiver's name",
                "caregiver_mobile_e164": "caregiver's mobile", "caregiver_consent": "caregiver's consent"}
+
+
+# ---- texts a nurse sends ------------------------------------------------------------------------
+
+def _text_page(p, enrolment, form, now, d=None, status=200, notice=None):
+    body = form.body.data or ""
+    d = d or nurse_texts.draft(body, patient=p, clinic=g.clinic, public_base_url=current_app.config["PUBLIC_BASE_URL"])
+    return render_template("nurse/patient_text.html", p=p, form=form, draft=d, notice=notice,
+                           refusal=nurse_texts.refusal(p, enrolment, now), max_segments=nurse_texts.MAX_SEGMENTS,
+                           max_chars=nurse_texts.MAX_CHARS), status
+
+
+@bp.route("/patients/<int:patient_id>/text", methods=["GET", "POST"])
+def send_text(patient_id: int):
+    p = patient_for_staff(patient_id)
+    enrolment = current_enrolment(p)
+    now = utcnow()
+    if request.method == "GET":
+        form = OneOffTextForm(formdata=None)
+        form.nonce.data = new_nonce()
+        return _text_page(p, enrolment, form, now)
+    form = OneOffTextForm()
+    valid = form.validate_on_submit()
+    d = nurse_texts.draft(form.body.data or "", patient=p, clinic=g.clinic,
+                          public_base_url=current_app.config["PUBLIC_BASE_URL"])
+    if request.form.get("action") == "check" and valid:  # "Count segments" without JavaScript
+        return _text_page(p, enrolment, form, now, d)
+    if d.problems and not form.body.errors:
+        form.body.errors = [*form.body.errors, *d.problems]
+    if not valid or not d.ok:
+        return _text_page(p, enrolment, form, now, d, status=422)
+    try:
+        row = nurse_texts.send_text(db.session, patient=p, enrolment=enrolment, clinic=g.clinic, body=form.body.data,
+                                    urgent=form.urgent.data, nonce=form.nonce.data, staff=current_user.staff,
+                                    now=now, public_base_url=current_app.config["PUBLIC_BASE_URL"],
+                                    request_id=g.request_id)
+    except nurse_texts.TextRefused as e:
+        db.session.rollback()
+        return _text_page(p, enrolment, form, now, d, status=409, notice=f"Not sent: {e}")
+    db.session.commit()
+    if row is None:
+        flash("That text was already queued (the form was sent twice); it goes once.")
+    else:
+        flash("Text queued: it goes " + ("at once." if form.urgent.data else
+                                         "now, or at 08:00 the patient's time if it is quiet hours there."))
+    return _back(p)
+
+
+@bp.post("/patients/<int:patient_id>/text/count")
+def count_text(patient_id: int):
+    """The segment counter under the text box (htmx, as the nurse types)."""
+    p = patient_for_staff(patient_id)
+    body = (request.form.get("body") or "")[:5000]
+    d = nurse_texts.draft(body, patient=p, clinic=g.clinic, public_base_url=current_app.config["PUBLIC_BASE_URL"])
+    return render_template("nurse/_text_count.html", draft=d, max_segments=nurse_texts.MAX_SEGMENTS)
+
+
+@bp.post("/patients/<int:patient_id>/link")
+def resend_link(patient_id: int):
+    p = patient_for_staff(patient_id)
+    enrolment = current_enrolment(p)
+    now = utcnow()
+    form = ResendLinkForm()
+    if not form.validate_on_submit():
+        return _link_page(p, "The page was out of date: nothing was sent.", 422)
+    try:
+        row = nurse_texts.resend_link(db.session, patient=p, enrolment=enrolment, nonce=form.nonce.data,
+                                      staff=current_user.staff, now=now, request_id=g.request_id)
+    except nurse_texts.TextRefused as e:
+        db.session.rollback()
+        return _link_page(p, f"No link sent: {e}", 409)
+    db.session.commit()
+    flash("A new link is on its way to the patient's mobile (earlier links keep working until they expire)."
+          if row is not None else "That link was already queued; it goes once.")
+    return _back(p)
+
+
+def _link_page(p, problem: str, status: int):
+    form = ResendLinkForm(formdata=None)
+    form.nonce.data = new_nonce()
+    return render_template("nurse/patient_link.html", p=p, form=form, problem=problem), status

@@ -2,8 +2,10 @@
 use-cases in recovery/episodes.py decide."""
 from __future__ import annotations
 
-from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+import uuid
+
+from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from recovery.episode_rules import END_REASONS
 from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
@@ -58,3 +60,21 @@ class EditPatientForm(Form):
             self.language.choices = [(current_language, current_language), *self.language.choices]
         self.mobile.region = region
         self.caregiver_mobile.region = region
+
+
+def new_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+NONCE = [InputRequired("This form is out of date: open it again."),
+         Regexp(r"^[0-9a-f]{32}$", message="This form is out of date: open it again.")]
+
+
+class OneOffTextForm(Form):
+    body = TextAreaField("Text", validators=[Length(max=2000, message="Keep the text shorter.")])
+    urgent = BooleanField("Urgent: send at once, even during quiet hours (21:00–08:00 for the patient)")
+    nonce = HiddenField(validators=NONCE)
+
+
+class ResendLinkForm(Form):
+    nonce = HiddenField(validators=NONCE)
