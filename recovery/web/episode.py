@@ -29,7 +29,7 @@ from recovery.web.nurse import bp, enrolment_template
 @bp.context_processor
 def _episode_helpers():
     return {"episode_status": episodes.status_of, "end_reasons": END_REASONS, "new_nonce": new_nonce,
-            "text_refusal": nurse_texts.refusal}
+            "text_refusal": nurse_texts.refusal, "roster_status": episodes.status_of}
 
 
 def _episode(patient_id: int):
