@@ -803,9 +803,9 @@ def mark_opted_out(session: Session, patient: Patient, recipient: str, now: date
                  actor_id=patient.id if by_sender else None, action="sms_opted_out",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  detail={"who": recipient, "source": source})
-    if recipient != "caregiver":
-        alerting.raise_rules(session, patient=patient, enrolment=active_enrolment(session, patient),
-                             rule_ids=["M5"], now=now, source=source)
+    enrolment = active_enrolment(session, patient)
+    if recipient != "caregiver" and enrolment is not None:  # monitoring ended: nobody to follow up by phone
+        alerting.raise_rules(session, patient=patient, enrolment=enrolment, rule_ids=["M5"], now=now, source=source)
     return True
 
 

@@ -287,3 +287,21 @@ def test_another_clinics_nurse_cannot_end_or_pause(app, session, world):
     assert enrolment_of(session, p).paused_until is None
     anonymous = app.test_client()
     assert anonymous.post(f"/nurse/patients/{p.id}/end", data={"reason": "deceased"}).status_code in (400, 403)
+
+
+def test_texts_from_a_patient_whose_monitoring_ended_get_no_reply_and_open_no_task(app, session, sms, world):
+    """STOP or a question from an ended episode's number is recorded (the opt-out stands), but no
+    reply is texted and no "arrange phone follow-up" task is opened for a patient no longer followed."""
+    from tests.test_checkin_alerts import text_in
+    p, nurse = world["p"], world["nurse"]
+    assert nurse_client(app, nurse).post(f"/nurse/patients/{p.id}/end",
+                                         data={"reason": "deceased"}).status_code == 303
+    text_in(app.test_client(), p.mobile_e164, "Is this still on?")
+    text_in(app.test_client(), p.mobile_e164, "STOP")
+    session.expire_all()
+    assert session.get(type(p), p.id).sms_opted_out
+    assert session.scalars(sa.select(Alert).where(Alert.patient_id == p.id,
+                                                  Alert.status != AlertStatus.RESOLVED)).all() == []
+    assert rows(session, patient_id=p.id, status=OutboxStatus.PLANNED) == []
+    ticks(app, sms, local(0, 13), local(0, 14))
+    assert sms.sent_to(p.mobile_e164) == ()
