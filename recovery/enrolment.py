@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery import audit
+from recovery.episode_rules import held_by_pause
 from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
 from recovery.outbox import plan_opt_in, plan_timeline
@@ -166,6 +167,9 @@ def replan_texts(session: Session, enrolment: Enrolment, patient: Patient, new_t
             row.dedupe_key = f"{row.dedupe_key}~x{row.id}"
             cancelled += 1
     session.flush()
+    # Texts that would come due during a pause are not planned (the sender would cancel them anyway).
+    to_add = [m for m in to_add if not held_by_pause(enrolment.paused_until, m.send_at, recipient="patient",
+                                                     kind=m.kind)]
     added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \
         if patient.sms_consent else 0
     return cancelled, added

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from recovery import alerting, audit
 from recovery import alerts as alert_domain
 from recovery.enrolment import timeline_for
-from recovery.episode_rules import END_REASONS, MAX_PAUSE_DAYS, PAUSE_EXEMPT_KINDS, episode_status
+from recovery.episode_rules import END_REASONS, MAX_PAUSE_DAYS, PAUSE_EXEMPT_KINDS, episode_status, held_by_pause
 from recovery.models import (Alert, AlertStatus, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, SmsConversation, StaffUser)
 from recovery.outbox import plan_timeline
@@ -110,11 +110,13 @@ def resume_texts(session: Session, *, enrolment: Enrolment, patient: Patient, te
 def replan_ahead(session: Session, enrolment: Enrolment, patient: Patient, template: Template,
                  now: datetime) -> int:
     """Plan every text of the timeline still ahead that has no live row (the outbox's dedupe key
-    makes the ones already planned a no-op). Nothing already due is planned late."""
+    makes the ones already planned a no-op). Nothing already due is planned late, nor anything that
+    would come due during a pause."""
     if not patient.sms_consent:
         return 0
     timeline = timeline_for(enrolment, patient, template)
-    ahead = [m for m in timeline.messages if m.send_at > now]
+    ahead = [m for m in timeline.messages if m.send_at > now
+             and not held_by_pause(enrolment.paused_until, m.send_at, recipient="patient", kind=m.kind)]
     return plan_timeline(session, enrolment, patient, timeline, now, messages=ahead)
 
 

@@ -157,3 +157,21 @@ def test_another_clinics_nurse_gets_404(app, session, world):
     assert c.post(f"/nurse/patients/{p.id}/edit", data=form()).status_code == 404
     assert fresh(session, p).mobile_e164 != "+12025550188"
     assert app.test_client().get(f"/nurse/patients/{p.id}/edit").status_code == 403
+
+
+def test_a_time_zone_change_during_a_pause_plans_nothing_inside_it(app, session, sms, world):
+    """Found by tests/test_episode_machine.py: re-planning revived the texts the pause had cancelled
+    (the sender then cancelled them again; now they are not planned at all)."""
+    p, nurse = world["p"], world["nurse"]
+    c = nurse_client(app, nurse)
+    assert c.post(f"/nurse/patients/{p.id}/pause", data={"until": "2026-03-14"}).status_code == 303
+    assert c.post(f"/nurse/patients/{p.id}/edit", data=form(mobile=p.mobile_e164,
+                                                            timezone="America/Chicago")).status_code == 303
+    e = current_enrolment(p)
+    session.refresh(e)
+    planned = rows(session, enrolment_id=e.id, status=OutboxStatus.PLANNED)
+    assert planned and all(r.send_after >= e.paused_until for r in planned if r.kind != "event_reply")
+    ticks(app, sms, local(0, 13), local(3, 12), every=timedelta(hours=2))
+    session.rollback()  # a fresh read after the ticks' commits
+    went = [r for r in rows(session, enrolment_id=e.id) if r.sent_at is not None]
+    assert [r.kind for r in went] == ["event_reply"]  # only the opt-in confirmation (S00)
