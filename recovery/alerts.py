@@ -27,6 +27,9 @@ DISPOSITIONS = {
 # (acknowledged: it is in hand, nobody is paged) and comes back to the top of the worklist at the
 # follow-up time. Every other disposition says the nurse has dealt with it and resolves the alert.
 TRY_AGAIN = frozenset({"no_answer"})
+# Not on the resolve form: what closes a patient's open alerts when a nurse ends their monitoring
+# (recovery/episodes.py); the reason is in the alert's note.
+MONITORING_ENDED = "monitoring_ended"
 FOLLOW_UP_MINUTES = (15, 30, 60, 120, 240)
 DEFAULT_FOLLOW_UP_MINUTES = 30
 
@@ -37,7 +40,7 @@ CHECKIN_FAMILY = "checkin"
 
 
 def resolves(disposition: str) -> bool:
-    return disposition in DISPOSITIONS and disposition not in TRY_AGAIN
+    return (disposition in DISPOSITIONS and disposition not in TRY_AGAIN) or disposition == MONITORING_ENDED
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ restarted, run twice, or be down for an hour, and every due row is still sent, o
   is a crash between the provider's 201 and storing the SID, narrowed further because the status
   callback URL carries the row id (`?ob=<id>`), so the first callback ties the SID to the row.
 * Re-check just before sending (its own transaction): consent and opt-out of the recipient, the
-  number not marked invalid, the enrolment still active, the text still wanted (check-in already
+  number not marked invalid, the enrolment still active and, for routine texts, not paused
+  (recovery/episode_rules.py), the text still wanted (check-in already
   done → cancelled; alert already acknowledged → staff page cancelled), not stale (STALE_AFTER),
   quiet hours for non-urgent texts (released and moved to the next 08:00, never sent; for the
   plan's safety texts, `row.safety`, quiet hours start at the template's safety_start, 23:00),
@@ -65,6 +66,7 @@ from sqlalchemy.orm import Session
 
 from recovery import alerting, audit, outbox, sms_encoding, templates_repo, texts
 from recovery.db import UTCDateTime, begin_write, is_sqlite
+from recovery.episode_rules import held_by_pause
 from recovery.messaging import MAX_ATTEMPTS, SendError, SendResult, error_kind, mask_number, retry_delay
 from recovery.models import (Alert, AlertStatus, AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus,
                              OutboundMessage, OutboxStatus, Patient, SmsConversation, StaffUser)
@@ -509,6 +511,9 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
     if enrolment is not None and enrolment.status != EnrolmentStatus.ACTIVE:
         _finish(session, row, OutboxStatus.CANCELLED, "enrolment_ended", now)
         return "enrolment_ended"
+    if enrolment is not None and held_by_pause(enrolment.paused_until, now, recipient=row.recipient, kind=row.kind):
+        _finish(session, row, OutboxStatus.CANCELLED, "paused", now)  # routine texts are held, not sent late
+        return "paused"
     if row.recipient == "staff":
         alert = session.get(Alert, row.alert_id) if row.alert_id else None
         if alert is not None and alert.status != AlertStatus.OPEN:
@@ -798,9 +803,9 @@ def mark_opted_out(session: Session, patient: Patient, recipient: str, now: date
                  actor_id=patient.id if by_sender else None, action="sms_opted_out",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  detail={"who": recipient, "source": source})
-    if recipient != "caregiver":
-        alerting.raise_rules(session, patient=patient, enrolment=active_enrolment(session, patient),
-                             rule_ids=["M5"], now=now, source=source)
+    enrolment = active_enrolment(session, patient)
+    if recipient != "caregiver" and enrolment is not None:  # monitoring ended: nobody to follow up by phone
+        alerting.raise_rules(session, patient=patient, enrolment=enrolment, rule_ids=["M5"], now=now, source=source)
     return True
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery import audit
+from recovery.episode_rules import held_by_pause
 from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
 from recovery.dispatch import mark_opted_out
@@ -146,6 +147,23 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
     probe = Enrolment(procedure_end=procedure_end, discharge_at=discharge_at,
                       overrides=enrolment.overrides, working=enrolment.working, brace=enrolment.brace)
     new_timeline = timeline_for(probe, patient, template)
+    enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
+    cancelled, added = replan_texts(session, enrolment, patient, new_timeline, now, template=template)
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="procedure_time_corrected",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"old_end": old_end.isoformat(), "new_end": procedure_end.isoformat(),
+                         "old_discharge": old_discharge.isoformat() if old_discharge else None,
+                         "new_discharge": discharge_at.isoformat() if discharge_at else None,
+                         "reason": reason, "cancelled": cancelled, "added": added},
+                 request_id=request_id)
+    return cancelled, added
+
+
+def replan_texts(session: Session, enrolment: Enrolment, patient: Patient, new_timeline: Timeline,
+                 now: datetime, *, template: Template) -> tuple[int, int]:
+    """Bring the enrolment's planned texts in line with a rebuilt timeline (a corrected procedure
+    time, a new time zone): pending rows that moved or went are cancelled, new ones planned; what
+    was sent is kept. Returns (cancelled, added)."""
     rows = session.scalars(sa.select(OutboundMessage).where(
         OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.recipient != "staff",
         OutboundMessage.kind != "event_reply")).all()
@@ -176,15 +194,10 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
              and (r.status in gone or r.sent_at is not None)
              and not (r.status == OutboxStatus.PLANNED and r.occurrence_key in cancel_keys)]
     to_add = fit_daily_limit(template, new_timeline, to_add, taken)
-    enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
     session.flush()
+    # Texts that would come due during a pause are not planned (the sender would cancel them anyway).
+    to_add = [m for m in to_add if not held_by_pause(enrolment.paused_until, m.send_at, recipient="patient",
+                                                     kind=m.kind)]
     added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \
         if patient.sms_consent else 0
-    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="procedure_time_corrected",
-                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
-                 detail={"old_end": old_end.isoformat(), "new_end": procedure_end.isoformat(),
-                         "old_discharge": old_discharge.isoformat() if old_discharge else None,
-                         "new_discharge": discharge_at.isoformat() if discharge_at else None,
-                         "reason": reason, "cancelled": cancelled, "added": added},
-                 request_id=request_id)
     return cancelled, added

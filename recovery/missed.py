@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from recovery import alerting, audit, templates_repo
 from recovery.dispatch import DispatchSettings, _locked, write_unit
 from recovery.enrolment import timeline_for
+from recovery.episode_rules import held_by_pause
 from recovery.missed_rules import SlotFacts, decide
 from recovery.models import (AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
@@ -118,6 +119,9 @@ def close_slot(session: Session, row_id: int, now: datetime, settings: DispatchS
         patient = session.get(Patient, row.patient_id)
         if enrolment is None or enrolment.status != EnrolmentStatus.ACTIVE or patient is None:
             _mark(session, row, now, "closed", None)
+            return 0
+        if held_by_pause(enrolment.paused_until, now, recipient="patient", kind=row.kind):
+            _mark(session, row, now, "paused", None)  # a nurse paused the texts: nothing was missed
             return 0
         try:
             timeline = _timeline(session, enrolment, patient, settings.schedules_dir)

@@ -20,9 +20,13 @@ class StaffRole(str, enum.Enum):
 
 
 class EnrolmentStatus(str, enum.Enum):
+    """ACTIVE (a pause is `Enrolment.paused_until`, not a status: a paused patient's own texts and
+    check-ins are still handled) or ENDED by a nurse with `end_reason` (recovery/episodes.py).
+    COMPLETED and WITHDRAWN are kept for rows written before monitoring could be ended."""
     ACTIVE = "active"
     COMPLETED = "completed"
     WITHDRAWN = "withdrawn"
+    ENDED = "ended"
 
 
 class OutboxStatus(str, enum.Enum):
@@ -130,6 +134,13 @@ class Enrolment(db.Model):
     brace: so.Mapped[bool] = so.mapped_column(default=False)
     status: so.Mapped[EnrolmentStatus] = so.mapped_column(
         _enum(EnrolmentStatus, "enrolment_status"), default=EnrolmentStatus.ACTIVE)
+    # Routine texts are held (cancelled as they come due) until this instant: the start of the
+    # chosen day in the patient's zone. None or past: not paused.
+    paused_until: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    ended_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # completed | readmitted | transferred | deceased | withdrew | other (recovery/episodes.py)
+    end_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    end_note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
     patient: so.Mapped[Patient] = so.relationship(back_populates="enrolments")

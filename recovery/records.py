@@ -22,8 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from recovery import alerts as alert_domain
 from recovery import audit
 from recovery.charts import PainPoint, pain_trend_svg
-from recovery.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
-                             OutboundMessage, Patient, StaffUser)
+from recovery.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, EnrolmentStatus,
+                             InboundMessage, OutboundMessage, Patient, StaffUser)
 from recovery.questionnaire import ITEMS, Kind, celsius, coerce_answers
 from recovery.triage import Level, Ruleset
 from recovery.worklist import RuleLine, default_ruleset, order_key, rule_lines
@@ -46,7 +46,35 @@ def current_enrolment(patient: Patient) -> Enrolment | None:
     return patient.enrolments[-1] if patient.enrolments else None
 
 
-def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "") -> list[PatientRow]:
+ROSTER_STATUSES = ("active", "paused", "ended")
+
+
+def _roster_filters(query: str, status: str, now: datetime) -> list:
+    """Search and status filter of the roster. Every word of the query must start or be part of the
+    first or the last name ("Dora Day" finds Dora Day); a query of 3 or more digits (spaces and
+    dashes ignored) matches the end of the mobile number. `status`: active | paused | ended | "" (all)."""
+    where: list = []
+    digits = re.sub(r"[\s().+-]", "", query or "")
+    if digits.isdigit() and len(digits) >= 3 and digits.isascii():
+        where.append(Patient.mobile_e164.like(f"%{digits}"))
+    else:
+        for word in (query or "").lower().split()[:4]:
+            like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(sa.or_(sa.func.lower(Patient.last_name).like(like, escape="\\"),
+                                sa.func.lower(Patient.first_name).like(like, escape="\\")))
+    active = Enrolment.status == EnrolmentStatus.ACTIVE
+    paused = sa.and_(active, Enrolment.paused_until.is_not(None), Enrolment.paused_until > now)
+    if status == "active":
+        where.append(sa.and_(active, sa.not_(paused)))
+    elif status == "paused":
+        where.append(paused)
+    elif status == "ended":
+        where.append(sa.and_(Enrolment.id.is_not(None), sa.not_(active)))
+    return where
+
+
+def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "",
+                 status: str = "") -> list[PatientRow]:
     latest = (sa.select(Enrolment.patient_id, sa.func.max(Enrolment.id).label("eid"))
               .group_by(Enrolment.patient_id).subquery())
     stmt = (sa.select(Patient, Enrolment)
@@ -54,10 +82,8 @@ def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "
             .outerjoin(Enrolment, Enrolment.id == latest.c.eid)
             .where(Patient.clinic_id == clinic_id)
             .order_by(Enrolment.procedure_end.desc().nullslast(), Patient.last_name))
-    if query:
-        like = f"%{query.strip().lower()}%"
-        stmt = stmt.where(sa.or_(sa.func.lower(Patient.last_name).like(like),
-                                 sa.func.lower(Patient.first_name).like(like)))
+    for condition in _roster_filters(query, status, now):
+        stmt = stmt.where(condition)
     rows = session.execute(stmt).all()
     levels: dict[int, str] = {}
     for pid, level in session.execute(

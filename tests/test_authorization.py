@@ -29,6 +29,13 @@ PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin
 OBJECT = {
     "nurse.patient": ("nurse", "patient", {}),
     "nurse.correct_times": ("nurse", "patient", {}),
+    "nurse.end_monitoring": ("nurse", "patient", {}),
+    "nurse.edit_patient": ("nurse", "patient", {}),
+    "nurse.send_text": ("nurse", "patient", {}),
+    "nurse.count_text": ("nurse", "patient", {}),
+    "nurse.resend_link": ("nurse", "patient", {}),
+    "nurse.pause_texts": ("nurse", "patient", {}),
+    "nurse.resume_texts": ("nurse", "patient", {}),
     "alerts.acknowledge": ("nurse", "alert", {}),
     "alerts.resolve": ("nurse", "alert", {}),
     "alerts.resolve_form": ("nurse", "alert", {}),

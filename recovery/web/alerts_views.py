@@ -28,7 +28,9 @@ from recovery.web.redirects import same_origin_path
 from recovery.worklist import worklist_row
 
 bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
-CHANGED_EVENT = "worklist-changed"  # the polled list listens for it and refreshes at once
+CHANGED_EVENT = "worklist-changed"
+# Dispositions after which the patient is in hospital: the nurse is offered "pause texts" at once.
+PAUSE_OFFER = frozenset({"sent_to_ed"})  # the polled list listens for it and refreshes at once
 
 
 def _minutes(value) -> int | None:
@@ -71,10 +73,11 @@ def _row_or_404(alert_id: int, now):
     return row
 
 
-def _alert_page(row, form, now, *, notice: str | None = None, done: str | None = None, status: int = 200):
+def _alert_page(row, form, now, *, notice: str | None = None, done: str | None = None, status: int = 200,
+                pause_offer: bool = False):
     resp = render_page_or_fragment("nurse/alert.html", "nurse/_resolve_form.html",
                                    status=200 if wants_fragment() else status,
-                                   row=row, form=form, now=now, notice=notice, done=done)
+                                   row=row, form=form, now=now, notice=notice, done=done, pause_offer=pause_offer)
     if wants_fragment() and (done or status == 409):
         resp.headers["HX-Trigger"] = CHANGED_EVENT
     return resp
@@ -136,6 +139,9 @@ def resolve(alert_id: int):
         message = (f"{DISPOSITIONS[disposition]}: the alert for {who} stays open and comes back to the top "
                    f"of the worklist at {at}.")
     if wants_fragment():
-        return _alert_page(_row_or_404(alert_id, now), form, now, done=message)
+        return _alert_page(_row_or_404(alert_id, now), form, now, done=message,
+                           pause_offer=disposition in PAUSE_OFFER)
     flash(message)
+    if disposition in PAUSE_OFFER:  # in hospital now: offer to hold the routine texts (recovery/web/episode.py)
+        return redirect(url_for("nurse.pause_texts", patient_id=alert.patient_id, **{"from": "ed"}), 303)
     return redirect(_back(url_for("nurse.worklist")), 303)

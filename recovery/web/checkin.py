@@ -17,7 +17,7 @@ from recovery import checkins, templates_repo
 from recovery.clock import utcnow
 from recovery.db import db
 from recovery.enrolment import timeline_for
-from recovery.models import Checkin, Clinic
+from recovery.models import Checkin, Clinic, Enrolment, EnrolmentStatus
 from recovery.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
                                     pending_temp_confirmation)
 from recovery.records import answer_lines, current_enrolment
@@ -43,6 +43,8 @@ def _enrolment():
     enrolment = current_enrolment(g.patient)
     if enrolment is None:
         abort(404)
+    if enrolment.status != EnrolmentStatus.ACTIVE:  # monitoring ended: Today says so, and whom to call
+        abort(redirect(url_for("patient.today"), 303))
     return enrolment
 
 
@@ -53,6 +55,9 @@ def _own(checkin_id: int) -> Checkin:
     c = db.session.get(Checkin, checkin_id)
     if c is None or c.patient_id != g.patient.id:
         abort(404)
+    enrolment = db.session.get(Enrolment, c.enrolment_id)
+    if enrolment is not None and enrolment.status != EnrolmentStatus.ACTIVE:
+        abort(redirect(url_for("patient.today"), 303))
     ws = g.patient_session
     if ws.scope == CHECKIN_SCOPE:
         mine = (ws.checkin_slot is not None and c.slot == ws.checkin_slot) or (

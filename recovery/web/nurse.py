@@ -14,7 +14,7 @@ from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_pa
 from recovery.models import Clinic
 from recovery.phones import region_for_zone
 from recovery.plan import OverrideError
-from recovery.records import current_enrolment, patient_list, patient_record
+from recovery.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
 from recovery.safety_texts import safety_text_problems
 from recovery.timeline import TimelineError
 from recovery.web import render_page_or_fragment, wants_fragment
@@ -43,8 +43,12 @@ def enrolment_template(clinic: Clinic, enrolment):
 @bp.get("/patients")
 def patients():
     q = request.args.get("q", "")[:60]
-    rows = patient_list(db.session, current_user.clinic_id, utcnow(), q)
-    return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q)
+    status = request.args.get("status", "")
+    status = status if status in ROSTER_STATUSES else ""
+    now = utcnow()
+    rows = patient_list(db.session, current_user.clinic_id, now, q, status=status)
+    return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q,
+                                   shown=status, statuses=ROSTER_STATUSES, now=now)
 
 
 def _overrides_from(form: EnrolmentForm) -> dict:
@@ -163,3 +167,6 @@ def worklist():
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
     return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
                                    show_all=show_all, version=rows.version(current_user.clinic_id, now))
+
+
+from recovery.web import episode  # noqa: E402,F401  (its routes are on this blueprint)

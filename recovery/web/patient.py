@@ -14,7 +14,7 @@ from recovery.clock import utcnow
 from recovery.db import db
 from recovery.enrolment import timeline_for
 from recovery.link_requests import request_link
-from recovery.models import Clinic, Patient
+from recovery.models import Clinic, EnrolmentStatus, Patient
 from recovery.records import current_enrolment
 from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, load_session, peek_link,
                                redeem_link, revoke)
@@ -68,7 +68,7 @@ def redeem(token: str):
         # The button said "Start my check-in": start it in this POST (GET /me/checkin only looks)
         patient = db.session.get(Patient, found.patient_id)
         enrolment = current_enrolment(patient)
-        if enrolment is not None:
+        if enrolment is not None and enrolment.status == EnrolmentStatus.ACTIVE:
             checkins.start_from_link(db.session, enrolment=enrolment, patient=patient, slot=found.checkin_slot,
                                      now=now, request_id=g.request_id)
     db.session.commit()
@@ -146,6 +146,10 @@ def _timeline(patient):
 @patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
 def today():
     now = utcnow()
+    enrolment = current_enrolment(g.patient)
+    if enrolment.status != EnrolmentStatus.ACTIVE:  # monitoring ended: a calm page, whom to call
+        return render_template("patient/ended.html", p=g.patient,
+                               clinic=db.session.get(Clinic, g.patient.clinic_id))
     enrolment, clinic, timeline = _timeline(g.patient)
     found = checkin_offer(enrolment, clinic, now)
     view = today_view(timeline, now, next_checkin_at=found.next.invite.send_at if found.next else None)
@@ -156,6 +160,8 @@ def today():
 @bp.get("/me/calendar.ics")
 @patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
 def calendar():
+    if current_enrolment(g.patient).status != EnrolmentStatus.ACTIVE:
+        return redirect(url_for("patient.today"), 303)
     enrolment, clinic, timeline = _timeline(g.patient)
     body = build_ics(timeline, enrolment_id=enrolment.id, now=utcnow(), clinic_name=clinic.name)
     return Response(body, mimetype="text/calendar",
