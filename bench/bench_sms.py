@@ -49,7 +49,7 @@ def _clock():
 
 def seed(session, n: int, *, patients: int = 50) -> None:
     """n due rows over `patients` patients; every third one is a check-in invitation with {link}."""
-    from recovery.models import Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient
+    from recovery.store.models import Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient
 
     clinic = Clinic(slug="bench", name="Bench", timezone="America/New_York", emergency_number="911",
                     care_phone="(202) 555-0100", created_at=T)
@@ -114,9 +114,9 @@ class Pipeline:
 
     def __init__(self, db_url: str, prism_url: str, total: int, concurrency: int):
         from app import create_app
-        from recovery import dispatch
-        from recovery.db import db
+        from recovery.dispatch import pipeline as dispatch
         from recovery.messaging.factory import build_gateway
+        from recovery.store.db import db
 
         self.dispatch, self.db = dispatch, db
         self.app = create_app(_config(db_url, SMS_BACKEND="twilio", TWILIO_API_BASE_URL=prism_url,
@@ -155,8 +155,8 @@ class HandOver:
 
 def ten_thousand(db_url: str, *, claim_only: bool, concurrency: int = 1) -> tuple[float, int]:
     from app import create_app
-    from recovery import dispatch
-    from recovery.db import db
+    from recovery.dispatch import pipeline as dispatch
+    from recovery.store.db import db
 
     app = create_app(_config(db_url, SMS_SEND_CONCURRENCY=concurrency))
     with app.app_context():

@@ -61,7 +61,7 @@ def db_url(db_factory):
 @pytest.fixture
 def app(db_url):
     from app import create_app
-    from recovery.db import db
+    from recovery.store.db import db
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=db_url))
     with app.app_context():
         yield app
@@ -71,7 +71,7 @@ def app(db_url):
 
 @pytest.fixture
 def session(app):
-    from recovery.db import db
+    from recovery.store.db import db
     return db.session
 
 
@@ -100,7 +100,7 @@ def make_app(db_url):
     from contextlib import contextmanager
 
     from app import create_app
-    from recovery.db import db
+    from recovery.store.db import db
     from tests.settings import app_config
 
     @contextmanager

@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
-from recovery import templates_repo
-from recovery.enrolment import EnrolmentInput, enrol_patient
-from recovery.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
-from recovery.passwords import hash_password
-from recovery.sessions import issue_link
+from recovery.files import templates as templates_repo
+from recovery.services.enrolment import EnrolmentInput, enrol_patient
+from recovery.services.passwords import hash_password
+from recovery.services.sessions import issue_link
+from recovery.store.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
 
 PASSWORD = "correct horse battery"
 _counter = iter(range(10_000))

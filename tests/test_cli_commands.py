@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from recovery.config import REPO_ROOT
-from recovery.models import AuditEvent, InboundMessage, Patient, StaffUser
+from recovery.store.models import AuditEvent, InboundMessage, Patient, StaffUser
 from tests.factories import make_clinic
 from tests.settings import app_config
 from tests.test_dispatch import NOW, patient_at, plant, settings
@@ -93,7 +93,7 @@ def test_a_second_seed_demo_prints_the_logins_and_new_links_again(cli, session, 
 
 
 def test_seed_demo_prints_no_password_a_nurse_has_changed(cli, session, frozen):
-    from recovery.passwords import hash_password
+    from recovery.services.passwords import hash_password
     cli("seed-demo")
     nurse = session.scalar(sa.select(StaffUser).where(StaffUser.email == "nurse@demo.clinic"))
     nurse.password_hash = hash_password("my own new password 42")
@@ -115,7 +115,7 @@ def test_seed_demo_on_a_database_without_the_demo_clinic_prints_no_links(cli, se
 
 def test_simulate_inbound_goes_through_the_webhooks_use_case_and_prints_the_replies(app, cli, session, sms,
                                                                                     frozen):
-    from recovery.dispatch import tick
+    from recovery.dispatch.pipeline import tick
     frozen.move_to(NOW)
     p = patient_at(session, first="Rosa", mobile="+12025550161")
     plant(session, p, due=NOW, message_id="S06", kind="checkin_invite", slot="day5", text=INVITE)

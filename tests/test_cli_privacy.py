@@ -18,13 +18,14 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from recovery import checkins, templates_repo
 from recovery.clock import utcnow
-from recovery.models import Clinic
-from recovery.outbox import add_if_new, new_row
-from recovery.records import current_enrolment
-from recovery.sessions import issue_link
-from recovery.timeline import PlannedMessage
+from recovery.domain.timeline import PlannedMessage
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
+from recovery.services.records import current_enrolment
+from recovery.services.sessions import issue_link
+from recovery.store.models import Clinic
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic, make_staff
 from tests.privacy import CANARY_PATTERNS, CANARY_PHONE, CANARY_SYMPTOM, log_dir
 from tests.procs import BIN, REPO, free_port, wait_port

@@ -41,10 +41,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch import DispatchSettings
-from recovery.models import AuditEvent, OutboundMessage, OutboxStatus
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
+from recovery.dispatch.pipeline import DispatchSettings
+from recovery.domain.timeline import PlannedMessage
+from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus
+from recovery.store.outbox import add_if_new, new_row
 from tests.crash_helpers import CrashTwilio, child_pids, recorded_rows, wait_gone
 from tests.factories import enrol, make_clinic
 from tests.privacy import log_dir

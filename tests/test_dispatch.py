@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import dispatch, texts
-from recovery.dispatch import DispatchSettings, claim_due, tick
+from recovery.dispatch import pipeline as dispatch
+from recovery.dispatch.pipeline import DispatchSettings, claim_due, tick
+from recovery.domain import texts
 from recovery.messaging import MAX_ATTEMPTS, SendError
-from recovery.models import (AccessLink, Alert, AuditEvent, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
+from recovery.store.models import (AccessLink, Alert, AuditEvent, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient, SmsConversation)
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
-from recovery.tokens import digest
+from recovery.domain.timeline import PlannedMessage
+from recovery.services.tokens import digest
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic, make_staff
 from tests.twilio.fixtures import (  # noqa: F401  (fixtures: Prism + the real SDK, canned errors)
     prism_server, prism_url, twilio_errors, twilio_gateway, twilio_http_client)
@@ -313,10 +314,10 @@ def test_caregivers_get_copies_of_reminders_but_never_a_link(app, session, sms):
 
 
 def test_staff_pages_link_the_worklist_and_are_dropped_once_acknowledged(app, session, sms):
-    from recovery import alerting
+    from recovery.services import alerting
     p = patient_at(session)
     clinic_id = p.clinic_id
-    from recovery.models import Clinic
+    from recovery.store.models import Clinic
     clinic = session.get(Clinic, clinic_id)
     nurse = make_staff(session, clinic, mobile="+12025550177", on_call=1, now=NOW)
     session.commit()

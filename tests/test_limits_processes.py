@@ -25,7 +25,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from recovery.models import OutboundMessage
+from recovery.store.models import OutboundMessage
 from tests.dbs import IN_CI
 from tests.factories import PASSWORD, enrol, make_clinic, make_staff
 from tests.privacy import CANARY_PHONE, log_dir

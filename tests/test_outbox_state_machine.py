@@ -39,12 +39,13 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from recovery import dispatch, inbound
-from recovery.dispatch import DispatchSettings
+from recovery.dispatch import pipeline as dispatch
+from recovery.dispatch.pipeline import DispatchSettings
+from recovery.domain.timeline import PlannedMessage
 from recovery.messaging import SendError, SendResult
-from recovery.models import OutboundMessage, OutboxStatus
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
+from recovery.services import inbound
+from recovery.store.models import OutboundMessage, OutboxStatus
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic
 
 OM = OutboundMessage

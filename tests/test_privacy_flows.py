@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from recovery.models import Patient
+from recovery.store.models import Patient
 from tests.factories import PASSWORD, enrol, login, make_clinic, make_staff
 from tests.privacy import CANARY_EMAIL, CANARY_PHONE, CANARY_SYMPTOM, COLLECTOR
 

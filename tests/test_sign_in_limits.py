@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recovery.passwords import HashingBusy, HashSlots
+from recovery.services.passwords import HashingBusy, HashSlots
 from recovery.web import ratelimits
 from tests.factories import PASSWORD, make_clinic, make_staff
 

@@ -9,11 +9,11 @@ from flask.cli import with_appcontext
 
 
 def register_cli(app: Flask) -> None:
-    from recovery.cli_rules import rules_group
-    from recovery.cli_sms import sms_group
-    from recovery.cli_timeline import timeline_command, timeline_days_command
-    from recovery.demo import seed_demo_command
-    from recovery.scheduler import scheduler_command
+    from recovery.cli.demo import seed_demo_command
+    from recovery.cli.rules import rules_group
+    from recovery.cli.sms import sms_group
+    from recovery.cli.timeline import timeline_command, timeline_days_command
+    from recovery.scheduler.process import scheduler_command
 
     app.cli.add_command(timeline_command, "timeline")
     app.cli.add_command(timeline_days_command, "timeline-days")
@@ -37,12 +37,12 @@ def create_staff_command(clinic_slug, email, name, role, mobile, password):
     """Create a nurse or admin account."""
     import sqlalchemy as sa
 
-    from recovery import audit
     from recovery.clock import utcnow
-    from recovery.db import begin_write, db
-    from recovery.models import Clinic, StaffRole, StaffUser
-    from recovery.passwords import hash_password, password_problem
-    from recovery.phones import parse_mobile, region_for_zone
+    from recovery.services.passwords import hash_password, password_problem
+    from recovery.services.phones import parse_mobile, region_for_zone
+    from recovery.store import audit
+    from recovery.store.db import begin_write, db
+    from recovery.store.models import Clinic, StaffRole, StaffUser
 
     email = email.strip().lower()
     problem = password_problem(password)
@@ -85,7 +85,7 @@ def fail(message: str) -> NoReturn:
 
 
 def db_rollback() -> None:
-    from recovery.db import db
+    from recovery.store.db import db
     try:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - nothing to roll back outside an app context

@@ -11,16 +11,17 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from recovery import templates_repo, texts
-from recovery.checkins import recovery_day
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.enrolment import EnrolmentInput, enrol_patient, timeline_for
-from recovery.models import Clinic, OnCallStep, OutboundMessage, OutboxStatus, Patient, StaffRole, StaffUser
-from recovery.outbox import OPT_IN_REF, add_if_new, new_row
-from recovery.passwords import hash_password, verify_password
-from recovery.records import current_enrolment
-from recovery.sessions import issue_link
+from recovery.domain import texts
+from recovery.files import templates as templates_repo
+from recovery.services.checkins import recovery_day
+from recovery.services.enrolment import EnrolmentInput, enrol_patient, timeline_for
+from recovery.services.passwords import hash_password, verify_password
+from recovery.services.records import current_enrolment
+from recovery.services.sessions import issue_link
+from recovery.store.db import begin_write, db
+from recovery.store.models import Clinic, OnCallStep, OutboundMessage, OutboxStatus, Patient, StaffRole, StaffUser
+from recovery.store.outbox import OPT_IN_REF, add_if_new, new_row
 
 DEMO_PASSWORD = "recovery-demo-2026"
 DEMO_SLUG = "demo-clinic"

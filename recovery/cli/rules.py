@@ -11,13 +11,14 @@ from pathlib import Path
 
 import click
 
-from recovery.casefile import CaseFileError, check_file
-from recovery.triage import RulesetError, load_ruleset
+from recovery.config import REPO_ROOT
+from recovery.domain.triage import RulesetError, load_ruleset
+from recovery.files.casefile import CaseFileError, check_file
 
 __all__ = ["DEFAULT_RULESET_PATH", "rules_group"]
 
 # From this module's location, so the command works from any working directory.
-DEFAULT_RULESET_PATH = Path(__file__).resolve().parent.parent / "schedules" / "rulesets" / "va-recovery.toml"
+DEFAULT_RULESET_PATH = REPO_ROOT / "schedules" / "rulesets" / "va-recovery.toml"
 
 
 def _configured_ruleset_path() -> Path:

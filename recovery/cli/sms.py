@@ -1,7 +1,7 @@
 """`flask sms simulate-inbound --from NUMBER --body TEXT`: try reply-by-text without Twilio.
 
 The text goes through the very use-case the signed `/twilio/sms` webhook calls
-(`recovery.inbound.handle_sms`), with a made-up MessageSid, in one transaction; the command then
+(`recovery.services.inbound.handle_sms`), with a made-up MessageSid, in one transaction; the command then
 prints what it was handled as and the replies it queued. The replies go out like any other text:
 the scheduler (running under `make run`) hands them to the SMS backend. Refused when the app sends
 real texts (SMS_BACKEND=twilio): it would act as a real patient. It never prints a phone number or
@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from recovery import dispatch, inbound
 from recovery.cli import fail
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.models import OutboundMessage
-from recovery.phones import to_e164
+from recovery.dispatch import pipeline as dispatch
+from recovery.services import inbound
+from recovery.services.phones import to_e164
+from recovery.store.db import begin_write, db
+from recovery.store.models import OutboundMessage
 
 
 @click.group("sms", help="Texts: try reply-by-text locally.")

@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from recovery import plan, templates_repo, texts
-from recovery.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
+from recovery.config import REPO_ROOT
+from recovery.domain import plan, texts
+from recovery.domain.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
+from recovery.files import templates as templates_repo
 
 DEFAULT_TEMPLATE = "kyphoplasty"
 
@@ -29,10 +31,10 @@ def schedules_dir() -> Path:
     try:
         from flask import current_app, has_app_context
     except ImportError:  # the command also works without Flask installed
-        return Path(__file__).resolve().parent.parent / "schedules"
+        return REPO_ROOT / "schedules"
     if has_app_context() and current_app.config.get("SCHEDULES_DIR"):
         return Path(current_app.config["SCHEDULES_DIR"])
-    return Path(__file__).resolve().parent.parent / "schedules"
+    return REPO_ROOT / "schedules"
 
 
 class _BadInput(Exception):

@@ -63,14 +63,17 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
-from recovery import alerting, audit, outbox, sms_encoding, templates_repo, texts
-from recovery.db import UTCDateTime, begin_write, is_sqlite
+from recovery.domain import sms_encoding, texts
+from recovery.files import templates as templates_repo
 from recovery.messaging import MAX_ATTEMPTS, SendError, SendResult, error_kind, mask_number, retry_delay
-from recovery.models import (Alert, AlertStatus, AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus,
+from recovery.services import alerting
+from recovery.store import audit, outbox
+from recovery.store.db import UTCDateTime, begin_write, is_sqlite
+from recovery.store.models import (Alert, AlertStatus, AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus,
                              OutboundMessage, OutboxStatus, Patient, SmsConversation, StaffUser)
-from recovery.sessions import issue_link
-from recovery.plan import parse_clock
-from recovery.timeline import local_to_utc, next_allowed_send
+from recovery.domain.plan import parse_clock
+from recovery.domain.timeline import local_to_utc, next_allowed_send
+from recovery.services.sessions import issue_link
 
 log = logging.getLogger("recovery.dispatch")
 
@@ -1026,7 +1029,7 @@ def tick(session: Session, gateway, now: datetime, settings: DispatchSettings, *
 
     `now` is when the tick started; `clock` gives the time for later steps (the scheduler passes
     the wall clock; tests leave it out, so the whole tick happens at `now`)."""
-    from recovery import missed
+    from recovery.services import missed
 
     clock = clock or (lambda: now)
     report = TickReport()

@@ -1,7 +1,7 @@
 """Alert state for the nurse worklist: levels, response times, transitions, escalation timing.
 
 Pure domain code (standard library only, `now` passed in). The persistence use-cases are in
-recovery/alerting.py.
+recovery/services/alerting.py.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from recovery.triage import RULES, Level
+from recovery.domain.triage import RULES, Level
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 

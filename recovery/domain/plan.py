@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 from zoneinfo import ZoneInfo
 
-from recovery import texts
+from recovery.domain import texts
 
 UTC = timezone.utc
 
@@ -1019,7 +1019,7 @@ def find_cycle(offsets: Mapping[str, tuple[Offset, Offset]]) -> list[str] | None
 def _dry_run(template: Template, src: _Source) -> None:
     """Build the timeline for a few awkward procedure times so a milestone that would end before it
     starts is caught when the file loads, not at a patient's enrolment."""
-    from recovery.timeline import TimelineError, build_timeline  # timeline imports plan, so import late
+    from recovery.domain.timeline import TimelineError, build_timeline  # timeline imports plan, so import late
 
     samples = [(datetime(2026, 3, 7, 23, 50), "America/New_York"), (datetime(2026, 6, 15, 10, 0), "UTC"),
                (datetime(2026, 10, 24, 14, 0), "Europe/London"), (datetime(2026, 6, 10, 9, 0), "America/New_York"),

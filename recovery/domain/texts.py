@@ -7,7 +7,7 @@ Pure: standard library only. A text template may use exactly five placeholders:
 about the patient stays behind the link (protocol §1.1): no diagnosis, procedure, body part or
 appointment date in an SMS, and the clinic's name only through {clinic}, checked like a text.
 
-The budget: every text must fit ONE GSM-7 segment (160 septets, see recovery/sms_encoding.py) with
+The budget: every text must fit ONE GSM-7 segment (160 septets, see recovery/domain/sms_encoding.py) with
 a 12-character first name, the real link (PUBLIC_BASE_URL + "/l/" + a 22-character token), and the
 template's real numbers and name. A single character outside GSM-7 turns a whole message into UCS-2
 (70 per segment), so templates must be pure GSM-7; a patient's name outside GSM-7 is the one thing
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from recovery.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, non_gsm7_chars, septets
+from recovery.domain.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, non_gsm7_chars, septets
 
 __all__ = ["Budget", "DEFAULT_BUDGET", "GSM7_BASIC", "GSM7_EXTENSION", "LINK_PATH", "LINK_TOKEN_CHARS",
            "PLACEHOLDERS", "SMS_MAX", "TextCheck", "WORST_CASE", "check_name", "check_text", "gsm7_length",
@@ -29,7 +29,7 @@ SMS_MAX = 160
 PLACEHOLDERS = ("first", "link", "emerg", "phone", "clinic")
 
 # Links in texts are PUBLIC_BASE_URL + LINK_PATH + a token of LINK_TOKEN_CHARS (128 random bits,
-# base64url: recovery/tokens.py).
+# base64url: recovery/services/tokens.py).
 LINK_PATH = "/l/"
 LINK_TOKEN_CHARS = 22
 FIRST_NAME_BUDGET = 12

@@ -1,6 +1,6 @@
 """The recovery timeline for one patient: milestone times and the planned texts. Pure (stdlib only).
 
-`build_timeline` turns a template (recovery.plan) plus the patient's times into concrete instants:
+`build_timeline` turns a template (recovery.domain.plan) plus the patient's times into concrete instants:
 
 * T0 is the end of the procedure; TD is discharge. `discharge=None` means TD = T0 + 2 h (the middle
   of the "about T0 + 1-4 h" same-day discharge in protocol.md).
@@ -36,7 +36,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from recovery.plan import (
+from recovery.domain.plan import (
     CalendarDate, DailyLimit, DayAt, DaysFrom, Elapsed, FirstAt, MessageRule, Offset, Overrides, OverrideError,
     Template, parse_clock,
 )

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from recovery import timeline as tl
-from recovery.timeline import MilestoneInstance, Timeline
+from recovery.domain import timeline as tl
+from recovery.domain.timeline import MilestoneInstance, Timeline
 
 STEP = timedelta(minutes=30)  # times are shown on the hour or the half hour
 FOLLOW_UP = "TL16"

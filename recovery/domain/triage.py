@@ -54,7 +54,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from recovery.questionnaire import (
+from recovery.domain.questionnaire import (
     ITEMS,
     FormLimits,
     celsius,

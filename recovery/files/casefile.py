@@ -1,6 +1,6 @@
 """Worked-case files for the rules engine (protocol.md §4): parse, run, report.
 
-An adapter (it reads YAML and files); the engine itself is ``recovery.triage``.
+An adapter (it reads YAML and files); the engine itself is ``recovery.domain.triage``.
 
 YAML is read with booleans limited to ``true``/``false``, so answers such as ``meds_control: no`` or
 ``dizzy: no`` stay the option names a clinician meant (YAML 1.1 would turn them into false).
@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from recovery.questionnaire import ITEMS, AnswerError, coerce_answers
-from recovery.triage import (
+from recovery.domain.questionnaire import ITEMS, AnswerError, coerce_answers
+from recovery.domain.triage import (
     RULES,
     Acknowledgement,
     Assessment,

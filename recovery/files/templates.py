@@ -13,7 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
-from recovery import plan, texts
+from recovery.domain import plan, texts
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,6 @@ def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> 
 
 def ruleset(path: str | Path):
     """The triage rule set (versioned thresholds, MR5), cached until the file changes."""
-    from recovery.triage import load_ruleset
+    from recovery.domain.triage import load_ruleset
     p = Path(path)
     return _cached(p, lambda: load_ruleset(p))

@@ -1,6 +1,6 @@
 """`flask --app app scheduler`: the one process that sends texts (APScheduler 3, BlockingScheduler).
 
-It runs a single interval job, the tick (recovery.dispatch.tick): recover expired claims, claim and
+It runs a single interval job, the tick (recovery.dispatch.pipeline.tick): recover expired claims, claim and
 send due outbox rows, close missed check-ins (M1-M3, M6), escalate unacknowledged alerts. No
 patient message is ever an APScheduler job and nothing is kept in a job store: the outbox table is
 the state, so a restart, a second scheduler by mistake or an hour of downtime loses and doubles
@@ -19,9 +19,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from recovery import dispatch
 from recovery.clock import utcnow
-from recovery.db import db
+from recovery.dispatch import pipeline as dispatch
+from recovery.store.db import db
 
 log = logging.getLogger("recovery.scheduler")
 

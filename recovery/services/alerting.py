@@ -26,12 +26,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import alerts as domain
-from recovery import audit
-from recovery.models import Alert, AlertEvent, AlertStatus, Clinic, Enrolment, OnCallStep, Patient, StaffUser
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
-from recovery.triage import RULES, Level
+from recovery.domain import alerts as domain
+from recovery.domain.timeline import PlannedMessage
+from recovery.domain.triage import RULES, Level
+from recovery.store import audit
+from recovery.store.models import Alert, AlertEvent, AlertStatus, Clinic, Enrolment, OnCallStep, Patient, StaffUser
+from recovery.store.outbox import add_if_new, new_row
 
 STAFF_PAGE_TEXT = ("Recovery Tracker: {level} alert waiting {minutes} min for a nurse. "
                    "Please open the worklist: {link}")

@@ -17,15 +17,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import alerting, audit
-from recovery.enrolment import overrides_for, timeline_for
-from recovery.models import Checkin, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
-from recovery.outbox import add_if_new, new_row
-from recovery.plan import Template
-from recovery.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
+from recovery.domain.plan import Template
+from recovery.services import alerting
+from recovery.services.enrolment import overrides_for, timeline_for
+from recovery.store import audit
+from recovery.store.models import Checkin, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
+from recovery.store.outbox import add_if_new, new_row
+from recovery.domain.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
                                     parse_group)
-from recovery.timeline import PlannedCheckin, Timeline, plan_reply
-from recovery.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
+from recovery.domain.timeline import PlannedCheckin, Timeline, plan_reply
+from recovery.domain.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
                              assess, assess_partial, patient_message)
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _score(session: Session, score: Callable[..., Assessment], answers: Mapping[
                      ruleset=ruleset)
     except Exception as e:  # noqa: BLE001 - any fault in the history: score the answers alone
         frames = traceback.extract_tb(e.__traceback__)
-        ours = [f for f in frames if f"{Path(__file__).parent.name}/" in f.filename] or frames
+        ours = [f for f in frames if f"{Path(__file__).parent.parent.name}/" in f.filename] or frames
         place = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
         error = type(e).__name__
         log.error("check-in %s: history could not be read or scored (%s at %s); scored on its own answers",

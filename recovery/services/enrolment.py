@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import audit
-from recovery.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
+from recovery.store import audit
+from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
-from recovery.outbox import plan_opt_in, plan_timeline
-from recovery.plan import Overrides, Template
-from recovery.timeline import Timeline, build_timeline, replan
+from recovery.domain.plan import Overrides, Template
+from recovery.domain.timeline import Timeline, build_timeline, replan
+from recovery.store.outbox import plan_opt_in, plan_timeline
 
 
 @dataclass

@@ -36,18 +36,20 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import alerting, audit, templates_repo
-from recovery.checkins import record_answers, start_checkin, submit_checkin
-from recovery.dispatch import active_enrolment, mark_opted_out
-from recovery.enrolment import overrides_for
-from recovery.models import (Checkin, Clinic, Enrolment, InboundMessage, OutboundMessage, OutboxStatus, Patient,
+from recovery.dispatch.pipeline import active_enrolment, mark_opted_out
+from recovery.files import templates as templates_repo
+from recovery.services import alerting
+from recovery.services.checkins import record_answers, start_checkin, submit_checkin
+from recovery.services.enrolment import overrides_for
+from recovery.store import audit
+from recovery.store.models import (Checkin, Clinic, Enrolment, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
-from recovery.outbox import OPT_OUT_REF, add_if_new, new_row, reply_for_event
-from recovery.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
-from recovery.timeline import plan_reply
-from recovery.triage import Level
+from recovery.domain.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
+from recovery.domain.timeline import plan_reply
+from recovery.domain.triage import Level
+from recovery.store.outbox import OPT_OUT_REF, add_if_new, new_row, reply_for_event
 
-log = logging.getLogger("recovery.inbound")
+log = logging.getLogger("recovery.services.inbound")
 
 HELP_REPLY, RED_FLAG_QUESTION, PAIN_REPROMPT, RED_FLAG_REPROMPT, AUTO_REPLY = "S24", "S25", "S26", "S27", "S21"
 URGENT_REPLY = "S20"

@@ -10,10 +10,10 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import audit
-from recovery.models import Enrolment, EnrolmentStatus, OutboundMessage, Patient
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
+from recovery.domain.timeline import PlannedMessage
+from recovery.store import audit
+from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, Patient
+from recovery.store.outbox import add_if_new, new_row
 
 LINK_TEXT = "Hi {first}, here is the link to your recovery plan: {link}"
 

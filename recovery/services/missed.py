@@ -21,15 +21,17 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import alerting, audit, templates_repo
-from recovery.dispatch import DispatchSettings, _locked, write_unit
-from recovery.enrolment import timeline_for
-from recovery.missed_rules import SlotFacts, decide
-from recovery.models import (AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus, OutboundMessage,
+from recovery.dispatch.pipeline import DispatchSettings, _locked, write_unit
+from recovery.domain.missed_rules import SlotFacts, decide
+from recovery.files import templates as templates_repo
+from recovery.services import alerting
+from recovery.services.enrolment import timeline_for
+from recovery.store import audit
+from recovery.store.models import (AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
-from recovery.timeline import Timeline
+from recovery.domain.timeline import Timeline
 
-log = logging.getLogger("recovery.missed")
+log = logging.getLogger("recovery.services.missed")
 
 MARKER = "checkin_slot_closed"
 SENT_STATES = (OutboxStatus.SENT, OutboxStatus.DELIVERED)

@@ -19,14 +19,14 @@ import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from recovery import alerts as alert_domain
-from recovery import audit
-from recovery.charts import PainPoint, pain_trend_svg
-from recovery.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
+from recovery.domain import alerts as alert_domain
+from recovery.domain.charts import PainPoint, pain_trend_svg
+from recovery.store import audit
+from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
                              OutboundMessage, Patient, StaffUser)
-from recovery.questionnaire import ITEMS, Kind, celsius, coerce_answers
-from recovery.triage import Level, Ruleset
-from recovery.worklist import RuleLine, default_ruleset, order_key, rule_lines
+from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
+from recovery.domain.triage import Level, Ruleset
+from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from recovery import texts
-from recovery.models import Enrolment, OutboxStatus, Patient
-from recovery.records import TextLine
-from recovery.timeline import SAFETY_LATE_WINDOW, Timeline
+from recovery.domain import texts
+from recovery.domain.timeline import SAFETY_LATE_WINDOW, Timeline
+from recovery.services.records import TextLine
+from recovery.store.models import Enrolment, OutboxStatus, Patient
 
 # A planned safety text this long past its send time has not been sent by a working sender.
 OVERDUE_AFTER = timedelta(minutes=15)

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery import audit
-from recovery.models import AccessLink, Patient, StaffUser, WebSession
-from recovery.tokens import digest, new_link_token, new_token
+from recovery.services.tokens import digest, new_link_token, new_token
+from recovery.store import audit
+from recovery.store.models import AccessLink, Patient, StaffUser, WebSession
 
 STAFF_SCOPE = "staff"
 PATIENT_SCOPE = "patient"

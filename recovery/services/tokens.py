@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-LINK_TOKEN_BYTES = 16  # 128 bits -> 22 characters (recovery.texts.LINK_TOKEN_CHARS)
+LINK_TOKEN_BYTES = 16  # 128 bits -> 22 characters (recovery.domain.texts.LINK_TOKEN_CHARS)
 
 
 def new_token() -> str:

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
-from recovery import alerts as domain
-from recovery import templates_repo
 from recovery.config import Config
-from recovery.models import Alert, AlertStatus, Enrolment, Patient, StaffUser
-from recovery.triage import Level, Ruleset
+from recovery.domain import alerts as domain
+from recovery.domain.triage import Level, Ruleset
+from recovery.files import templates as templates_repo
+from recovery.store.models import Alert, AlertStatus, Enrolment, Patient, StaffUser
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from recovery.models import AuditEvent
+from recovery.store.models import AuditEvent
 
 
 def record(session: Session, *, at: datetime, actor_type: str, actor_id: int | None, action: str,

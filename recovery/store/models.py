@@ -11,7 +11,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from recovery.db import UTCDateTime, db
+from recovery.store.db import UTCDateTime, db
 
 
 class StaffRole(str, enum.Enum):
@@ -169,7 +169,7 @@ class OutboundMessage(db.Model):
     provider_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64), index=True)
     provider_status: so.Mapped[Optional[str]] = so.mapped_column(sa.String(24))
     error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
-    # As rendered at send time (recovery/sms_encoding.py): a name outside GSM-7 makes a text UCS-2
+    # As rendered at send time (recovery/domain/sms_encoding.py): a name outside GSM-7 makes a text UCS-2
     # and may make it 2 or 3 segments; nurses see it on the patient page.
     segments: so.Mapped[Optional[int]] = so.mapped_column(sa.SmallInteger)
     encoding: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))  # GSM-7 | UCS-2

@@ -1,4 +1,4 @@
-"""Planning texts into the outbox (the send pipeline lives in recovery/dispatch.py).
+"""Planning texts into the outbox (the send pipeline lives in recovery/dispatch/pipeline.py).
 
 Every planned text is one row with a unique dedupe key (enrolment + recipient + occurrence + due
 time), so planning twice, or by two processes, gives one row.
@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.models import Enrolment, OutboundMessage, OutboxStatus, Patient
-from recovery.plan import Template
-from recovery.timeline import PlannedMessage, Timeline, plan_reply
+from recovery.domain.plan import Template
+from recovery.domain.timeline import PlannedMessage, Timeline, plan_reply
+from recovery.store.models import Enrolment, OutboundMessage, OutboxStatus, Patient
 
 # Copies to a caregiver: general reminders only, never check-ins or anything about symptoms.
 CAREGIVER_KINDS = frozenset({"reminder"})

@@ -18,8 +18,9 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **ctx):
 
 
 def register_blueprints(app: Flask) -> None:
-    from recovery.web import (access, alerts_views, auth, checkin, errors, filters, hooks, input, nurse,
+    from recovery.web import (access, auth, checkin, errors, filters, hooks, input, nurse,
                               patient, responses, static_files)
+    from recovery.web import alerts as alerts_views
     input.init_app(app)  # first: routes compile their converters when they are added
     static_files.init_app(app)
     responses.init_app(app)

@@ -16,16 +16,16 @@ from flask_login import current_user
 from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, ValidationError
 
-from recovery import alerting
-from recovery.alerts import DEFAULT_FOLLOW_UP_MINUTES, DISPOSITIONS, FOLLOW_UP_MINUTES, resolves
 from recovery.clock import utcnow
-from recovery.db import db
-from recovery.models import Clinic
+from recovery.domain.alerts import DEFAULT_FOLLOW_UP_MINUTES, DISPOSITIONS, FOLLOW_UP_MINUTES, resolves
+from recovery.services import alerting
+from recovery.services.worklist import worklist_row
+from recovery.store.db import db
+from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import staff_required
 from recovery.web.forms import Form
 from recovery.web.redirects import same_origin_path
-from recovery.worklist import worklist_row
 
 bp = Blueprint("alerts", __name__, url_prefix="/nurse/alerts")
 CHANGED_EVENT = "worklist-changed"  # the polled list listens for it and refreshes at once

@@ -12,12 +12,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from recovery import audit
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.models import StaffUser
-from recovery.passwords import HashingBusy, HashSlots, hash_password, needs_rehash, verify_password
-from recovery.sessions import load_session, revoke, start_staff_session
+from recovery.services.passwords import HashingBusy, HashSlots, hash_password, needs_rehash, verify_password
+from recovery.services.sessions import load_session, revoke, start_staff_session
+from recovery.store import audit
+from recovery.store.db import begin_write, db
+from recovery.store.models import StaffUser
 from recovery.web import ratelimits
 from recovery.web.access import StaffPrincipal, policy
 from recovery.web.extensions import limiter

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from icalendar import Alarm, Calendar, Event
 
-from recovery.timeline import Timeline
+from recovery.domain.timeline import Timeline
 
 FOLLOW_UP_ID = "TL16"
 

@@ -13,10 +13,11 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, g, request
 
-from recovery import dispatch, inbound
 from recovery.clock import utcnow
-from recovery.db import db
+from recovery.dispatch import pipeline as dispatch
 from recovery.messaging.twilio_gateway import validate_signature
+from recovery.services import inbound
+from recovery.store.db import db
 from recovery.web.extensions import csrf
 from recovery.web.input import parse_id
 

@@ -7,16 +7,16 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
                    url_for)
 from flask_login import current_user
 
-from recovery import templates_repo
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
-from recovery.models import Clinic
-from recovery.phones import region_for_zone
-from recovery.plan import OverrideError
-from recovery.records import current_enrolment, patient_list, patient_record
-from recovery.safety_texts import safety_text_problems
-from recovery.timeline import TimelineError
+from recovery.domain.plan import OverrideError
+from recovery.domain.timeline import TimelineError
+from recovery.files import templates as templates_repo
+from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
+from recovery.services.phones import region_for_zone
+from recovery.services.records import current_enrolment, patient_list, patient_record
+from recovery.services.safety_texts import safety_text_problems
+from recovery.store.db import begin_write, db
+from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment
 from recovery.web.access import patient_for_staff, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
@@ -151,7 +151,7 @@ def correct_times(patient_id: int):
 
 @bp.get("/")
 def worklist():
-    from recovery.worklist import SHOWN, worklist_rows
+    from recovery.services.worklist import SHOWN, worklist_rows
     now = utcnow()
     show_all = request.args.get("all") == "1"
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)

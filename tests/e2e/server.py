@@ -86,9 +86,9 @@ class RunningApp:
         import sqlalchemy as sa
 
         from recovery.clock import utcnow
-        from recovery.db import begin_write, db
-        from recovery.models import Patient
-        from recovery.sessions import issue_link
+        from recovery.services.sessions import issue_link
+        from recovery.store.db import begin_write, db
+        from recovery.store.models import Patient
 
         first, _, last = name.partition(" ")
         with self._app().app_context():
@@ -128,7 +128,7 @@ class RunningApp:
             _kill_group(p.popen)
             p.log_file.close()
         if self._link_app is not None:
-            from recovery.db import db
+            from recovery.store.db import db
             with self._link_app.app_context():
                 db.engine.dispose()
             self._link_app = None
