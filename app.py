@@ -91,7 +91,7 @@ def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
     from recovery.messaging.factory import init_app as init_messaging
     init_messaging(app)
 
-    from recovery.web import register_blueprints
+    from recovery.web.blueprints import register_blueprints
     register_blueprints(app)
 
     from recovery.cli import register_cli

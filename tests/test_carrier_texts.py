@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import tick
+from recovery.scheduler.tick import tick
 from recovery.domain import sms_encoding, texts
 from recovery.domain.plan import Overrides, TemplateError
 from recovery.domain.timeline import build_timeline

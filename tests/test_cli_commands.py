@@ -115,7 +115,7 @@ def test_seed_demo_on_a_database_without_the_demo_clinic_prints_no_links(cli, se
 
 def test_simulate_inbound_goes_through_the_webhooks_use_case_and_prints_the_replies(app, cli, session, sms,
                                                                                     frozen):
-    from recovery.dispatch.pipeline import tick
+    from recovery.scheduler.tick import tick
     frozen.move_to(NOW)
     p = patient_at(session, first="Rosa", mobile="+12025550161")
     plant(session, p, due=NOW, message_id="S06", kind="checkin_invite", slot="day5", text=INVITE)

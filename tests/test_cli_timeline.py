@@ -166,7 +166,7 @@ def test_enrolled_at_table_and_bad_value():
 
 def test_the_readme_table_of_days_0_to_3_is_what_the_timeline_plans():
     from recovery.cli.timeline import first_days_markdown, timeline_days_command
-    from recovery.domain.plan import load_all
+    from recovery.files.plans import load_all
     table = first_days_markdown(load_all(SCHEDULES).get("kyphoplasty"))
     readme = (SCHEDULES.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- timeline-days: start -->\n")[1].split("\n<!-- timeline-days: end -->")[0]

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from recovery.dispatch import pipeline as dispatch
-from recovery.dispatch.pipeline import DispatchSettings, claim_due, tick
+from recovery.dispatch.pipeline import DispatchSettings, claim_due
+from recovery.scheduler.tick import tick
 from recovery.domain import texts
 from recovery.messaging import MAX_ATTEMPTS, SendError
 from recovery.store.models import (AccessLink, Alert, AuditEvent, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,

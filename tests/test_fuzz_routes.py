@@ -28,7 +28,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter, PathConverter
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler
 
-from recovery.dispatch.pipeline import tick
+from recovery.scheduler.tick import tick
 from recovery.messaging.twilio_gateway import compute_signature
 from recovery.services import alerting, checkins
 from recovery.services.records import current_enrolment

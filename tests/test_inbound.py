@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import tick
+from recovery.scheduler.tick import tick
 from recovery.files import templates as templates_repo
 from recovery.services.enrolment import EnrolmentInput, enrol_patient
 from recovery.store.models import (Alert, AuditEvent, Checkin, InboundMessage, OutboundMessage, OutboxStatus, Patient,

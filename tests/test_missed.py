@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import tick
+from recovery.scheduler.tick import tick
 from recovery.services import missed
 from recovery.store.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.factories import enrol, make_clinic

@@ -43,6 +43,7 @@ from recovery.dispatch import pipeline as dispatch
 from recovery.dispatch.pipeline import DispatchSettings
 from recovery.domain.timeline import PlannedMessage
 from recovery.messaging import SendError, SendResult
+from recovery.scheduler.tick import tick
 from recovery.services import inbound
 from recovery.store.models import OutboundMessage, OutboxStatus
 from recovery.store.outbox import add_if_new, new_row
@@ -203,7 +204,7 @@ def run_machine(app, session):
             self.provider.script = list(script)
             self.opted_out_at_tick = set(self.opted_out)
             try:
-                report = dispatch.tick(session, self.provider, self.now, self.settings(), scan_missed=False)
+                report = tick(session, self.provider, self.now, self.settings(), scan_missed=False)
                 assert not report.errors, report.summary()
                 for outcome in report.send.outcomes:
                     event(f"send outcome: {outcome}")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from recovery.cli import fail
+from recovery.cli.exit import fail
 from recovery.clock import utcnow
 from recovery.dispatch import pipeline as dispatch
 from recovery.services import inbound

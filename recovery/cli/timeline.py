@@ -21,6 +21,7 @@ import click
 from recovery.config import REPO_ROOT
 from recovery.domain import plan, texts
 from recovery.domain.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
+from recovery.files import plans
 from recovery.files import templates as templates_repo
 
 DEFAULT_TEMPLATE = "kyphoplasty"
@@ -59,7 +60,7 @@ def _instant(option: str, value: str, tz: ZoneInfo) -> datetime:
     return parsed
 
 
-def _template(catalog: plan.Catalog, template_id: str | None, clinic: str | None) -> plan.Template:
+def _template(catalog: plans.Catalog, template_id: str | None, clinic: str | None) -> plan.Template:
     try:
         if clinic:
             t = catalog.for_clinic(clinic)
@@ -143,7 +144,7 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         td = _instant("--discharge", discharge, tz) if discharge else None
         now = _instant("--enrolled-at", enrolled_at, tz) if enrolled_at else None
         try:
-            catalog = plan.load_all(schedules_dir(), templates_repo.budget())
+            catalog = plans.load_all(schedules_dir(), templates_repo.budget())
         except plan.TemplateError as e:
             raise _BadInput(str(e)) from None
         template = _template(catalog, template_id, clinic)
@@ -233,7 +234,7 @@ def first_days_markdown(template: plan.Template, days: int = 4) -> str:
 def timeline_days_command(template_id: str | None) -> None:
     """Print the README table of what a patient receives on days 0-3 (morning, afternoon, evening)."""
     try:
-        catalog = plan.load_all(schedules_dir(), templates_repo.budget())
+        catalog = plans.load_all(schedules_dir(), templates_repo.budget())
         template = _template(catalog, template_id, None)
     except (plan.TemplateError, _BadInput) as e:
         click.echo(f"Error: {e}", err=True)

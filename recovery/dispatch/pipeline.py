@@ -42,7 +42,6 @@ Staff pages never go stale while their alert is still unacknowledged.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -52,11 +51,10 @@ import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from datetime import time as dt_time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -68,7 +66,7 @@ from recovery.files import templates as templates_repo
 from recovery.messaging import MAX_ATTEMPTS, SendError, SendResult, error_kind, mask_number, retry_delay
 from recovery.services import alerting
 from recovery.store import audit, outbox
-from recovery.store.db import UTCDateTime, begin_write, is_sqlite
+from recovery.store.db import UTCDateTime, is_sqlite, locked_row, write_unit
 from recovery.store.models import (Alert, AlertStatus, AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus,
                              OutboundMessage, OutboxStatus, Patient, SmsConversation, StaffUser)
 from recovery.domain.plan import parse_clock
@@ -184,44 +182,6 @@ class DispatchSettings:
         if not self.pacing:
             return self.batch
         return max(1, min(self.batch, math.ceil(self.max_per_second * self.tick_seconds)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Transactions
-# ---------------------------------------------------------------------------------------------
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_xact_lock."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-@contextmanager
-def write_unit(session: Session, lock: str | None = None) -> Iterator[None]:
-    """One short write transaction, committed at the end (rolled back on error).
-
-    SQLite: BEGIN IMMEDIATE serialises writers. PostgreSQL: `lock` names an advisory lock held to
-    the end of the transaction, for work that must not interleave between processes."""
-    plain = session() if isinstance(session, so.scoped_session) else session
-    if plain.in_transaction():
-        plain.commit()  # end a read transaction, or BEGIN IMMEDIATE would not be issued
-    session.expire_all()  # other processes may have changed anything since the last unit
-    begin_write(session)
-    try:
-        if lock and not is_sqlite(session):
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(lock))))
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
-def _locked(session: Session, model, row_id: int, skip_locked: bool = False):
-    """Load a row fresh, locking it FOR UPDATE on PostgreSQL (None if skip_locked and taken)."""
-    stmt = sa.select(model).where(model.id == row_id).execution_options(populate_existing=True)
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update(skip_locked=skip_locked)
-    return session.scalar(stmt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -703,7 +663,7 @@ def open_conversation(session: Session, patient_id: int, slot: str, now: datetim
 def record_error(session: Session, row_id: int, err: SendError, now: datetime, settings: DispatchSettings) -> str:
     """Act on a refused send by its kind. Returns the outcome."""
     with write_unit(session):
-        row = _locked(session, OM, row_id)
+        row = locked_row(session, OM, row_id)
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         row.error_code = str(err.code) if err.code is not None else row.error_code
         if err.kind == "invalid_number":
@@ -816,7 +776,7 @@ def apply_status(session: Session, *, outbox_id: int | None, sid: str | None, st
     """Apply one delivery status callback inside the caller's transaction. Idempotent and
     monotonic: a replay or a late, lower status changes nothing. Returns what happened."""
     status = (status or "").strip().lower()
-    row = _locked(session, OM, outbox_id) if outbox_id is not None else None
+    row = locked_row(session, OM, outbox_id) if outbox_id is not None else None
     if row is not None and sid and row.provider_sid and row.provider_sid != sid:
         # The callback of an earlier attempt whose SID we never stored: that attempt went out too.
         audit.record(session, at=now, actor_type="twilio", actor_id=None, action="sms_duplicate_suspected",
@@ -826,7 +786,7 @@ def apply_status(session: Session, *, outbox_id: int | None, sid: str | None, st
     if row is None and sid:
         row = session.scalar(sa.select(OM).where(OM.provider_sid == sid).limit(1))
         if row is not None:
-            row = _locked(session, OM, row.id)
+            row = locked_row(session, OM, row.id)
     if row is None:
         return "unknown"
     if status not in PROVIDER_STATUS:
@@ -1002,63 +962,3 @@ def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Ca
         claimer.close()
         for own in opened:
             own.close()
-
-
-@dataclass
-class TickReport:
-    expired: int = 0
-    send: SendReport = field(default_factory=SendReport)
-    missed: int = 0
-    escalated: int = 0
-    errors: list[tuple[str, BaseException]] = field(default_factory=list)
-
-    def summary(self) -> str:
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.send.outcomes.items())) or "nothing due"
-        text = (f"tick: claimed {self.send.claimed} ({outcomes}); expired claims {self.expired}; "
-                f"missed check-in tasks {self.missed}; escalations {self.escalated}")
-        if self.errors:
-            text += "; FAILED steps: " + ", ".join(f"{step} ({type(e).__name__})" for step, e in self.errors)
-        return text
-
-
-def tick(session: Session, gateway, now: datetime, settings: DispatchSettings, *,
-         clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
-         scan_missed: bool = True) -> TickReport:
-    """One scheduler tick. Each step runs in its own short transaction(s); a failing step is
-    logged (its exception type only: SQL errors can carry phone numbers) and the next runs.
-
-    `now` is when the tick started; `clock` gives the time for later steps (the scheduler passes
-    the wall clock; tests leave it out, so the whole tick happens at `now`)."""
-    from recovery.services import missed
-
-    clock = clock or (lambda: now)
-    report = TickReport()
-    plain = session() if isinstance(session, so.scoped_session) else session
-    if plain.in_transaction():
-        session.commit()  # the tick owns the session: start from a clean slate
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("recover", lambda: setattr(report, "expired", recover_expired(session, now, settings))),
-        ("send", lambda: setattr(report, "send", send_due(session, gateway, settings, clock=clock, sleep=sleep))),
-        ("escalate", lambda: setattr(report, "escalated", escalate(session, clock()))),
-    ]
-    if scan_missed:
-        steps.insert(2, ("missed", lambda: setattr(report, "missed", missed.scan(session, clock(), settings))))
-    for name, step in steps:
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001
-            session.rollback()
-            report.errors.append((name, exc))
-            log.error("scheduler tick step %r failed: %s", name, type(exc).__name__)
-    return report
-
-
-def escalate(session: Session, now: datetime) -> int:
-    """Page the next on-call rung for overdue alerts (one process at a time)."""
-    due = session.scalar(sa.select(Alert.id).where(Alert.status == AlertStatus.OPEN,
-                                                   Alert.next_escalation_at <= now).limit(1))
-    session.commit()
-    if due is None:
-        return 0
-    with write_unit(session, lock="alert-escalation"):
-        return alerting.escalate_due(session, now)

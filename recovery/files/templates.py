@@ -13,7 +13,8 @@ import logging
 import threading
 from pathlib import Path
 
-from recovery.domain import plan, texts
+from recovery.domain import texts
+from recovery.files import plans
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _cached(path: Path, loader, budget: texts.Budget | None = None):
 
 def all_templates(schedules_dir: str | Path) -> list:
     d = Path(schedules_dir)
-    return [_cached(p, lambda p=p: plan.load_template(p, _budget)) for p in sorted(d.glob("*.toml"))]
+    return [_cached(p, lambda p=p: plans.load_template(p, _budget)) for p in sorted(d.glob("*.toml"))]
 
 
 def _clinic_files(d: Path, clinic_file: str) -> list[Path]:
@@ -62,7 +63,7 @@ def clinic_template(schedules_dir: str | Path, template_file: str | None, defaul
     d = Path(schedules_dir)
     if template_file:
         path = d / "clinics" / f"{template_file}.toml"
-        return _cached(path, lambda: plan.load_clinic_template(path, d, _budget))
+        return _cached(path, lambda: plans.load_clinic_template(path, d, _budget))
     candidates = [t for t in all_templates(d) if t.id == default_id]
     if not candidates:
         raise LookupError(f"no template {default_id!r} in {d}")
@@ -80,7 +81,7 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
             return t
     if clinic_file:
         for path in _clinic_files(d, clinic_file):
-            t = _cached(path, lambda path=path: plan.load_clinic_template(path, d, _budget))
+            t = _cached(path, lambda path=path: plans.load_clinic_template(path, d, _budget))
             if t.id == template_id and str(t.version) == str(version):
                 return t
     raise LookupError(f"template {template_id} version {version} is no longer in {d}; "
@@ -92,8 +93,8 @@ def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> 
     configured one). Raises plan.TemplateError on the first bad one. Returns the warnings (texts of
     kept versions that do not fit one SMS), each once, in file order."""
     d, b = Path(schedules_dir), budget or _budget
-    loaded = [_cached(p, lambda p=p: plan.load_template(p, b), b) for p in sorted(d.glob("*.toml"))]
-    loaded += [_cached(path, lambda path=path: plan.load_clinic_template(path, d, b), b)
+    loaded = [_cached(p, lambda p=p: plans.load_template(p, b), b) for p in sorted(d.glob("*.toml"))]
+    loaded += [_cached(path, lambda path=path: plans.load_clinic_template(path, d, b), b)
                for path in sorted((d / "clinics").glob("*.toml"))]
     return list(dict.fromkeys(w for t in loaded for w in t.warnings))
 

@@ -1,6 +1,6 @@
 """`flask --app app scheduler`: the one process that sends texts (APScheduler 3, BlockingScheduler).
 
-It runs a single interval job, the tick (recovery.dispatch.pipeline.tick): recover expired claims, claim and
+It runs a single interval job, the tick (recovery.scheduler.tick): recover expired claims, claim and
 send due outbox rows, close missed check-ins (M1-M3, M6), escalate unacknowledged alerts. No
 patient message is ever an APScheduler job and nothing is kept in a job store: the outbox table is
 the state, so a restart, a second scheduler by mistake or an hour of downtime loses and doubles
@@ -21,6 +21,7 @@ from flask.cli import with_appcontext
 
 from recovery.clock import utcnow
 from recovery.dispatch import pipeline as dispatch
+from recovery.scheduler.tick import TickReport, tick
 from recovery.store.db import db
 
 log = logging.getLogger("recovery.scheduler")
@@ -48,7 +49,7 @@ class Ticker:
         self.gateway = gateway
         self._last_scan: float | None = None
 
-    def __call__(self, now: datetime | None = None) -> dispatch.TickReport:
+    def __call__(self, now: datetime | None = None) -> TickReport:
         import time as _time
 
         with self.app.app_context():
@@ -58,7 +59,7 @@ class Ticker:
             mono = _time.monotonic()
             scan = self._last_scan is None or mono - self._last_scan >= scan_every
             try:
-                report = dispatch.tick(db.session, self.gateway or default_gateway(), now or utcnow(),
+                report = tick(db.session, self.gateway or default_gateway(), now or utcnow(),
                                        settings_for(self.app), clock=None if now else utcnow, scan_missed=scan)
             finally:
                 db.session.remove()
@@ -69,7 +70,7 @@ class Ticker:
             return report
 
 
-def run_tick(app: Flask, gateway=None, now: datetime | None = None) -> dispatch.TickReport:
+def run_tick(app: Flask, gateway=None, now: datetime | None = None) -> TickReport:
     """One tick, in its own app context (what `--once` does)."""
     return Ticker(app, gateway)(now)
 

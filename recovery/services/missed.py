@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.dispatch.pipeline import DispatchSettings, _locked, write_unit
+from recovery.dispatch.pipeline import DispatchSettings
 from recovery.domain.missed_rules import SlotFacts, decide
 from recovery.files import templates as templates_repo
 from recovery.services import alerting
 from recovery.services.enrolment import timeline_for
 from recovery.store import audit
+from recovery.store.db import locked_row, write_unit
 from recovery.store.models import (AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
 from recovery.domain.timeline import Timeline
@@ -113,7 +114,7 @@ def _mark(session: Session, row: OutboundMessage, now: datetime, outcome: str, r
 def close_slot(session: Session, row_id: int, now: datetime, settings: DispatchSettings) -> int:
     """Decide one invited slot (its own transaction). Returns 1 when a nurse task was raised."""
     with write_unit(session):
-        row = _locked(session, OM, row_id, skip_locked=True)
+        row = locked_row(session, OM, row_id, skip_locked=True)
         if row is None or _outcome(session, row.id) is not None:
             return 0  # another scheduler has it, or closed it already
         enrolment = session.get(Enrolment, row.enrolment_id) if row.enrolment_id else None

@@ -7,7 +7,10 @@ fail with SQLITE_BUSY despite busy_timeout, so write transactions start with BEG
 """
 from __future__ import annotations
 
+import hashlib
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -87,3 +90,37 @@ def begin_write(session: Session) -> None:
 
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def write_unit(session: Session, lock: str | None = None) -> Iterator[None]:
+    """One short write transaction, committed at the end (rolled back on error).
+
+    SQLite: BEGIN IMMEDIATE serialises writers. PostgreSQL: `lock` names an advisory lock held to
+    the end of the transaction, for work that must not interleave between processes."""
+    plain = session() if isinstance(session, so.scoped_session) else session
+    if plain.in_transaction():
+        plain.commit()  # end a read transaction, or BEGIN IMMEDIATE would not be issued
+    session.expire_all()  # other processes may have changed anything since the last unit
+    begin_write(session)
+    try:
+        if lock and not is_sqlite(session):
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(lock))))
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def locked_row(session: Session, model, row_id: int, skip_locked: bool = False):
+    """Load a row fresh, locking it FOR UPDATE on PostgreSQL (None if skip_locked and taken)."""
+    stmt = sa.select(model).where(model.id == row_id).execution_options(populate_existing=True)
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return session.scalar(stmt)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from recovery.domain.plan import (
-    DayAt, Elapsed, FirstAt, Overrides, OverrideError, TemplateError, load_all, load_clinic_template,
-    load_template, parse_duration, parse_offset,
+    DayAt, Elapsed, FirstAt, Overrides, OverrideError, TemplateError, parse_duration, parse_offset,
 )
+from recovery.files.plans import load_all, load_clinic_template, load_template
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"  # the broken-file cases below edit version 1

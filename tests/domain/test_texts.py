@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recovery.domain import texts
-from recovery.domain.plan import load_all
+from recovery.files.plans import load_all
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 CATALOG = load_all(SCHEDULES)

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery.domain.plan import Overrides, OverrideError, load_template
+from recovery.domain.plan import Overrides, OverrideError
+from recovery.files.plans import load_template
 from recovery.domain.timeline import (
     LATE_GRACE, TimelineError, active_restrictions, build_timeline,
     in_quiet_hours, local_to_utc, next_allowed_send, next_milestones, plan_reply, progress, replan,
@@ -744,7 +745,7 @@ def test_lengths_in_words(hours, words):
 
 
 def test_a_clinic_s01_wording_survives_a_per_patient_length(tmp_path):
-    from recovery.domain.plan import load_clinic_template
+    from recovery.files.plans import load_clinic_template
     (tmp_path / "kyphoplasty_v2.toml").write_text(V2_PATH.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "clinics").mkdir()
     (tmp_path / "clinics" / "north.toml").write_text(
