@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import DispatchSettings
+from recovery.dispatch.settings import DispatchSettings
 from recovery.domain.timeline import PlannedMessage
 from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus
 from recovery.store.outbox import add_if_new, new_row

@@ -186,7 +186,7 @@ def test_static_files_are_compressed_and_cached_by_content_hash(client):
 
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from recovery.dispatch.pipeline import DispatchSettings  # noqa: E402
+from recovery.dispatch.settings import DispatchSettings  # noqa: E402
 from recovery.scheduler.tick import tick  # noqa: E402
 from recovery.store.models import OutboxStatus  # noqa: E402
 

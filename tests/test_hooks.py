@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import claim_due
-from recovery.scheduler.tick import tick
+from recovery.dispatch.claims import claim_due
 from recovery.messaging.twilio_gateway import compute_signature
+from recovery.scheduler.tick import tick
 from recovery.store.db import db
 from recovery.store.models import Alert, AuditEvent, InboundMessage, OutboundMessage, OutboxStatus, Patient
 from tests.factories import login, make_staff

@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 
 from recovery.cli.exit import fail
 from recovery.clock import utcnow
-from recovery.dispatch import pipeline as dispatch
+from recovery.dispatch.prepare import preview
 from recovery.services import inbound
 from recovery.services.phones import to_e164
 from recovery.store.db import begin_write, db
@@ -50,7 +50,7 @@ def simulate_inbound_command(sender: str, body: str, region: str) -> None:
     replies = db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.id > last)
                                  .order_by(OutboundMessage.id)).all()
     base = current_app.config["PUBLIC_BASE_URL"]
-    lines = [f"  {r.message_id} to the {r.recipient}: {dispatch.preview(db.session, r, base)}" for r in replies]
+    lines = [f"  {r.message_id} to the {r.recipient}: {preview(db.session, r, base)}" for r in replies]
     db.session.commit()
     click.echo(f"handled as {result.handled_as}" + (" (a replay)" if result.replay else ""))
     if lines:

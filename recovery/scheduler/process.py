@@ -20,7 +20,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from recovery.clock import utcnow
-from recovery.dispatch import pipeline as dispatch
+from recovery.dispatch.settings import DispatchSettings
 from recovery.scheduler.tick import TickReport, tick
 from recovery.store.db import db
 
@@ -33,11 +33,11 @@ MISSED_SCAN_EVERY_SECONDS = 60.0
 _settings_lock = threading.Lock()
 
 
-def settings_for(app: Flask) -> dispatch.DispatchSettings:
+def settings_for(app: Flask) -> DispatchSettings:
     with _settings_lock:
         settings = app.extensions.get("dispatch_settings")
         if settings is None:
-            settings = app.extensions["dispatch_settings"] = dispatch.DispatchSettings.from_config(app.config)
+            settings = app.extensions["dispatch_settings"] = DispatchSettings.from_config(app.config)
         return settings
 
 

@@ -13,7 +13,11 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
-from recovery.dispatch.pipeline import DispatchSettings, SendReport, recover_expired, send_due
+from recovery.dispatch.claims import recover_expired
+
+from recovery.dispatch.sender import SendReport, send_due
+
+from recovery.dispatch.settings import DispatchSettings
 from recovery.services import alerting, missed
 from recovery.store.db import write_unit
 from recovery.store.models import Alert, AlertStatus

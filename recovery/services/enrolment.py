@@ -160,3 +160,15 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
                          "reason": reason, "cancelled": cancelled, "added": added},
                  request_id=request_id)
     return cancelled, added
+
+
+# Which enrolment a patient's texts and replies belong to (one place: inbound, dispatch, contactability).
+def active_enrolment(session: Session, patient: Patient) -> Enrolment | None:
+    return session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id,
+                                                     Enrolment.status == EnrolmentStatus.ACTIVE)
+                          .order_by(Enrolment.id.desc()).limit(1))
+
+
+def latest_enrolment(session: Session, patient: Patient) -> Enrolment | None:
+    return session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == patient.id)
+                          .order_by(Enrolment.id.desc()).limit(1))

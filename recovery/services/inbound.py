@@ -36,12 +36,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.dispatch.pipeline import active_enrolment, mark_opted_out
 from recovery.files import templates as templates_repo
 from recovery.services import alerting
 from recovery.services.checkins import record_answers, start_checkin, submit_checkin
-from recovery.services.enrolment import overrides_for
+from recovery.services.contactability import mark_opted_out
+from recovery.services.enrolment import active_enrolment, overrides_for
 from recovery.store import audit
+from recovery.store.db import UTCDateTime
 from recovery.store.models import (Checkin, Clinic, Enrolment, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
 from recovery.domain.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
@@ -294,3 +295,29 @@ def handle_sms(session: Session, *, sid: str, from_number: str, body: str, now: 
                  patient_id=owner.id if owner else None, subject_type="inbound_message", subject_id=message.id,
                  detail={"handled_as": message.handled_as}, request_id=request_id)
     return InboundResult(message.handled_as, inbound_id=message.id)
+
+
+_OPEN_CONVERSATION = sa.text(
+    "UPDATE sms_conversation SET state = 'awaiting_pain', slot = :slot, checkin_id = NULL, reprompted = :no,"
+    " updated_at = :now, expires_at = :expires"
+    " WHERE patient_id = :pid"
+    " AND NOT (slot IS NOT NULL AND slot = :slot AND state = 'awaiting_redflag' AND expires_at > :now)"
+).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("expires", type_=UTCDateTime()),
+             sa.bindparam("no", type_=sa.Boolean()))
+
+
+def open_conversation(session: Session, patient_id: int, slot: str, now: datetime, window: timedelta) -> None:
+    """After a check-in invitation or reminder went out, a reply 0-10 is that slot's pain score.
+    A red-flag question already pending for the same slot is left alone."""
+    params = dict(pid=patient_id, slot=slot, now=now, expires=now + window, no=False)
+    if session.execute(_OPEN_CONVERSATION, params).rowcount:
+        return
+    if session.scalar(sa.select(SmsConversation.id).where(SmsConversation.patient_id == patient_id)) is not None:
+        return  # a red-flag question for this slot is pending: leave it
+    try:
+        with session.begin_nested():
+            session.add(SmsConversation(patient_id=patient_id, state="awaiting_pain", slot=slot, checkin_id=None,
+                                        reprompted=False, updated_at=now, expires_at=now + window))
+            session.flush()
+    except sa.exc.IntegrityError:  # another process opened it first: take it over
+        session.execute(_OPEN_CONVERSATION, params)

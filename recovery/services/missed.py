@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.dispatch.pipeline import DispatchSettings
+from recovery.dispatch.settings import DispatchSettings
 from recovery.domain.missed_rules import SlotFacts, decide
 from recovery.files import templates as templates_repo
 from recovery.services import alerting

@@ -1,4 +1,4 @@
-"""Planning texts into the outbox (the send pipeline lives in recovery/dispatch/pipeline.py).
+"""Planning texts into the outbox (the send pipeline is recovery/dispatch/: claims, prepare, sender, results).
 
 Every planned text is one row with a unique dedupe key (enrolment + recipient + occurrence + due
 time), so planning twice, or by two processes, gives one row.

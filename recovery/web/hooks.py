@@ -14,7 +14,7 @@ import re
 from flask import Blueprint, Response, abort, current_app, g, request
 
 from recovery.clock import utcnow
-from recovery.dispatch import pipeline as dispatch
+from recovery.dispatch.status import apply_status
 from recovery.messaging.twilio_gateway import validate_signature
 from recovery.services import inbound
 from recovery.store.db import db
@@ -67,7 +67,7 @@ def status():
     if ob and outbox_id is None:
         abort(400, description="ob must be the id of an outbox row")
     form = request.form
-    dispatch.apply_status(db.session, outbox_id=outbox_id, sid=_message_sid(required=False),
+    apply_status(db.session, outbox_id=outbox_id, sid=_message_sid(required=False),
                           status=form.get("MessageStatus") or form.get("SmsStatus"),
                           error_code=form.get("ErrorCode"), now=utcnow())
     db.session.commit()
