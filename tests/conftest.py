@@ -1,5 +1,5 @@
-"""Shared fixtures (flaskr style): app, client, session, a frozen clock, the SMS recorder, logins.
-pytest_plugins = ["tests.twilio.fixtures"]
+"""Shared fixtures (flaskr style): app, client, session, a frozen clock, the SMS recorder, logins;
+the Twilio fixtures (Prism + the real SDK, canned errors) come from the plugin below.
 
 DB-backed tests run once per backend: `sqlite`, then `postgresql` when a server is reachable.
 """
@@ -12,6 +12,8 @@ import pytest
 
 from tests.dbs import PostgresFactory, SqliteFactory
 from tests.settings import app_config
+
+pytest_plugins = ["tests.twilio.fixtures"]
 
 def pytest_configure(config):
     import logging

@@ -23,8 +23,6 @@ from recovery.domain.timeline import PlannedMessage
 from recovery.services.tokens import digest
 from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic, make_staff
-from tests.twilio.fixtures import (  # noqa: F401  (fixtures: Prism + the real SDK, canned errors)
-    prism_server, prism_url, twilio_errors, twilio_gateway, twilio_http_client)
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")

@@ -13,8 +13,8 @@ from flask.cli import with_appcontext
 
 from recovery.clock import utcnow
 from recovery.domain import texts
+from recovery.domain.timeline import recovery_day
 from recovery.files import templates as templates_repo
-from recovery.services.checkins import recovery_day
 from recovery.services.enrolment import EnrolmentInput, enrol_patient, timeline_for
 from recovery.services.passwords import hash_password, verify_password
 from recovery.services.records import current_enrolment
@@ -113,7 +113,7 @@ def reissue(session, clinic: Clinic, *, now, base_url: str) -> list[tuple[str, s
         if (patient.first_name, patient.last_name) not in names or enrolment is None:
             continue  # someone enrolled by hand: not a demo patient
         token = issue_link(session, patient, "today", now, timedelta(days=30))
-        day = recovery_day(enrolment, patient, now)
+        day = recovery_day(enrolment.procedure_end, now, patient.timezone)
         links.append((f"{patient.first_name} {patient.last_name} (day {day})", f"{base_url}/l/{token}"))
     return links
 

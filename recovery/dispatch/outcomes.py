@@ -3,10 +3,10 @@ the nurse task when a patient's text did not go through."""
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from recovery.domain.timeline import recovery_day
 from recovery.services import alerting
 from recovery.services.enrolment import active_enrolment
 from recovery.store import audit
@@ -69,11 +69,6 @@ def fail_row(session: Session, row: OutboundMessage, now: datetime, *, reason: s
     delivery_task(session, row, now)
 
 
-def recovery_day(enrolment: Enrolment, patient: Patient, now: datetime) -> int:
-    tz = ZoneInfo(patient.timezone)
-    return (now.astimezone(tz).date() - enrolment.procedure_end.astimezone(tz).date()).days
-
-
 def delivery_task(session: Session, row: OutboundMessage, now: datetime) -> None:
     """A text to the patient or caregiver that did not go through: nurse task M4, or M4e (URGENT)
     for the patient's own texts on days 0-2 (protocol §3.5). Staff pages only get the audit row."""
@@ -82,7 +77,7 @@ def delivery_task(session: Session, row: OutboundMessage, now: datetime) -> None
     patient = session.get(Patient, row.patient_id)
     enrolment = session.get(Enrolment, row.enrolment_id) if row.enrolment_id else active_enrolment(session, patient)
     rule = "M4"
-    if row.recipient == "patient" and enrolment is not None and recovery_day(enrolment, patient, now) <= 2:
+    if row.recipient == "patient" and enrolment is not None and recovery_day(enrolment.procedure_end, now, patient.timezone) <= 2:
         rule = "M4e"
     alerting.raise_rules(session, patient=patient, enrolment=enrolment, rule_ids=[rule], now=now,
                          source="sms_delivery")

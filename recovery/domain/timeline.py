@@ -133,7 +133,14 @@ class Timeline:
 
     def day_number(self, instant: datetime) -> int:
         """Recovery day of an instant: local date minus the procedure's local date."""
-        return (instant.astimezone(self.tz).date() - self.procedure_date).days
+        return recovery_day(self.procedure_end, instant, self.tz)
+
+
+def recovery_day(procedure_end: datetime, instant: datetime, tz: ZoneInfo | str) -> int:
+    """The recovery day of an instant (day 0 = the procedure's local date), in the patient's zone.
+    The one place this is counted: pages, texts, tasks and the worklist all ask here."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    return (instant.astimezone(zone).date() - procedure_end.astimezone(zone).date()).days
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from recovery.store.models import Checkin, Clinic, Enrolment, OutboundMessage, O
 from recovery.store.outbox import add_if_new, new_row
 from recovery.domain.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
                                     parse_group)
-from recovery.domain.timeline import PlannedCheckin, Timeline, plan_reply
+from recovery.domain.timeline import PlannedCheckin, Timeline, plan_reply, recovery_day
 from recovery.domain.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
                              assess, assess_partial, patient_message)
 
@@ -36,11 +36,6 @@ REPLY_FOR_LEVEL = {Level.EMERGENCY: "S19", Level.URGENT: "S20", Level.WATCH: "S2
 
 def hours_since_t0(enrolment: Enrolment, now: datetime) -> float:
     return (now - enrolment.procedure_end).total_seconds() / 3600
-
-
-def recovery_day(enrolment: Enrolment, patient: Patient, now: datetime) -> int:
-    tz = ZoneInfo(patient.timezone)
-    return (now.astimezone(tz).date() - enrolment.procedure_end.astimezone(tz).date()).days
 
 
 def _baseline(enrolment: Enrolment) -> Baseline:
@@ -273,7 +268,7 @@ def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ru
         earlier = earlier.where(Checkin.submitted_at < checkin.submitted_at)
     earlier = session.scalar(earlier.limit(1))
     return Setting(checkin, enrolment, patient, clinic, template, ruleset, weekly,
-                   max(0, recovery_day(enrolment, patient, checkin.started_at)), first=earlier is None)
+                   max(0, recovery_day(enrolment.procedure_end, checkin.started_at, patient.timezone)), first=earlier is None)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from recovery.store import audit
 from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, InboundMessage,
                              OutboundMessage, Patient, StaffUser)
 from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
+from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
 
@@ -35,11 +36,6 @@ class PatientRow:
     enrolment: Enrolment | None
     day: int | None
     open_level: str | None
-
-
-def recovery_day(enrolment: Enrolment, tz: str, now: datetime) -> int:
-    zone = ZoneInfo(tz)
-    return (now.astimezone(zone).date() - enrolment.procedure_end.astimezone(zone).date()).days
 
 
 def current_enrolment(patient: Patient) -> Enrolment | None:
@@ -65,7 +61,7 @@ def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "
                                                            Alert.status != AlertStatus.RESOLVED)):
         if pid not in levels or Level[level] > Level[levels[pid]]:
             levels[pid] = level
-    return [PatientRow(p, e, recovery_day(e, p.timezone, now) if e else None, levels.get(p.id))
+    return [PatientRow(p, e, recovery_day(e.procedure_end, now, p.timezone) if e else None, levels.get(p.id))
             for p, e in rows]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from recovery.config import Config
 from recovery.domain import alerts as domain
+from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
 from recovery.files import templates as templates_repo
 from recovery.store.models import Alert, AlertStatus, Enrolment, Patient, StaffUser
@@ -73,20 +73,13 @@ def duration_text(minutes: int) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
-def _recovery_day(procedure_end: datetime | None, tz: str, now: datetime) -> int | None:
-    if procedure_end is None:
-        return None
-    zone = ZoneInfo(tz)
-    return (now.astimezone(zone).date() - procedure_end.astimezone(zone).date()).days
-
-
 def _row(alert: Alert, patient: Patient, procedure_end: datetime | None, acked_by: str | None,
          resolved_by: str | None, now: datetime, ruleset: Ruleset | None) -> WorklistRow:
     overdue = domain.overdue_minutes(alert.respond_by, now)
     return WorklistRow(
         alert=alert, patient=patient, level=alert.level, status=alert.status.value,
         rules=rule_lines(list(alert.rules), ruleset),
-        day=_recovery_day(procedure_end, patient.timezone, now),
+        day=None if procedure_end is None else recovery_day(procedure_end, now, patient.timezone),
         open_for=duration_text(max(0, int((now - alert.opened_at).total_seconds() // 60))),
         overdue=overdue > 0,
         due_text=(f"overdue by {duration_text(overdue)}" if overdue > 0 else f"due in {duration_text(overdue)}"),
