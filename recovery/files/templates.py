@@ -88,6 +88,14 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
                       "keep old versions so existing enrolments can be shown")
 
 
+def for_enrolment(schedules_dir: str | Path, enrolment, clinic):
+    """The plan an enrolment uses: the template id and version it stored, found with its clinic's
+    file; never the clinic's current template (editing a template never moves enrolled patients).
+    The one place this is decided, for pages, texts, replies and the missed-check-in scan."""
+    return find_template(schedules_dir, enrolment.template_id, enrolment.template_version,
+                         clinic.template_file if clinic else None)
+
+
 def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> list[str]:
     """Load every template, clinic file and earlier clinic version with `budget` (default: the
     configured one). Raises plan.TemplateError on the first bad one. Returns the warnings (texts of

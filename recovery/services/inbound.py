@@ -96,8 +96,7 @@ class _Inbound:
     # -- replies ---------------------------------------------------------------------------------
     def _template(self, enrolment: Enrolment):
         clinic = self.session.get(Clinic, enrolment.clinic_id)
-        return templates_repo.find_template(self.settings.schedules_dir, enrolment.template_id,
-                                            enrolment.template_version, clinic.template_file if clinic else None)
+        return templates_repo.for_enrolment(self.settings.schedules_dir, enrolment, clinic)
 
     def reply(self, message_id: str, ref: str | None = None, checkin_id: int | None = None) -> bool:
         owner = self.owner

@@ -88,8 +88,7 @@ def _timeline(session: Session, enrolment: Enrolment, patient: Patient, schedule
     if cached is not None:
         return cached
     clinic = session.get(Clinic, enrolment.clinic_id)
-    template = templates_repo.find_template(schedules_dir, enrolment.template_id, enrolment.template_version,
-                                            clinic.template_file if clinic else None)
+    template = templates_repo.for_enrolment(schedules_dir, enrolment, clinic)
     timeline = timeline_for(enrolment, patient, template)
     with _cache_lock:
         if len(_timelines) > 5000:

@@ -36,8 +36,7 @@ def _ruleset():
 
 
 def _template_for(enrolment, clinic):
-    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                        enrolment.template_version, clinic.template_file)
+    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 def _enrolment():

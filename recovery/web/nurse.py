@@ -36,8 +36,7 @@ def clinic_template(clinic: Clinic):
 
 
 def enrolment_template(clinic: Clinic, enrolment):
-    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                        enrolment.template_version, clinic.template_file)
+    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 @bp.get("/patients")

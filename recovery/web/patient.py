@@ -138,8 +138,7 @@ def new_link():
 def _timeline(patient):
     enrolment = current_enrolment(patient)
     clinic = db.session.get(Clinic, patient.clinic_id)
-    template = templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                            enrolment.template_version, clinic.template_file)
+    template = templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
     return enrolment, clinic, timeline_for(enrolment, patient, template)
 
 
