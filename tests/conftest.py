@@ -31,6 +31,23 @@ def pytest_configure(config):
     root.setLevel(logging.DEBUG)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """No log line of the whole run (in-process or subprocess) carried a canary value: checked once
+    every test and fixture is done, whatever order the tests ran in."""
+    import logging
+
+    from tests.privacy import COLLECTOR, privacy_problems, scan_log_files
+    if not getattr(session, "items", None) or session.config.option.collectonly:
+        return
+    installed = COLLECTOR in logging.getLogger().handlers
+    problems = privacy_problems(COLLECTOR, scan_log_files(), installed=installed)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            (reporter.write_line if reporter else print)(f"PRIVACY CHECK FAILED: {problem}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_unconfigure(config):
     import shutil
     folder = os.environ.get("INSTANCE_PATH", "")

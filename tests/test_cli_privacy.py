@@ -3,7 +3,7 @@ database holding canary data, prints and logs no phone number, symptom or usable
 
 The commands are read from `flask --help` itself, group by group: a command nobody classified here
 fails the test, so a new command cannot skip the scan. Each command's output (stdout and stderr:
-its log lines) is checked here and kept in the run's log folder for tests/test_zz_privacy.py.
+its log lines) is checked here and kept in the run's log folder for the end-of-run privacy check (conftest).
 """
 from __future__ import annotations
 

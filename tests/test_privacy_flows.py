@@ -1,4 +1,4 @@
-"""End-to-end flows run with canary values, so tests/test_zz_privacy.py can prove none reaches a log."""
+"""End-to-end flows run with canary values, so the end-of-run privacy check (conftest) can prove none reaches a log."""
 from __future__ import annotations
 
 import logging
@@ -66,3 +66,21 @@ def test_the_console_backend_with_canary_texts_logs_nothing(app, capsys):
     assert COLLECTOR.count == before + 1  # the collector sees the console's own logger too
     out = capsys.readouterr().out
     assert "555" not in out and CANARY_SYMPTOM not in out and "A" * 10 not in out and "Canary" not in out
+
+
+def test_the_end_of_run_privacy_check_fails_on_a_canary_in_a_log_line_or_file():
+    """The check conftest runs when the session ends (it replaced a test that had to be collected last)."""
+    import logging
+
+    from tests.privacy import Collector, privacy_problems
+
+    quiet = Collector()
+    assert privacy_problems(quiet, [], installed=False) == ["the log collector is not on the root logger: it saw nothing"]
+    assert privacy_problems(quiet, [], installed=True) == []
+    assert COLLECTOR in logging.getLogger().handlers  # what conftest checks at the end
+    leaky = Collector()
+    leaky.emit(logging.LogRecord("recovery.test", logging.INFO, __file__, 1, "texting %s", (CANARY_PHONE,), None))
+    leaky.emit(logging.LogRecord("recovery.test", logging.INFO, __file__, 2, "nothing here", (), None))
+    problems = privacy_problems(leaky, ["scheduler.log: 202-555-7731"], installed=True)
+    assert len(problems) == 2 and "recovery.test: texting" in problems[0] and "scheduler.log" in problems[1]
+    assert privacy_problems(leaky, [], installed=True)[0].startswith("PHI in logs:")
