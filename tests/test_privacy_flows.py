@@ -51,7 +51,8 @@ def test_sign_in_and_its_limits_with_a_canary_email_log_nothing_identifying(make
 def test_new_link_requests_over_the_limits_with_a_canary_number_log_nothing(make_app, session, frozen):
     with make_app(RATELIMIT_ENABLED=True, LINK_RATE_LIMIT="5 per hour") as app:
         clinic = make_clinic(session)
-        enrol(session, clinic, procedure_end=datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc), mobile=CANARY_PHONE)
+        enrol(session, clinic, procedure_end=datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc), mobile=CANARY_PHONE,
+              now=datetime.now(timezone.utc))  # the frozen clock
         session.commit()
         client = app.test_client()
         codes = [client.post("/new-link", data={"mobile": "(202) 555-7731"}).status_code for _ in range(7)]
