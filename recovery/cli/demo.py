@@ -3,6 +3,7 @@ recovery (day 0, 2, 10, 40). Seeds only an empty database; prints the logins and
 again (with new links) on each later run."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,7 @@ DEMO_PATIENTS = [
 ]
 
 
-def seed(session, *, now, base_url: str) -> list[tuple[str, str]]:
+def seed(session, *, now, base_url: str) -> list[tuple[str, int, str]]:
     """Create the demo clinic. Returns (patient name, Today link) pairs."""
     clinic = Clinic(slug=DEMO_SLUG, name="Demo Spine Clinic", timezone="America/New_York",
                     template_file="demo-clinic", emergency_number="911", care_phone="(202) 555-0100",
@@ -76,7 +77,7 @@ def seed(session, *, now, base_url: str) -> list[tuple[str, str]]:
         if days:
             _discharge_texts_delivered(session, enrolment, patient, template, clinic)
         token = issue_link(session, patient, "today", now, timedelta(days=30))
-        links.append((f"{first} {last} (day {days})", f"{base_url}/l/{token}"))
+        links.append((f"{first} {last}", days, f"{base_url}/l/{token}"))
     return links
 
 
@@ -104,7 +105,7 @@ def _discharge_texts_delivered(session, enrolment, patient, template, clinic) ->
         add_if_new(session, row)
 
 
-def reissue(session, clinic: Clinic, *, now, base_url: str) -> list[tuple[str, str]]:
+def reissue(session, clinic: Clinic, *, now, base_url: str) -> list[tuple[str, int, str]]:
     """Fresh Today links for the demo clinic's demo patients (a second `make run`)."""
     names = {(first, last) for first, last, *_ in DEMO_PATIENTS}
     links = []
@@ -114,7 +115,7 @@ def reissue(session, clinic: Clinic, *, now, base_url: str) -> list[tuple[str, s
             continue  # someone enrolled by hand: not a demo patient
         token = issue_link(session, patient, "today", now, timedelta(days=30))
         day = recovery_day(enrolment.procedure_end, now, patient.timezone)
-        links.append((f"{patient.first_name} {patient.last_name} (day {day})", f"{base_url}/l/{token}"))
+        links.append((f"{patient.first_name} {patient.last_name}", day, f"{base_url}/l/{token}"))
     return links
 
 
@@ -135,8 +136,10 @@ def _logins(session, clinic: Clinic | None) -> list[tuple[str, str, str]]:
 
 @click.command()
 @click.option("--url", "base_url", default=None, help="Base URL printed in the patient links")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the logins and links as one JSON object (for scripts: the browser tests' server)")
 @with_appcontext
-def seed_demo_command(base_url):
+def seed_demo_command(base_url, as_json):
     """Seed the demo clinic if the database is empty, and print how to sign in.
 
     On a database that already has the demo clinic (a second `make run`), print the logins again
@@ -147,7 +150,8 @@ def seed_demo_command(base_url):
     if db.session.scalar(sa.select(sa.func.count()).select_from(Clinic)):
         clinic = db.session.scalar(sa.select(Clinic).where(Clinic.slug == DEMO_SLUG))
         if clinic is None:
-            click.echo("Database already has data and no demo clinic: not seeding, no links printed.")
+            click.echo(json.dumps({"seeded": False, "base_url": base_url, "logins": [], "links": []}) if as_json
+                       else "Database already has data and no demo clinic: not seeding, no links printed.")
             db.session.rollback()
             return
         links = reissue(db.session, clinic, now=now, base_url=base_url)
@@ -159,6 +163,14 @@ def seed_demo_command(base_url):
         db.session.commit()
         logins = _logins(db.session, None)
         note = None
+    if as_json:
+        click.echo(json.dumps({
+            "seeded": True, "base_url": base_url, "note": note,
+            "logins": [{"role": role, "email": email,
+                        "password": DEMO_PASSWORD if secret == f"password: {DEMO_PASSWORD}" else None}
+                       for role, email, secret in logins],
+            "links": [{"name": name, "day": day, "url": link} for name, day, link in links]}))
+        return
     click.echo("")
     click.echo("=" * 72)
     click.echo(f"  Recovery Tracker demo: {base_url}")
@@ -168,6 +180,6 @@ def seed_demo_command(base_url):
     for role, email, secret in logins:
         click.echo(f"    {role:6} {email:22} {secret}")
     click.echo("  Patient links (open on a phone-sized window; each works once):")
-    for name, link in links:
-        click.echo(f"    {name:24} {link}")
+    for name, day, link in links:
+        click.echo(f"    {name + f' (day {day})':24} {link}")
     click.echo("=" * 72)
