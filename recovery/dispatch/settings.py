@@ -26,21 +26,22 @@ def process_id() -> str:
 
 @dataclass(frozen=True)
 class DispatchSettings:
+    """Built by from_config from the app config; the defaults are config.py's, never repeated here."""
     public_base_url: str
     schedules_dir: str
+    lease: timedelta
+    batch: int
+    max_per_second: float  # per sender; 0 turns pacing off
+    sender: str  # the pacing key: the From number or Messaging Service
+    tick_seconds: float
+    max_per_tick: int
+    send_concurrency: int  # texts in flight at once (provider calls overlap)
+    checkin_link_ttl: timedelta
+    today_link_ttl: timedelta
+    reply_window: timedelta  # how long an SMS check-in conversation stays open
+    quiet_hours: tuple[str, str]  # when a row has no template to ask
     worker_id: str = field(default_factory=process_id)
-    lease: timedelta = timedelta(seconds=300)
-    batch: int = 20
-    max_per_second: float = 1.0  # per sender; 0 turns pacing off
-    sender: str = "default"  # the pacing key: the From number or Messaging Service
-    tick_seconds: float = 5.0
-    max_per_tick: int = 500
     max_attempts: int = MAX_ATTEMPTS
-    send_concurrency: int = 4  # texts in flight at once (provider calls overlap)
-    checkin_link_ttl: timedelta = timedelta(hours=24)
-    today_link_ttl: timedelta = timedelta(hours=72)
-    reply_window: timedelta = timedelta(hours=24)  # how long an SMS check-in conversation stays open
-    quiet_hours: tuple[str, str] = ("21:00", "08:00")  # when a row has no template to ask
     safety_quiet_start: str = "23:00"  # safety texts without a template to ask: quiet from then to 08:00
     rng: Any = field(default_factory=random.SystemRandom, compare=False, repr=False)
 
@@ -49,18 +50,18 @@ class DispatchSettings:
         values = dict(
             public_base_url=str(config["PUBLIC_BASE_URL"]).rstrip("/"),
             schedules_dir=str(config["SCHEDULES_DIR"]),
-            lease=timedelta(seconds=float(config.get("OUTBOX_LEASE_SECONDS", 300))),
-            batch=int(config.get("OUTBOX_BATCH", 20)),
-            max_per_second=float(config.get("SMS_MAX_PER_SECOND", 1)),
+            lease=timedelta(seconds=float(config["OUTBOX_LEASE_SECONDS"])),
+            batch=int(config["OUTBOX_BATCH"]),
+            max_per_second=float(config["SMS_MAX_PER_SECOND"]),
             sender=str(config.get("TWILIO_FROM_NUMBER") or config.get("TWILIO_MESSAGING_SERVICE_SID")
                        or config.get("SMS_BACKEND", "default")),
-            tick_seconds=float(config.get("SCHEDULER_TICK_SECONDS", 5)),
-            max_per_tick=int(config.get("OUTBOX_MAX_PER_TICK", 500)),
-            send_concurrency=int(config.get("SMS_SEND_CONCURRENCY", 4)),
-            checkin_link_ttl=timedelta(hours=float(config.get("CHECKIN_LINK_HOURS", 24))),
-            today_link_ttl=timedelta(hours=float(config.get("TODAY_LINK_HOURS", 72))),
-            reply_window=timedelta(hours=float(config.get("SMS_REPLY_HOURS", 24))),
-            quiet_hours=tuple(config.get("QUIET_HOURS", ("21:00", "08:00"))),
+            tick_seconds=float(config["SCHEDULER_TICK_SECONDS"]),
+            max_per_tick=int(config["OUTBOX_MAX_PER_TICK"]),
+            send_concurrency=int(config["SMS_SEND_CONCURRENCY"]),
+            checkin_link_ttl=timedelta(hours=float(config["CHECKIN_LINK_HOURS"])),
+            today_link_ttl=timedelta(hours=float(config["TODAY_LINK_HOURS"])),
+            reply_window=timedelta(hours=float(config["SMS_REPLY_HOURS"])),
+            quiet_hours=tuple(config["QUIET_HOURS"]),
         )
         values.update(over)
         settings = cls(**values)

@@ -27,8 +27,6 @@ from recovery.store.db import db
 log = logging.getLogger("recovery.scheduler")
 
 JOB_ID = "outbox-tick"
-# The missed-check-in scan needs minutes, not seconds: run it at most this often per process.
-MISSED_SCAN_EVERY_SECONDS = 60.0
 
 _settings_lock = threading.Lock()
 
@@ -55,7 +53,8 @@ class Ticker:
         with self.app.app_context():
             from recovery.messaging.factory import gateway as default_gateway
 
-            scan_every = float(self.app.config.get("MISSED_SCAN_SECONDS", MISSED_SCAN_EVERY_SECONDS))
+            # The missed-check-in scan needs minutes, not seconds: at most every MISSED_SCAN_SECONDS.
+            scan_every = float(self.app.config["MISSED_SCAN_SECONDS"])
             mono = _time.monotonic()
             scan = self._last_scan is None or mono - self._last_scan >= scan_every
             try:

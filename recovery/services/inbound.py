@@ -66,7 +66,7 @@ class InboundSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> InboundSettings:
         return cls(schedules_dir=str(config["SCHEDULES_DIR"]), ruleset_path=str(config["RULESET_PATH"]),
-                   reply_window=timedelta(hours=float(config.get("SMS_REPLY_HOURS", 24))))
+                   reply_window=timedelta(hours=float(config["SMS_REPLY_HOURS"])))
 
 
 @dataclass(frozen=True)
