@@ -78,11 +78,11 @@ def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
 
     # Every text must fit one SMS with this deployment's real links: a template that cannot stops
     # the start here, naming its file, line and message.
-    from recovery import templates_repo
+    from recovery.files import templates as templates_repo
     templates_repo.configure(app.config["PUBLIC_BASE_URL"], app.config["SCHEDULES_DIR"])
 
-    from recovery.db import db
-    from recovery import models  # noqa: F401  (register the mappings before migrations look)
+    from recovery.store.db import db
+    from recovery.store import models  # noqa: F401  (register the mappings before migrations look)
     from recovery.web import extensions
 
     db.init_app(app)
@@ -91,7 +91,7 @@ def create_app(config: Mapping[str, Any] | type | None = None) -> Flask:
     from recovery.messaging.factory import init_app as init_messaging
     init_messaging(app)
 
-    from recovery.web import register_blueprints
+    from recovery.web.blueprints import register_blueprints
     register_blueprints(app)
 
     from recovery.cli import register_cli

@@ -48,9 +48,9 @@ def _free_port() -> int:
 
 def _seed(db_url: str) -> None:
     from app import create_app
-    from recovery.db import db
-    from recovery.models import Clinic, StaffRole, StaffUser
-    from recovery.passwords import hash_password
+    from recovery.services.passwords import hash_password
+    from recovery.store.db import db
+    from recovery.store.models import Clinic, StaffRole, StaffUser
     from flask_migrate import upgrade
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "bench-secret", "ENV_NAME": "bench",

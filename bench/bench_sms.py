@@ -49,7 +49,7 @@ def _clock():
 
 def seed(session, n: int, *, patients: int = 50) -> None:
     """n due rows over `patients` patients; every third one is a check-in invitation with {link}."""
-    from recovery.models import Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient
+    from recovery.store.models import Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient
 
     clinic = Clinic(slug="bench", name="Bench", timezone="America/New_York", emergency_number="911",
                     care_phone="(202) 555-0100", created_at=T)
@@ -114,24 +114,25 @@ class Pipeline:
 
     def __init__(self, db_url: str, prism_url: str, total: int, concurrency: int):
         from app import create_app
-        from recovery import dispatch
-        from recovery.db import db
+        from recovery.dispatch.sender import send_due
+        from recovery.dispatch.settings import DispatchSettings
         from recovery.messaging.factory import build_gateway
+        from recovery.store.db import db
 
-        self.dispatch, self.db = dispatch, db
+        self.send_due, self.db = send_due, db
         self.app = create_app(_config(db_url, SMS_BACKEND="twilio", TWILIO_API_BASE_URL=prism_url,
                                       SMS_SEND_CONCURRENCY=concurrency))
         with self.app.app_context():
             seed(db.session, total)
             self.gateway = build_gateway(self.app.config)
-            self.settings = dispatch.DispatchSettings.from_config(self.app.config)
+            self.settings = DispatchSettings.from_config(self.app.config)
         self.clock = _clock()
         self.send(10)  # warm up
 
     def send(self, n: int) -> tuple[float, float]:
         with self.app.app_context():
             cpu, started = time.process_time(), time.perf_counter()
-            report = self.dispatch.send_due(self.db.session, self.gateway, self.settings, clock=self.clock, max_rows=n)
+            report = self.send_due(self.db.session, self.gateway, self.settings, clock=self.clock, max_rows=n)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert report.sent == n, report
         return n / elapsed, 1000 * cpu / n
@@ -155,25 +156,27 @@ class HandOver:
 
 def ten_thousand(db_url: str, *, claim_only: bool, concurrency: int = 1) -> tuple[float, int]:
     from app import create_app
-    from recovery import dispatch
-    from recovery.db import db
+    from recovery.dispatch.claims import claim_due
+    from recovery.dispatch.sender import send_due
+    from recovery.dispatch.settings import DispatchSettings
+    from recovery.store.db import db
 
     app = create_app(_config(db_url, SMS_SEND_CONCURRENCY=concurrency))
     with app.app_context():
         seed(db.session, HANDOVER)
-        settings = dispatch.DispatchSettings.from_config(app.config)
+        settings = DispatchSettings.from_config(app.config)
         clock = _clock()
         started = time.perf_counter()
         if claim_only:
             done = 0
             while True:
-                claims = dispatch.claim_due(db.session, clock(), settings)
+                claims = claim_due(db.session, clock(), settings)
                 if not claims:
                     break
                 done += len(claims)
         else:
             gateway = HandOver()
-            report = dispatch.send_due(db.session, gateway, settings, clock=clock, max_rows=HANDOVER)
+            report = send_due(db.session, gateway, settings, clock=clock, max_rows=HANDOVER)
             done = gateway.count
             assert report.sent == HANDOVER, report
         elapsed = time.perf_counter() - started

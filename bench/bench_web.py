@@ -182,11 +182,12 @@ def _config(url: str) -> dict:
 def prepare(url: str) -> Prepared:
     from app import create_app
     from bench.seeding import seed_large
-    from recovery import checkins, templates_repo
     from recovery.clock import utcnow
-    from recovery.db import db
-    from recovery.models import Patient
-    from recovery.sessions import issue_link
+    from recovery.files import templates as templates_repo
+    from recovery.services import checkins
+    from recovery.services.sessions import issue_link
+    from recovery.store.db import db
+    from recovery.store.models import Patient
     from tests.durability_helpers import CALM, complete_answers
 
     app = create_app(_config(url))
@@ -235,8 +236,8 @@ def prepare(url: str) -> Prepared:
 def copy_database(src_url: str, dst_url: str) -> int:
     """Copy every row of the app's tables, ids included, into a migrated empty database; then move
     PostgreSQL's id sequences past the copied ids. Returns the number of rows."""
-    from recovery import models  # noqa: F401  (register every table)
-    from recovery.db import Base
+    from recovery.store import models  # noqa: F401  (register every table)
+    from recovery.store.db import Base
 
     src, dst = sa.create_engine(src_url), sa.create_engine(dst_url)
     dst_columns = {t: {c["name"] for c in sa.inspect(dst).get_columns(t)} for t in sa.inspect(dst).get_table_names()}
@@ -387,8 +388,8 @@ def count_statements(engine):
 def nurse_sql(db_url: str, prepared: Prepared) -> dict:
     from app import create_app
     from bench.seeding import BENCH_PASSWORD
-    from recovery.db import db
-    from recovery.models import Alert, AlertStatus, Checkin
+    from recovery.store.db import db
+    from recovery.store.models import Alert, AlertStatus, Checkin
 
     app = create_app(_config(db_url))
     out: dict = {}
@@ -437,7 +438,7 @@ def nurse_sql(db_url: str, prepared: Prepared) -> dict:
 def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, report: Report,
                   wrk_problem: str | None) -> None:
     from tests.durability_helpers import Service, free_port, open_patient_session, session_cookie
-    from recovery.models import Checkin
+    from recovery.store.models import Checkin
 
     print(f"\n--- {label} ---", flush=True)
     if wrk_problem is None:

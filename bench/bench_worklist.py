@@ -32,12 +32,13 @@ POLL_HEADERS = {"HX-Request": "true", "X-Background-Refresh": "1"}
 
 def seed(app, alerts: int) -> str:
     from bench.seeding import BENCH_PASSWORD
-    from recovery import alerting, templates_repo
+    from recovery.services import alerting
+    from recovery.files import templates as templates_repo
     from recovery.clock import utcnow
-    from recovery.db import db
-    from recovery.enrolment import EnrolmentInput, enrol_patient
-    from recovery.models import Clinic, Patient, StaffRole, StaffUser
-    from recovery.passwords import hash_password
+    from recovery.store.db import db
+    from recovery.services.enrolment import EnrolmentInput, enrol_patient
+    from recovery.store.models import Clinic, Patient, StaffRole, StaffUser
+    from recovery.services.passwords import hash_password
 
     with app.app_context():
         s = db.session
@@ -116,7 +117,7 @@ def bare_204_cpu_ms() -> float:
 def bench_backend(label: str, url: str) -> list[tuple[str, str, str]]:
     from app import create_app
     from bench.seeding import BENCH_PASSWORD
-    from recovery.db import db
+    from recovery.store.db import db
     from tests.settings import app_config
 
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=url))

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
-from recovery import templates_repo
-from recovery.checkins import start_checkin, submit_checkin
-from recovery.enrolment import EnrolmentInput, enrol_patient
-from recovery.models import Clinic, Enrolment, OnCallStep, Patient, StaffRole, StaffUser
-from recovery.passwords import hash_password
+from recovery.files import templates as templates_repo
+from recovery.services.checkins import start_checkin, submit_checkin
+from recovery.services.enrolment import EnrolmentInput, enrol_patient
+from recovery.services.passwords import hash_password
+from recovery.store.models import Clinic, Enrolment, OnCallStep, Patient, StaffRole, StaffUser
 
 BENCH_PASSWORD = "bench-password-2026"
 

@@ -122,7 +122,7 @@ def run_migrations_online():
 
 def _sqlite_pragma(connection, pragma):
     """A pragma on the raw connection, outside SQLAlchemy's transaction (pysqlite runs in
-    autocommit mode here: recovery/db.py lets SQLAlchemy emit BEGIN itself)."""
+    autocommit mode here: recovery/store/db.py lets SQLAlchemy emit BEGIN itself)."""
     connection.connection.dbapi_connection.execute(f"PRAGMA {pragma}")
 
 

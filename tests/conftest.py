@@ -1,5 +1,5 @@
-"""Shared fixtures (flaskr style): app, client, session, a frozen clock, the SMS recorder, logins.
-pytest_plugins = ["tests.twilio.fixtures"]
+"""Shared fixtures (flaskr style): app, client, session, a frozen clock, the SMS recorder, logins;
+the Twilio fixtures (Prism + the real SDK, canned errors) come from the plugin below.
 
 DB-backed tests run once per backend: `sqlite`, then `postgresql` when a server is reachable.
 """
@@ -12,6 +12,8 @@ import pytest
 
 from tests.dbs import PostgresFactory, SqliteFactory
 from tests.settings import app_config
+
+pytest_plugins = ["tests.twilio.fixtures"]
 
 def pytest_configure(config):
     import logging
@@ -27,6 +29,23 @@ def pytest_configure(config):
     for name in OWN_HANDLER_LOGGERS:
         logging.getLogger(name).addHandler(COLLECTOR)
     root.setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No log line of the whole run (in-process or subprocess) carried a canary value: checked once
+    every test and fixture is done, whatever order the tests ran in."""
+    import logging
+
+    from tests.privacy import COLLECTOR, privacy_problems, scan_log_files
+    if not getattr(session, "items", None) or session.config.option.collectonly:
+        return
+    installed = COLLECTOR in logging.getLogger().handlers
+    problems = privacy_problems(COLLECTOR, scan_log_files(), installed=installed)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            (reporter.write_line if reporter else print)(f"PRIVACY CHECK FAILED: {problem}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config):
@@ -61,7 +80,7 @@ def db_url(db_factory):
 @pytest.fixture
 def app(db_url):
     from app import create_app
-    from recovery.db import db
+    from recovery.store.db import db
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=db_url))
     with app.app_context():
         yield app
@@ -71,7 +90,7 @@ def app(db_url):
 
 @pytest.fixture
 def session(app):
-    from recovery.db import db
+    from recovery.store.db import db
     return db.session
 
 
@@ -100,7 +119,7 @@ def make_app(db_url):
     from contextlib import contextmanager
 
     from app import create_app
-    from recovery.db import db
+    from recovery.store.db import db
     from tests.settings import app_config
 
     @contextmanager

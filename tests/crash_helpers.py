@@ -34,7 +34,7 @@ from recovery.messaging.twilio_gateway import compute_signature
 from tests.procs import FROM_NUMBER
 from tests.twilio import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 
-# The line recovery.dispatch.deliver logs once record_sent has committed (LOG_LEVEL=INFO).
+# The line recovery.dispatch.sender.deliver logs once record_sent has committed (LOG_LEVEL=INFO).
 SENT_LINE = re.compile(r"\bsent \S+ \(row (\d+)\)")
 
 

@@ -53,7 +53,7 @@ def migrate(url: str) -> None:
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=url))
     with app.app_context():
         upgrade()
-        from recovery.db import db
+        from recovery.store.db import db
         db.engine.dispose()
 
 

@@ -16,9 +16,9 @@ from typing import IO
 
 import requests
 
-from recovery import checkins
-from recovery.questionnaire import groups_for, parse_group
-from recovery.triage import Assessment
+from recovery.domain.questionnaire import groups_for, parse_group
+from recovery.domain.triage import Assessment
+from recovery.services import checkins
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"

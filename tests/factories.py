@@ -5,19 +5,21 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
-from recovery import templates_repo
-from recovery.enrolment import EnrolmentInput, enrol_patient
-from recovery.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
-from recovery.passwords import hash_password
-from recovery.sessions import issue_link
+from recovery.files import templates as templates_repo
+from recovery.services.enrolment import EnrolmentInput, enrol_patient
+from recovery.services.passwords import hash_password
+from recovery.services.sessions import issue_link
+from recovery.store.models import Clinic, OnCallStep, Patient, StaffRole, StaffUser
 
 PASSWORD = "correct horse battery"
+# When a clinic or staff account was created, unless a test says: a fixed instant before every
+# test's NOW, never the wall clock (a factory must give the same rows whenever the suite runs).
+CREATED = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 _counter = iter(range(10_000))
 
 
 def make_clinic(session, *, slug: str | None = None, tz: str = "America/New_York",
-                template_file: str | None = None, now: datetime | None = None) -> Clinic:
-    now = now or datetime.now(timezone.utc)
+                template_file: str | None = None, now: datetime = CREATED) -> Clinic:
     n = next(_counter)
     clinic = Clinic(slug=slug or f"clinic-{n}", name=f"Clinic {n}", timezone=tz, template_file=template_file,
                     emergency_number="911", care_phone="(202) 555-0100", created_at=now)
@@ -27,8 +29,7 @@ def make_clinic(session, *, slug: str | None = None, tz: str = "America/New_York
 
 
 def make_staff(session, clinic: Clinic, *, role: StaffRole = StaffRole.NURSE, email: str | None = None,
-               mobile: str | None = None, on_call: int | None = None, now: datetime | None = None) -> StaffUser:
-    now = now or datetime.now(timezone.utc)
+               mobile: str | None = None, on_call: int | None = None, now: datetime = CREATED) -> StaffUser:
     n = next(_counter)
     staff = StaffUser(clinic_id=clinic.id, email=email or f"nurse{n}@example.org", name=f"Nurse {n}", role=role,
                       password_hash=_hash(), mobile_e164=mobile or f"+1202555{n % 10000:04d}", active=True,
@@ -56,9 +57,9 @@ def template_for(clinic: Clinic):
 
 
 def enrol(session, clinic: Clinic, *, staff: StaffUser | None = None, procedure_end: datetime,
-          now: datetime | None = None, first: str = "Maria", mobile: str | None = None, tz: str | None = None,
+          now: datetime, first: str = "Maria", mobile: str | None = None, tz: str | None = None,
           sms_consent: bool = True, **kwargs) -> Patient:
-    now = now or datetime.now(timezone.utc)
+    """`now` is required: what is planned and what is already past depends on it."""
     n = next(_counter)
     data = EnrolmentInput(first_name=first, last_name=f"Test{n}", mobile_e164=mobile or f"+1202556{n % 10000:04d}",
                           timezone=tz or clinic.timezone, procedure_type="kyphoplasty",
@@ -68,9 +69,9 @@ def enrol(session, clinic: Clinic, *, staff: StaffUser | None = None, procedure_
     return session.get(Patient, enrolment.patient_id)
 
 
-def patient_link(session, patient: Patient, purpose: str = "today", now: datetime | None = None,
+def patient_link(session, patient: Patient, purpose: str = "today", *, now: datetime,
                  ttl: timedelta = timedelta(hours=72), slot: str | None = None) -> str:
-    return issue_link(session, patient, purpose, now or datetime.now(timezone.utc), ttl, checkin_slot=slot)
+    return issue_link(session, patient, purpose, now, ttl, checkin_slot=slot)
 
 
 def login(client, staff: StaffUser, password: str = PASSWORD):

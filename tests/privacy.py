@@ -1,8 +1,9 @@
 """Canary values for the "no PHI in logs" check (reliability.md 4.12).
 
 Tests that exercise a flow end to end use these values for a phone number and a symptom text; a
-handler on the root logger sees every log record of the run, and tests/test_zz_privacy.py (collected
-last) fails if either value, in any spelling, appears in any of them or in a subprocess log file.
+handler on the root logger sees every log record of the run, and when the run ends (conftest's
+pytest_sessionfinish, after every test and fixture) the run fails if either value, in any spelling,
+appears in any of them or in a subprocess log file.
 """
 from __future__ import annotations
 
@@ -60,3 +61,16 @@ def scan_log_files() -> list[str]:
             text = path.read_text(errors="replace")
             hits += [f"{path.name}: {m.group(0)}" for p in CANARY_PATTERNS for m in p.finditer(text)]
     return hits
+
+
+def privacy_problems(collector: Collector, file_hits: list[str], *, installed: bool) -> list[str]:
+    """What the end-of-run check reports; empty when no log line carried a canary value.
+    `installed`: the collector is still on the root logger (else it saw nothing and proves nothing)."""
+    problems = []
+    if not installed:
+        problems.append("the log collector is not on the root logger: it saw nothing")
+    if collector.hits:
+        problems.append("PHI in logs:\n" + "\n".join(collector.hits[:20]))
+    if file_hits:
+        problems.append("PHI in process logs:\n" + "\n".join(file_hits[:20]))
+    return problems

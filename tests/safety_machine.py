@@ -51,14 +51,14 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from recovery.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
+from recovery.domain.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
 from recovery.messaging import SendResult
-from recovery.outbox import OPT_OUT_REF
+from recovery.store.outbox import OPT_OUT_REF
 from recovery.messaging.twilio_gateway import compute_signature
-from recovery.models import (Alert, AlertStatus, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
+from recovery.store.models import (Alert, AlertStatus, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
-from recovery.questionnaire import ITEMS, Kind, coerce_answers, items_on
-from recovery.triage import Baseline, Level, assess_partial
+from recovery.domain.questionnaire import ITEMS, Kind, coerce_answers, items_on
+from recovery.domain.triage import Baseline, Level, assess_partial
 
 UTC = timezone.utc
 NY, SYD = ZoneInfo("America/New_York"), ZoneInfo("Australia/Sydney")
@@ -160,10 +160,10 @@ class RecordingGateway:
 
 def build(db_factory, time_machine):
     from app import create_app
-    from recovery.db import db
-    from recovery.scheduler import run_tick
-    from recovery.sessions import issue_link
-    from recovery.worklist import worklist_rows
+    from recovery.store.db import db
+    from recovery.scheduler.process import run_tick
+    from recovery.services.sessions import issue_link
+    from recovery.services.worklist import worklist_rows
     from tests.factories import enrol, login, make_clinic, make_staff
     from tests.settings import app_config
 
@@ -225,7 +225,7 @@ def build(db_factory, time_machine):
             resp = self.req(c["client"], method, path, **kw)
             if resp.status_code == 403 or (resp.status_code == 302 and "/login" in resp.headers.get("Location", "")):
                 s = self.fresh()
-                from recovery.models import StaffUser
+                from recovery.store.models import StaffUser
                 assert login(c["client"], s.get(StaffUser, c["nurse"])).status_code == 303
                 s.rollback()
                 event("nurse signed in again")
@@ -300,7 +300,7 @@ def build(db_factory, time_machine):
         def enrolled_without_consent(self, clinic, number, ago):
             """The use-case, for a patient who did not agree to texts."""
             s = self.fresh()
-            from recovery.models import Clinic
+            from recovery.store.models import Clinic
             clinic_row = s.get(Clinic, self.clinics[clinic]["id"])
             p = enrol(s, clinic_row, procedure_end=self.now - timedelta(minutes=ago), now=self.now,
                       mobile=number, sms_consent=False)
@@ -475,7 +475,7 @@ def build(db_factory, time_machine):
             (scored alone, with the pure rules engine: EMERGENCY never depends on history)."""
             from flask import current_app
 
-            from recovery import templates_repo
+            from recovery.files import templates as templates_repo
             answers, _, _, enrolment_id = self._checkin_state(checkin_id)
             s = self.fresh()
             e = s.get(Enrolment, enrolment_id)

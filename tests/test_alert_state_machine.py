@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from recovery import alerting
-from recovery import alerts as domain
-from recovery.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
-from recovery.models import Alert, AlertEvent, AlertStatus, Checkin, OutboundMessage
-from recovery.triage import Level
-from recovery.worklist import worklist_rows
+from recovery.domain import alerts as domain
+from recovery.domain.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
+from recovery.domain.triage import Level
+from recovery.services import alerting
+from recovery.services.worklist import worklist_rows
+from recovery.store.models import Alert, AlertEvent, AlertStatus, Checkin, OutboundMessage
 from tests.factories import enrol, make_clinic, make_staff
 
 START = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)

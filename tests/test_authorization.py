@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from recovery import alerting, checkins
-from recovery.records import current_enrolment
+from recovery.services import alerting, checkins
+from recovery.services.records import current_enrolment
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)

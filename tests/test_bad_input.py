@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import alerting, checkins
-from recovery.models import AuditEvent, Checkin, Enrolment, InboundMessage, Patient
-from recovery.records import current_enrolment
+from recovery.services import alerting, checkins
+from recovery.services.records import current_enrolment
+from recovery.store.models import AuditEvent, Checkin, Enrolment, InboundMessage, Patient
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 from tests.test_foundation_web import enrolment_form
 from tests.test_hooks import SID, sent_row, signed, status_form, table_counts

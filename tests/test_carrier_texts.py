@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import sms_encoding, templates_repo, texts
-from recovery.dispatch import tick
-from recovery.models import AccessLink, Clinic, Enrolment, OutboundMessage, OutboxStatus
-from recovery.plan import Overrides, TemplateError
-from recovery.timeline import build_timeline
-from recovery.tokens import digest
+from recovery.scheduler.tick import tick
+from recovery.domain import sms_encoding, texts
+from recovery.domain.plan import Overrides, TemplateError
+from recovery.domain.timeline import build_timeline
+from recovery.files import templates as templates_repo
+from recovery.services.tokens import digest
+from recovery.store.models import AccessLink, Clinic, Enrolment, OutboundMessage, OutboxStatus
 from tests.factories import enrol, login, make_clinic, make_staff
 from tests.settings import app_config
 from tests.test_dispatch import NOW, NY, patient_at, plant, row, rows, settings
@@ -185,9 +186,9 @@ def test_the_kept_version_1_starts_with_a_warning_naming_its_file_and_line(tmp_p
     for p in SCHEDULES.glob("*.toml"):
         (tmp_path / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "clinics").mkdir()
-    caplog.set_level("WARNING", logger="recovery.templates_repo")
+    caplog.set_level("WARNING", logger="recovery.files.templates")
     create_app(app_config(SQLALCHEMY_DATABASE_URI=db_url, SCHEDULES_DIR=str(tmp_path)))
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "recovery.templates_repo"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "recovery.files.templates"]
     assert warning.startswith(f"{tmp_path / 'kyphoplasty_v1.toml'}:") and ": message S14: text is 175 " in warning
     assert "kept as it is" in warning
     assert (tmp_path / "kyphoplasty_v1.toml").read_bytes() == (SCHEDULES / "kyphoplasty_v1.toml").read_bytes()

@@ -19,8 +19,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from recovery import alerting, checkins
-from recovery.models import Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, OutboundMessage
+from recovery.services import alerting, checkins
+from recovery.store.models import Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, OutboundMessage
 from tests.factories import login
 from tests.test_checkin_web import (CALM, NOW, checkin_client, location, post_step, start_slot, walk,
                                     world)  # noqa: F401 - world is a fixture
@@ -167,7 +167,7 @@ def test_a_fault_reading_history_still_gives_the_emergency_screen_and_alert(clie
         checkin.answers = {**checkin.answers, "cardioresp": ["chest_pain"]}
         session.commit()
     monkeypatch.setattr(alerting, "reviewed_expected_acks", fault)
-    with caplog.at_level(logging.WARNING, logger="recovery.checkins"):
+    with caplog.at_level(logging.WARNING, logger="recovery.services.checkins"):
         if path == "plain":
             r = post_step(client, cid, "emergency", CHEST_PAIN)
             assert location(r) == f"/me/checkin/{cid}/emergency"
@@ -183,7 +183,7 @@ def test_a_fault_reading_history_still_gives_the_emergency_screen_and_alert(clie
     alert = emergency_alert(session, patient)
     assert "E1" in alert.rules and len(staff_pages(session, patient)) == 1
     # the fault is logged (which check-in, what kind of error), with no answer or phone number in it
-    [record] = [r for r in caplog.records if r.name == "recovery.checkins"]
+    [record] = [r for r in caplog.records if r.name == "recovery.services.checkins"]
     message = record.getMessage()
     assert f"check-in {cid}" in message and ("_Boom" in message or "Error" in message)
     assert "chest" not in message.lower() and patient.mobile_e164[-4:] not in message
@@ -313,8 +313,8 @@ def test_a_checkin_without_drafts_opens_one_alert_at_its_highest_level(client, s
 def test_two_emergency_rules_in_one_checkin_are_one_alert_and_one_page(session, world):
     from flask import current_app
 
-    from recovery import templates_repo
-    from recovery.questionnaire import coerce_answers
+    from recovery.domain.questionnaire import coerce_answers
+    from recovery.files import templates as templates_repo
     from tests.factories import template_for
     clinic, nurse, patient = world
     enrolment, template = patient.enrolments[0], template_for(clinic)
@@ -356,9 +356,9 @@ def test_a_corrupt_earlier_checkin_does_not_stop_the_emergency(client, session, 
     session.commit()
     checkin_client(client, session, patient)
     cid, _ = start_slot(client)
-    with caplog.at_level(logging.WARNING, logger="recovery.checkins"):
+    with caplog.at_level(logging.WARNING, logger="recovery.services.checkins"):
         r = post_step(client, cid, "emergency", CHEST_PAIN)
     assert location(r) == f"/me/checkin/{cid}/emergency"
     assert emergency_alert(session, patient).rules == ["E1"]
-    [record] = [r for r in caplog.records if r.name == "recovery.checkins"]
+    [record] = [r for r in caplog.records if r.name == "recovery.services.checkins"]
     assert "42" not in record.getMessage()

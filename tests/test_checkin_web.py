@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from recovery.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
-from recovery.questionnaire import SCREENS, items_on
+from recovery.domain.questionnaire import SCREENS, items_on
+from recovery.store.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.factories import enrol, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 9 Mar 2026, 11:00 in New York (EDT)

@@ -9,11 +9,12 @@ import pytest
 import sqlalchemy as sa
 from flask import current_app
 
-from recovery import checkins, templates_repo
-from recovery.enrolment import timeline_for
-from recovery.models import Alert, Checkin, OutboundMessage
-from recovery.questionnaire import coerce_answers
-from recovery.triage import Level, patient_message
+from recovery.domain.questionnaire import coerce_answers
+from recovery.domain.triage import Level, patient_message
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
+from recovery.services.enrolment import timeline_for
+from recovery.store.models import Alert, Checkin, OutboundMessage
 from tests.factories import enrol, make_clinic, make_staff, template_for
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)

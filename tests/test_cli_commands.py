@@ -2,6 +2,7 @@
 and tests that never read the developer's instance/ folder."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from recovery.config import REPO_ROOT
-from recovery.models import AuditEvent, InboundMessage, Patient, StaffUser
+from recovery.store.models import AuditEvent, InboundMessage, Patient, StaffUser
 from tests.factories import make_clinic
 from tests.settings import app_config
 from tests.test_dispatch import NOW, patient_at, plant, settings
@@ -93,7 +94,7 @@ def test_a_second_seed_demo_prints_the_logins_and_new_links_again(cli, session, 
 
 
 def test_seed_demo_prints_no_password_a_nurse_has_changed(cli, session, frozen):
-    from recovery.passwords import hash_password
+    from recovery.services.passwords import hash_password
     cli("seed-demo")
     nurse = session.scalar(sa.select(StaffUser).where(StaffUser.email == "nurse@demo.clinic"))
     nurse.password_hash = hash_password("my own new password 42")
@@ -104,18 +105,42 @@ def test_seed_demo_prints_no_password_a_nurse_has_changed(cli, session, frozen):
     assert "recovery-demo-2026" in next(line for line in out.splitlines() if "oncall@demo.clinic" in line)
 
 
+def test_seed_demo_json_gives_the_same_logins_and_links_as_the_text(cli, session, frozen):
+    """What the browser tests' server reads instead of parsing the human text with regexes."""
+    from tests.e2e.server import parse_seed_output
+    seeded = json.loads(cli("seed-demo", "--json", "--url", "http://127.0.0.1:5055").output)
+    assert seeded["seeded"] is True and seeded["base_url"] == "http://127.0.0.1:5055"
+    assert {"role": "nurse", "email": "nurse@demo.clinic", "password": "recovery-demo-2026"} in seeded["logins"]
+    assert sorted(link["day"] for link in seeded["links"]) == [0, 2, 10, 40]
+    assert all(link["url"].startswith("http://127.0.0.1:5055/l/") for link in seeded["links"])
+    staff, links, days = parse_seed_output(json.dumps(seeded))
+    assert {s.email for s in staff} == {s["email"] for s in seeded["logins"]}
+    assert set(links) == set(days) == {link["name"] for link in seeded["links"]}
+    text = cli("seed-demo", "--url", "http://127.0.0.1:5055").output  # the same people, new links
+    for link in seeded["links"]:
+        assert f"{link['name']} (day {link['day']})" in text
+    nurse = session.scalar(sa.select(StaffUser).where(StaffUser.email == "nurse@demo.clinic"))
+    from recovery.services.passwords import hash_password
+    nurse.password_hash = hash_password("my own new password 42")
+    session.commit()
+    again = json.loads(cli("seed-demo", "--json").output)
+    assert {"role": "nurse", "email": "nurse@demo.clinic", "password": None} in again["logins"]
+
+
 def test_seed_demo_on_a_database_without_the_demo_clinic_prints_no_links(cli, session):
     make_clinic(session, slug="real-clinic")
     session.commit()
     out = cli("seed-demo").output
     assert "/l/" not in out and "not seeding" in out
+    quiet = json.loads(cli("seed-demo", "--json").output)
+    assert (quiet["seeded"], quiet["logins"], quiet["links"]) == (False, [], [])
 
 
 # ---- sms simulate-inbound -------------------------------------------------------------------
 
 def test_simulate_inbound_goes_through_the_webhooks_use_case_and_prints_the_replies(app, cli, session, sms,
                                                                                     frozen):
-    from recovery.dispatch import tick
+    from recovery.scheduler.tick import tick
     frozen.move_to(NOW)
     p = patient_at(session, first="Rosa", mobile="+12025550161")
     plant(session, p, due=NOW, message_id="S06", kind="checkin_invite", slot="day5", text=INVITE)

@@ -3,7 +3,7 @@ database holding canary data, prints and logs no phone number, symptom or usable
 
 The commands are read from `flask --help` itself, group by group: a command nobody classified here
 fails the test, so a new command cannot skip the scan. Each command's output (stdout and stderr:
-its log lines) is checked here and kept in the run's log folder for tests/test_zz_privacy.py.
+its log lines) is checked here and kept in the run's log folder for the end-of-run privacy check (conftest).
 """
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from recovery import checkins, templates_repo
 from recovery.clock import utcnow
-from recovery.models import Clinic
-from recovery.outbox import add_if_new, new_row
-from recovery.records import current_enrolment
-from recovery.sessions import issue_link
-from recovery.timeline import PlannedMessage
+from recovery.domain.timeline import PlannedMessage
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
+from recovery.services.records import current_enrolment
+from recovery.services.sessions import issue_link
+from recovery.store.models import Clinic
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic, make_staff
 from tests.privacy import CANARY_PATTERNS, CANARY_PHONE, CANARY_SYMPTOM, log_dir
 from tests.procs import BIN, REPO, free_port, wait_port

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from recovery.cli_rules import DEFAULT_RULESET_PATH, rules_group
+from recovery.cli.rules import DEFAULT_RULESET_PATH, rules_group
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from recovery.cli_timeline import timeline_command
+from recovery.cli.timeline import timeline_command
 
 SCHEDULES = Path(__file__).resolve().parents[1] / "schedules"
 T0 = ["--procedure-end", "2026-03-07T10:00", "--tz", "America/New_York"]  # Sat, EST; DST on 8 Mar
@@ -165,8 +165,8 @@ def test_enrolled_at_table_and_bad_value():
 
 
 def test_the_readme_table_of_days_0_to_3_is_what_the_timeline_plans():
-    from recovery.cli_timeline import first_days_markdown, timeline_days_command
-    from recovery.plan import load_all
+    from recovery.cli.timeline import first_days_markdown, timeline_days_command
+    from recovery.files.plans import load_all
     table = first_days_markdown(load_all(SCHEDULES).get("kyphoplasty"))
     readme = (SCHEDULES.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- timeline-days: start -->\n")[1].split("\n<!-- timeline-days: end -->")[0]

@@ -13,7 +13,7 @@ from recovery.messaging.console import LOGGER_NAME, ConsoleGateway, RecordingGat
 
 NUMBER = "+15005550100"
 OTHER = "+15005550142"
-TOKEN = "Zq3xW8pLr2Vb9nKd4TfYh6Jm1Cs7Ga5Ue0Oi_Ny-Ek"  # the shape of recovery.tokens.new_token()
+TOKEN = "Zq3xW8pLr2Vb9nKd4TfYh6Jm1Cs7Ga5Ue0Oi_Ny-Ek"  # the shape of recovery.services.tokens.new_token()
 BODY = f"Hi Ana, your check-in is ready: https://recovery.example.org/l/{TOKEN}"
 
 

@@ -41,10 +41,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch import DispatchSettings
-from recovery.models import AuditEvent, OutboundMessage, OutboxStatus
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
+from recovery.config import Config
+from recovery.domain.timeline import PlannedMessage
+from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus
+from recovery.store.outbox import add_if_new, new_row
 from tests.crash_helpers import CrashTwilio, child_pids, recorded_rows, wait_gone
 from tests.factories import enrol, make_clinic
 from tests.privacy import log_dir
@@ -59,7 +59,7 @@ TAIL_S = 30
 KILLS = 10  # 5 of a scheduler (each restarted), 5 of a web worker (gunicorn starts a new one)
 SCHEDULER_KILLS = 5
 LEASE_S, TICK_S = 3, 0.3
-SEND_CONCURRENCY = DispatchSettings.send_concurrency  # not settable from the environment
+SEND_CONCURRENCY = Config.SMS_SEND_CONCURRENCY  # the default the scheduler processes run with
 WEB_WORKERS = 3
 RUN_LIMIT_S = 85.0
 TEXTS = ["{first}, a reminder: walk a little every hour today.",

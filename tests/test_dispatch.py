@@ -9,17 +9,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import dispatch, texts
-from recovery.dispatch import DispatchSettings, claim_due, tick
+from recovery.dispatch.claims import claim_due
+from recovery.dispatch.prepare import SendContext, prepare
+from recovery.dispatch.sender import deliver, send_due
+from recovery.dispatch.settings import DispatchSettings
+from recovery.dispatch.status import apply_status
+from recovery.scheduler.tick import tick
+from recovery.domain import texts
 from recovery.messaging import MAX_ATTEMPTS, SendError
-from recovery.models import (AccessLink, Alert, AuditEvent, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
+from recovery.store.models import (AccessLink, Alert, AuditEvent, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient, SmsConversation)
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
-from recovery.tokens import digest
+from recovery.domain.timeline import PlannedMessage
+from recovery.services.tokens import digest
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic, make_staff
-from tests.twilio.fixtures import (  # noqa: F401  (fixtures: Prism + the real SDK, canned errors)
-    prism_server, prism_url, twilio_errors, twilio_gateway, twilio_http_client)
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -199,10 +202,10 @@ def test_status_only_moves_forward_and_a_lost_claim_is_not_sent(app, session, sm
     (c,) = claim_due(session, NOW, settings(app, worker_id="A"))
     # B takes it over after A's lease and sends it; A wakes up late: it must not send again.
     (c2,) = claim_due(session, NOW + timedelta(seconds=301), settings(app, worker_id="B"))
-    ctx_b = dispatch._Context(settings(app, worker_id="B"))
-    assert dispatch.deliver(session, sms, c2, ctx_b, lambda: NOW + timedelta(seconds=302), lambda s: None) == "sent"
-    ctx_a = dispatch._Context(settings(app, worker_id="A"))
-    assert dispatch.deliver(session, sms, c, ctx_a, lambda: NOW + timedelta(seconds=303), lambda s: None) == "lost_claim"
+    ctx_b = SendContext(settings(app, worker_id="B"))
+    assert deliver(session, sms, c2, ctx_b, lambda: NOW + timedelta(seconds=302), lambda s: None) == "sent"
+    ctx_a = SendContext(settings(app, worker_id="A"))
+    assert deliver(session, sms, c, ctx_a, lambda: NOW + timedelta(seconds=303), lambda s: None) == "lost_claim"
     assert len(sms.sent) == 1 and row(session, r.id).status == OutboxStatus.SENT
 
 
@@ -313,10 +316,10 @@ def test_caregivers_get_copies_of_reminders_but_never_a_link(app, session, sms):
 
 
 def test_staff_pages_link_the_worklist_and_are_dropped_once_acknowledged(app, session, sms):
-    from recovery import alerting
+    from recovery.services import alerting
     p = patient_at(session)
     clinic_id = p.clinic_id
-    from recovery.models import Clinic
+    from recovery.store.models import Clinic
     clinic = session.get(Clinic, clinic_id)
     nurse = make_staff(session, clinic, mobile="+12025550177", on_call=1, now=NOW)
     session.commit()
@@ -401,7 +404,7 @@ def test_a_timeout_that_may_have_sent_waits_for_the_callback_before_retrying(app
     tick(session, sms, NOW, settings(app))
     assert row(session, r.id).send_after >= NOW + timedelta(seconds=120)
     # the first callback of that attempt arrives: the row is tied to it and never sent again
-    assert dispatch.apply_status(session, outbox_id=r.id, sid="SM" + "a" * 32, status="sent", error_code=None,
+    assert apply_status(session, outbox_id=r.id, sid="SM" + "a" * 32, status="sent", error_code=None,
                                  now=NOW + timedelta(seconds=5)) == "updated"
     session.commit()
     tick(session, sms, NOW + timedelta(minutes=5), settings(app))
@@ -445,14 +448,14 @@ def test_pacing_hands_out_slots_one_interval_apart_across_processes(app, session
     assert len(claims) == 6
     # both processes re-check their rows at the same moment: the slots interleave, 0.5 s apart
     order = [claims[0], claims[3], claims[1], claims[4], claims[2], claims[5]]
-    slots = [dispatch.prepare(session, c.id, NOW, dispatch._Context(s)).slot for s, c in order]
+    slots = [prepare(session, c.id, NOW, SendContext(s)).slot for s, c in order]
     assert slots == [NOW + timedelta(seconds=0.5 * i) for i in range(6)]
     got = {r.id: r for r in rows(session)}
     assert all(got[c.id].lease_until >= got[c.id].send_after + timedelta(seconds=300) for _, c in claims)
     # a slot far in the past does not hold anyone back
     plant(session, p, due=NOW + timedelta(seconds=10), message_id="S09")
     (late,) = claim_due(session, NOW + timedelta(seconds=10), a)
-    assert dispatch.prepare(session, late.id, NOW + timedelta(seconds=10), dispatch._Context(a)).slot == \
+    assert prepare(session, late.id, NOW + timedelta(seconds=10), SendContext(a)).slot == \
         NOW + timedelta(seconds=10)
 
 
@@ -467,7 +470,7 @@ def test_the_sender_waits_for_each_slot(app, session, sms):
         slept.append(seconds)
         clock["t"] += timedelta(seconds=seconds)
 
-    report = dispatch.send_due(session, sms, settings(app, max_per_second=1, tick_seconds=5),
+    report = send_due(session, sms, settings(app, max_per_second=1, tick_seconds=5),
                                clock=lambda: clock["t"], sleep=sleep)
     assert report.sent == 3 and slept == [1.0, 1.0]
     assert sorted(r.sent_at for r in rows(session)) == [NOW, NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)]
@@ -568,7 +571,7 @@ INVITE_TEXT = "Hi {first}, please do today's 2-minute recovery check-in: {link}"
 def test_several_texts_in_flight_still_send_each_once(app, session, sms):
     p = patient_at(session)
     ids = [plant(session, p, due=NOW - timedelta(seconds=i), message_id=f"S{i:02d}").id for i in range(45)]
-    report = dispatch.send_due(session, sms, settings(app, send_concurrency=4, batch=7), clock=lambda: NOW)
+    report = send_due(session, sms, settings(app, send_concurrency=4, batch=7), clock=lambda: NOW)
     assert report.sent == 45 and report.claimed == 45
     got = sorted(int(s.status_callback.rsplit("=", 1)[1]) for s in sms.sent)
     assert got == sorted(ids)

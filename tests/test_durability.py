@@ -32,9 +32,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from recovery import checkins, templates_repo
-from recovery.models import Alert, AlertEvent, AuditEvent, Checkin, OutboundMessage, OutboxStatus
-from recovery.sessions import issue_link
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
+from recovery.services.sessions import issue_link
+from recovery.store.models import Alert, AlertEvent, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.durability_helpers import (FEVER, Service, WriteProbe, csrf_from, fill_to_review, free_port,
                                       open_patient_session, session_cookie, web_env)
 from tests.factories import enrol, make_clinic, make_staff

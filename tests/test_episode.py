@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import alerting, missed
-from recovery.models import (Alert, AlertStatus, AuditEvent, Enrolment, EnrolmentStatus, OutboundMessage,
+from recovery.services import alerting
+from recovery.services import missed
+from recovery.store.models import (Alert, AlertStatus, AuditEvent, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus)
-from recovery.records import current_enrolment
-from recovery.scheduler import run_tick
+from recovery.services.records import current_enrolment
+from recovery.scheduler.process import run_tick
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 from tests.test_dispatch import plant, rows
 
@@ -151,19 +152,20 @@ def test_end_form_needs_a_reason_and_a_note_for_other_and_ends_once(app, session
 def test_sending_refuses_a_claimed_row_of_an_enrolment_ended_between_claim_and_send(app, session, sms, world):
     """The re-check before sending reads the enrolment fresh: ending it after a row was claimed
     still stops that row."""
-    from recovery import dispatch, episodes
+    from recovery.dispatch import claims, prepare
+    from recovery.services import episodes
     from tests.test_dispatch import settings
     p, nurse = world["p"], world["nurse"]
     session.execute(sa.delete(OutboundMessage).where(OutboundMessage.patient_id == p.id))
     session.commit()
     row = plant(session, p, due=local(1, 10), message_id="S09")
     s = settings(app)
-    assert [c.id for c in dispatch.claim_due(session, local(1, 10), s)] == [row.id]
+    assert [c.id for c in claims.claim_due(session, local(1, 10), s)] == [row.id]
     episodes.end_monitoring(session, enrolment=current_enrolment(p), patient=p, reason="deceased", note=None,
                             staff=nurse, now=local(1, 10))
     session.commit()
-    ctx = dispatch._Context(s)
-    assert dispatch.prepare(session, row.id, local(1, 10), ctx) == "enrolment_ended"
+    ctx = prepare.SendContext(s)
+    assert prepare.prepare(session, row.id, local(1, 10), ctx) == "enrolment_ended"
     assert sms.sent_to(p.mobile_e164) == ()
 
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
-from recovery.records import current_enrolment
+from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
+from recovery.services.records import current_enrolment
 from tests.factories import enrol, make_clinic, make_staff
 from tests.test_dispatch import rows
 from tests.test_episode import T0, local, nurse_client, ticks, world  # noqa: F401  (fixture)

@@ -27,13 +27,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from recovery import dispatch, episodes, inbound, nurse_texts
-from recovery.dispatch import DispatchSettings
-from recovery.episode_rules import END_REASONS
-from recovery.models import Alert, AlertStatus, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
-from recovery.outbox import add_if_new, new_row
-from recovery.patient_details import PatientDetails, change_details
-from recovery.timeline import PlannedMessage
+from recovery.scheduler import tick as scheduler_tick
+from recovery.services import episodes
+from recovery.services import inbound
+from recovery.services import nurse_texts
+from recovery.dispatch.settings import DispatchSettings
+from recovery.domain.episode_rules import END_REASONS
+from recovery.store.models import Alert, AlertStatus, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
+from recovery.store.outbox import add_if_new, new_row
+from recovery.services.patient_details import PatientDetails, change_details
+from recovery.domain.timeline import PlannedMessage
 from tests.factories import enrol, make_clinic, make_staff
 
 NY = ZoneInfo("America/New_York")
@@ -89,7 +92,7 @@ def run_machine(app, session, sms):
             self.now += timedelta(hours=hours)
             s = DispatchSettings.from_config(app.config, worker_id=f"ep{self.example}", max_per_second=0,
                                              send_concurrency=1)
-            report = dispatch.tick(session, sms, self.now, s, scan_missed=True)
+            report = scheduler_tick.tick(session, sms, self.now, s, scan_missed=True)
             assert not report.errors, report.errors
             by_id = {}
             for attempt in sms.attempts[self.seen_attempts:]:

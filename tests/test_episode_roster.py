@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from recovery import episodes
-from recovery.records import current_enrolment
+from recovery.services import episodes
+from recovery.services.records import current_enrolment
 from tests.factories import enrol, make_clinic, make_staff
 from tests.test_episode import T0, nurse_client
 

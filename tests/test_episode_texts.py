@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from recovery.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
-from recovery.records import current_enrolment
+from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
+from recovery.services.records import current_enrolment
 from tests.factories import make_clinic, make_staff, open_link, patient_link
 from tests.test_episode import T0, local, nurse_client, ticks, world  # noqa: F401  (fixture)
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from recovery import alerting
 from recovery.clock import utcnow
-from recovery.models import Alert, AlertEvent, AuditEvent, OutboundMessage
+from recovery.services import alerting
+from recovery.store.models import Alert, AlertEvent, AuditEvent, OutboundMessage
 from tests.factories import enrol, make_clinic, make_staff
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 9 Mar, 11:00 in New York

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from icalendar import Calendar
 
-from recovery.models import AccessLink, AuditEvent, Enrolment, OutboundMessage, Patient
+from recovery.store.models import AccessLink, AuditEvent, Enrolment, OutboundMessage, Patient
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 9 Mar 2026, 11:00 in New York
@@ -186,8 +186,9 @@ def test_static_files_are_compressed_and_cached_by_content_hash(client):
 
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from recovery.dispatch import DispatchSettings, tick  # noqa: E402
-from recovery.models import OutboxStatus  # noqa: E402
+from recovery.dispatch.settings import DispatchSettings  # noqa: E402
+from recovery.scheduler.tick import tick  # noqa: E402
+from recovery.store.models import OutboxStatus  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 

@@ -28,12 +28,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter, PathConverter
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler
 
-from recovery import alerting, checkins
-from recovery.db import db
-from recovery.dispatch import tick
+from recovery.scheduler.tick import tick
 from recovery.messaging.twilio_gateway import compute_signature
-from recovery.models import StaffUser
-from recovery.records import current_enrolment
+from recovery.services import alerting, checkins
+from recovery.services.records import current_enrolment
+from recovery.store.db import db
+from recovery.store.models import StaffUser
 from tests.factories import enrol, make_clinic, make_staff, patient_link
 from tests.test_dispatch import plant, settings
 from tests.test_hooks import BASE, TOKEN
@@ -151,8 +151,8 @@ class World:
     def __init__(self, app, session, sms, monkeypatch):
         self.app = app
         cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2 is not under test
-        monkeypatch.setattr("recovery.passwords._hasher", cheap)
-        monkeypatch.setattr("recovery.web.auth._DUMMY_HASH", cheap.hash("not-a-real-password-0000"), raising=False)
+        monkeypatch.setattr("recovery.services.passwords._hasher", cheap)
+        monkeypatch.setattr("recovery.services.sign_in.DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
         self.clinic = make_clinic(session, now=NOW)
         self.nurse = make_staff(session, self.clinic, now=NOW)
         session.get(StaffUser, self.nurse.id).password_hash = cheap.hash(PASSWORD)

@@ -6,10 +6,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from recovery.db import db
-from recovery.dispatch import claim_due, tick
+from recovery.dispatch.claims import claim_due
 from recovery.messaging.twilio_gateway import compute_signature
-from recovery.models import Alert, AuditEvent, InboundMessage, OutboundMessage, OutboxStatus, Patient
+from recovery.scheduler.tick import tick
+from recovery.store.db import db
+from recovery.store.models import Alert, AuditEvent, InboundMessage, OutboundMessage, OutboxStatus, Patient
 from tests.factories import login, make_staff
 from tests.test_dispatch import NOW, patient_at, plant, row, settings
 

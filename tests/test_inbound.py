@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from recovery import templates_repo
-from recovery.dispatch import tick
-from recovery.enrolment import EnrolmentInput, enrol_patient
-from recovery.models import (Alert, AuditEvent, Checkin, InboundMessage, OutboundMessage, OutboxStatus, Patient,
+from recovery.scheduler.tick import tick
+from recovery.files import templates as templates_repo
+from recovery.services.enrolment import EnrolmentInput, enrol_patient
+from recovery.store.models import (Alert, AuditEvent, Checkin, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
 from tests.factories import enrol, make_clinic
 from tests.test_dispatch import NOW, patient_at, plant, row, rows, settings

@@ -10,7 +10,7 @@ so any worker may take it, and requests alternating between the hosts.
 Each case checks: correct sign-ins never count; exactly 5 wrong passwords per address + email, then
 429; the per-address limit whatever the email; 10 "text me a new link" requests queue exactly 3 texts;
 concurrent wrong sign-ins overshoot by at most the number of workers. The servers' logs are kept in
-the run's log folder, so tests/test_zz_privacy.py scans them too, and are checked here.
+the run's log folder, so the end-of-run privacy check scans them too, and are checked here.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from recovery.models import OutboundMessage
+from recovery.store.models import OutboundMessage
 from tests.dbs import IN_CI
 from tests.factories import PASSWORD, enrol, make_clinic, make_staff
 from tests.privacy import CANARY_PHONE, log_dir

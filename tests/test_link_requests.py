@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from recovery.link_requests import LINK_TEXT
-from recovery.models import AuditEvent, OutboundMessage
-from recovery.texts import check_text
+from recovery.domain.texts import check_text
+from recovery.services.link_requests import LINK_TEXT
+from recovery.store.models import AuditEvent, OutboundMessage
 from tests.factories import enrol, make_clinic
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)

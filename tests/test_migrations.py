@@ -55,7 +55,7 @@ def empty_db(db_factory, tmp_path):
 @pytest.fixture
 def migrating_app(empty_db):
     from app import create_app
-    from recovery.db import db
+    from recovery.store.db import db
     from tests.settings import app_config
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=empty_db))
     with app.app_context():
@@ -65,12 +65,12 @@ def migrating_app(empty_db):
 
 
 def _tables() -> set[str]:
-    from recovery.db import db
+    from recovery.store.db import db
     return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
 
 
 def _schema_diff() -> list:
-    from recovery.db import db
+    from recovery.store.db import db
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         return compare_metadata(ctx, db.metadata)
@@ -87,10 +87,11 @@ def _seed_rows() -> None:
     planned texts, a submitted check-in and the alert it opened."""
     from flask import current_app
 
-    from recovery import checkins, templates_repo
-    from recovery.db import db
-    from recovery.models import Alert, Checkin
-    from recovery.records import current_enrolment
+    from recovery.files import templates as templates_repo
+    from recovery.services import checkins
+    from recovery.services.records import current_enrolment
+    from recovery.store.db import db
+    from recovery.store.models import Alert, Checkin
     from tests.factories import enrol, make_clinic, make_staff, template_for
     session = db.session
     clinic = make_clinic(session, now=NOW)
@@ -107,7 +108,7 @@ def _seed_rows() -> None:
 
 
 def _count(table: str) -> int:
-    from recovery.db import db
+    from recovery.store.db import db
     with db.engine.connect() as conn:
         return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
@@ -115,7 +116,7 @@ def _count(table: str) -> int:
 def test_every_migration_goes_down_and_up_again_with_data(migrating_app):
     from flask_migrate import downgrade, upgrade
 
-    from recovery.db import db
+    from recovery.store.db import db
     revisions = _revisions()
     upgrade()
     _seed_rows()

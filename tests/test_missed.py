@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from recovery import missed
-from recovery.dispatch import tick
-from recovery.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
+from recovery.scheduler.tick import tick
+from recovery.services import missed
+from recovery.store.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.factories import enrol, make_clinic
 from tests.test_dispatch import rows, settings
 

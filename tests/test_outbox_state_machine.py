@@ -39,12 +39,16 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from recovery import dispatch, inbound
-from recovery.dispatch import DispatchSettings
+from recovery.dispatch.claims import claim_due, recover_expired
+from recovery.dispatch.outcomes import PROVIDER_STATUS
+from recovery.dispatch.settings import DispatchSettings
+from recovery.dispatch.status import apply_status
+from recovery.domain.timeline import PlannedMessage
 from recovery.messaging import SendError, SendResult
-from recovery.models import OutboundMessage, OutboxStatus
-from recovery.outbox import add_if_new, new_row
-from recovery.timeline import PlannedMessage
+from recovery.scheduler.tick import tick
+from recovery.services import inbound
+from recovery.store.models import OutboundMessage, OutboxStatus
+from recovery.store.outbox import add_if_new, new_row
 from tests.factories import enrol, make_clinic
 
 OM = OutboundMessage
@@ -202,7 +206,7 @@ def run_machine(app, session):
             self.provider.script = list(script)
             self.opted_out_at_tick = set(self.opted_out)
             try:
-                report = dispatch.tick(session, self.provider, self.now, self.settings(), scan_missed=False)
+                report = tick(session, self.provider, self.now, self.settings(), scan_missed=False)
                 assert not report.errors, report.summary()
                 for outcome in report.send.outcomes:
                     event(f"send outcome: {outcome}")
@@ -237,14 +241,14 @@ def run_machine(app, session):
         def a_process_claims_and_dies(self, limit):
             """A tick that got as far as claiming: recover, claim, then SIGKILL."""
             s = self.settings()
-            dispatch.recover_expired(session, self.now, s)
-            dispatch.claim_due(session, self.now, s, limit)
+            recover_expired(session, self.now, s)
+            claim_due(session, self.now, s, limit)
 
         @rule(seconds=st.one_of(st.integers(1, 90), st.integers(90, 1800)), recover=st.booleans())
         def time_passes(self, seconds, recover):
             self.now += timedelta(seconds=seconds)
             if recover:  # a recovery pass on its own (what every tick starts with)
-                dispatch.recover_expired(session, self.now, self.settings())
+                recover_expired(session, self.now, self.settings())
 
         @precondition(lambda self: self.provider.accepted)
         @rule(data=st.data(), count=st.integers(1, 4))
@@ -259,7 +263,7 @@ def run_machine(app, session):
                 with_ob = data.draw(st.sampled_from([True, True, True, False]))
                 findable = with_ob or self.seen.get(sent.ob, (None, None, None))[2] == sent.sid
                 code = sent.error_code if status in ("undelivered", "failed") else None
-                done = dispatch.apply_status(session, outbox_id=sent.ob if with_ob else None, sid=sent.sid,
+                done = apply_status(session, outbox_id=sent.ob if with_ob else None, sid=sent.sid,
                                              status=status, error_code=code, now=self.now)
                 session.commit()
                 event(f"callback: {done}")
@@ -415,7 +419,7 @@ def test_callbacks_in_any_order_end_in_the_providers_verdict(app, session, db_fa
     @given(sequence=callback_sequences(), with_ob=st.sampled_from([True, True, True, False]))
     def check(sequence, with_ob):
         life, callbacks = sequence
-        known = [c.strip().lower() for c in callbacks if c.strip().lower() in dispatch.PROVIDER_STATUS]
+        known = [c.strip().lower() for c in callbacks if c.strip().lower() in PROVIDER_STATUS]
         finals = [c for c in known if c in VERDICT]
         for start in sorted(STARTS):  # the same callbacks against every state a row can be in
             n = next(keys)
@@ -433,7 +437,7 @@ def test_callbacks_in_any_order_end_in_the_providers_verdict(app, session, db_fa
             session.commit()
             findable = with_ob or start == "sent"  # without ?ob= only a stored SID finds the row
             for i, status in enumerate(callbacks):
-                dispatch.apply_status(session, outbox_id=row.id if with_ob else None, sid=sid, status=status,
+                apply_status(session, outbox_id=row.id if with_ob else None, sid=sid, status=status,
                                       error_code="30008" if status in ("failed", "undelivered") else None,
                                       now=now + timedelta(seconds=i + 1))
                 session.commit()

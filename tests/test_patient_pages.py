@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery.models import Checkin
+from recovery.store.models import Checkin
 from tests.factories import enrol, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 9 Mar 2026, 11:00 in New York (EDT)
@@ -204,7 +204,7 @@ def test_the_error_summary_is_short(client, session, clinic):
 # ---- the words for a time (recovery/web/filters.py) ----------------------------------------------
 
 def _m(y, mo, d, h, mi, approx=False, **kw):
-    from recovery.today import Moment
+    from recovery.domain.today import Moment
     return Moment(at=datetime(y, mo, d, h, mi, tzinfo=NY), approx=approx, **kw)
 
 

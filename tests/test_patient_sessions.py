@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import sqlalchemy as sa
 
-from recovery.models import AuditEvent, WebSession
+from recovery.store.models import AuditEvent, WebSession
 from tests.factories import enrol, make_clinic, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)

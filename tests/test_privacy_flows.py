@@ -1,4 +1,4 @@
-"""End-to-end flows run with canary values, so tests/test_zz_privacy.py can prove none reaches a log."""
+"""End-to-end flows run with canary values, so the end-of-run privacy check (conftest) can prove none reaches a log."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from recovery.models import Patient
+from recovery.store.models import Patient
 from tests.factories import PASSWORD, enrol, login, make_clinic, make_staff
 from tests.privacy import CANARY_EMAIL, CANARY_PHONE, CANARY_SYMPTOM, COLLECTOR
 
@@ -51,7 +51,8 @@ def test_sign_in_and_its_limits_with_a_canary_email_log_nothing_identifying(make
 def test_new_link_requests_over_the_limits_with_a_canary_number_log_nothing(make_app, session, frozen):
     with make_app(RATELIMIT_ENABLED=True, LINK_RATE_LIMIT="5 per hour") as app:
         clinic = make_clinic(session)
-        enrol(session, clinic, procedure_end=datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc), mobile=CANARY_PHONE)
+        enrol(session, clinic, procedure_end=datetime(2026, 3, 8, 12, 0, tzinfo=timezone.utc), mobile=CANARY_PHONE,
+              now=datetime.now(timezone.utc))  # the frozen clock
         session.commit()
         client = app.test_client()
         codes = [client.post("/new-link", data={"mobile": "(202) 555-7731"}).status_code for _ in range(7)]
@@ -66,3 +67,21 @@ def test_the_console_backend_with_canary_texts_logs_nothing(app, capsys):
     assert COLLECTOR.count == before + 1  # the collector sees the console's own logger too
     out = capsys.readouterr().out
     assert "555" not in out and CANARY_SYMPTOM not in out and "A" * 10 not in out and "Canary" not in out
+
+
+def test_the_end_of_run_privacy_check_fails_on_a_canary_in_a_log_line_or_file():
+    """The check conftest runs when the session ends (it replaced a test that had to be collected last)."""
+    import logging
+
+    from tests.privacy import Collector, privacy_problems
+
+    quiet = Collector()
+    assert privacy_problems(quiet, [], installed=False) == ["the log collector is not on the root logger: it saw nothing"]
+    assert privacy_problems(quiet, [], installed=True) == []
+    assert COLLECTOR in logging.getLogger().handlers  # what conftest checks at the end
+    leaky = Collector()
+    leaky.emit(logging.LogRecord("recovery.test", logging.INFO, __file__, 1, "texting %s", (CANARY_PHONE,), None))
+    leaky.emit(logging.LogRecord("recovery.test", logging.INFO, __file__, 2, "nothing here", (), None))
+    problems = privacy_problems(leaky, ["scheduler.log: 202-555-7731"], installed=True)
+    assert len(problems) == 2 and "recovery.test: texting" in problems[0] and "scheduler.log" in problems[1]
+    assert privacy_problems(leaky, [], installed=True)[0].startswith("PHI in logs:")

@@ -17,8 +17,8 @@ from flask import redirect
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from recovery import alerting
-from recovery.models import Alert, AlertStatus, WebSession
+from recovery.services import alerting
+from recovery.store.models import Alert, AlertStatus, WebSession
 from recovery.web.redirects import same_origin_path
 from tests.factories import PASSWORD, enrol, login, make_clinic, make_staff
 

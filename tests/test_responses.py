@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 import vobject
 
-from recovery import alerting
-from recovery.enrolment import timeline_for
-from recovery.models import Checkin
-from recovery.records import current_enrolment
+from recovery.services import alerting
+from recovery.services.enrolment import timeline_for
+from recovery.services.records import current_enrolment
+from recovery.store.models import Checkin
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link, template_for
 from tests.test_hooks import table_counts
 

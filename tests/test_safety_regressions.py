@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from recovery.dispatch import tick
+from recovery.scheduler.tick import tick
 from recovery.messaging.twilio_gateway import compute_signature
-from recovery.models import Alert, AlertStatus, Checkin, OutboundMessage, OutboxStatus, Patient
-from recovery.scheduler import settings_for
+from recovery.store.models import Alert, AlertStatus, Checkin, OutboundMessage, OutboxStatus, Patient
+from recovery.scheduler.process import settings_for
 from tests.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 from tests.test_checkin_web import CALM, post_step, screen_data, walk
 

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery import missed
-from recovery.models import Alert, AuditEvent, OutboundMessage, OutboxStatus
+from recovery.services import missed
+from recovery.store.models import Alert, AuditEvent, OutboundMessage, OutboxStatus
 from tests.procs import FakeTwilio, Processes, app_env, free_port, run_once
 from tests.test_dispatch import patient_at, plant
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from recovery.models import AuditEvent, StaffUser, WebSession
+from recovery.store.models import AuditEvent, StaffUser, WebSession
 from tests.factories import PASSWORD, login, make_clinic, make_staff
 from tests.settings import app_config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recovery.passwords import HashingBusy, HashSlots
+from recovery.services.passwords import HashingBusy, HashSlots
 from recovery.web import ratelimits
 from tests.factories import PASSWORD, make_clinic, make_staff
 
@@ -66,10 +66,10 @@ def test_a_correct_sign_in_forgets_that_accounts_earlier_typos(make_app, session
 
 def test_failed_sign_ins_from_one_address_are_limited_whatever_the_email(make_app, session, monkeypatch):
     """Reproduction: no per-address limit, so one client could make argon2 run without end."""
-    from recovery.web import auth
+    from recovery.services import sign_in
     hashed = []
-    real = auth.verify_password
-    monkeypatch.setattr(auth, "verify_password", lambda h, p: hashed.append(1) or real(h, p))
+    real = sign_in.verify_password
+    monkeypatch.setattr(sign_in, "verify_password", lambda h, p: hashed.append(1) or real(h, p))
     with make_app(RATELIMIT_ENABLED=True, LOGIN_IP_RATE_LIMIT="8 per 15 minutes") as app:
         nurse = _nurse(session)
         client = app.test_client()

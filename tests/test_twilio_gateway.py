@@ -34,14 +34,7 @@ from recovery.messaging.twilio_gateway import (
 )
 from tests.twilio import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.twilio import canned_errors as canned
-from tests.twilio.fixtures import (  # noqa: F401  (fixtures; harmless if conftest provides them too)
-    TEST_FROM_NUMBER,
-    prism_server,
-    prism_url,
-    twilio_errors,
-    twilio_gateway,
-    twilio_http_client,
-)
+from tests.twilio.fixtures import TEST_FROM_NUMBER  # the fixtures come from conftest's pytest_plugins
 
 PATIENT = "+15558675310"
 BODY = "Hi Ana, time for today's check-in: https://recovery.example.org/c/abc123"

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
 
-from recovery import alerting, checkins, templates_repo
-from recovery.models import Alert, AlertEvent, AlertStatus, AuditEvent, InboundMessage
-from recovery.worklist import duration_text, worklist_rows
+from recovery.files import templates as templates_repo
+from recovery.services import alerting, checkins
+from recovery.services.worklist import duration_text, worklist_rows
+from recovery.store.models import Alert, AlertEvent, AlertStatus, AuditEvent, InboundMessage
 from tests.factories import enrol, login, make_clinic, make_staff, template_for
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 11:00 in New York
@@ -43,7 +44,7 @@ def raise_at(session, patient, rules, at):
 @contextmanager
 def count_statements(app):
     """Every SQL statement sent to the database while the block runs (BEGIN included)."""
-    from recovery.db import db
+    from recovery.store.db import db
     seen: list[str] = []
 
     def before(conn, cursor, statement, parameters, context, executemany):
@@ -213,7 +214,7 @@ def test_resolve_form_page_fragment_validation_and_double_resolve(client, sessio
 
 def _seed_record(session, clinic, nurse, patient):
     """A patient with a few check-ins (one emergency), texts both ways and alerts with history."""
-    from recovery.questionnaire import coerce_answers
+    from recovery.domain.questionnaire import coerce_answers
     ruleset = templates_repo.ruleset(current_app.config["RULESET_PATH"])
     template = template_for(clinic)
     enrolment = patient.enrolments[0]
@@ -270,7 +271,7 @@ def test_patient_page_shows_checkins_chart_texts_alerts_and_audit(client, sessio
 
 
 def test_sent_text_links_are_masked_on_the_patient_page(client, session, ward):
-    from recovery.records import mask_links
+    from recovery.services.records import mask_links
     assert mask_links("Hi Ann, please check in: https://x.example/l/AbCdEf0123456789_-xyz") == \
         "Hi Ann, please check in: https://x.example/l/[link]"
     assert mask_links("no link here") == "no link here"
@@ -279,7 +280,7 @@ def test_sent_text_links_are_masked_on_the_patient_page(client, session, ward):
 def _fresh_session():
     """Requests here share the test's app context (and so its session); production gives every
     request a fresh one. Start the measured request the same way."""
-    from recovery.db import db
+    from recovery.store.db import db
     db.session.remove()
 
 
@@ -337,8 +338,8 @@ def test_a_long_worklist_shows_the_most_pressing_50_and_counts_all(app, client, 
     """A page polled every 5 s must stay small however many alerts are open."""
     from datetime import timedelta as _td
 
-    from recovery import alerting as _alerting
-    from recovery.records import current_enrolment as _ce
+    from recovery.services import alerting as _alerting
+    from recovery.services.records import current_enrolment as _ce
     from tests.factories import enrol as _enrol, login as _login, make_clinic as _mc, make_staff as _ms
     now = frozen.move_to(NOW) or NOW
     clinic = _mc(session, now=NOW)

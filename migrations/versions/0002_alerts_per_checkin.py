@@ -9,7 +9,7 @@ unresolved per patient and family), which is the rule they were written under.
 """
 from alembic import op
 import sqlalchemy as sa
-import recovery.db
+import recovery.store.db
 
 
 # revision identifiers, used by Alembic.
@@ -25,7 +25,7 @@ OPEN = "status != 'resolved'"
 
 def upgrade():
     with op.batch_alter_table('alert', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('follow_up_at', recovery.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('follow_up_at', recovery.store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.drop_index('uq_alert_open_family', sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
         batch_op.create_index('uq_alert_open_task', ['patient_id', 'family'], unique=True,
                               sqlite_where=sa.text(OPEN_TASK), postgresql_where=sa.text(OPEN_TASK))

@@ -10,7 +10,7 @@ value "ended" needs no change to it.
 from alembic import op
 import sqlalchemy as sa
 
-from recovery.db import UTCDateTime
+from recovery.store.db import UTCDateTime
 
 
 revision = '0006_episode_status'

@@ -1,7 +1,8 @@
-"""Web adapters: blueprints parse the request, call one use-case and render."""
+"""Web adapters: blueprints parse the request, call one use-case and render (registered by
+recovery.web.blueprints). Here: the page-or-fragment helpers every blueprint uses."""
 from __future__ import annotations
 
-from flask import Flask, make_response, render_template, request
+from flask import make_response, render_template, request
 
 
 def wants_fragment() -> bool:
@@ -15,16 +16,3 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **ctx):
     resp = make_response(render_template(fragment if wants_fragment() else page, **ctx), status)
     resp.vary.add("HX-Request")
     return resp
-
-
-def register_blueprints(app: Flask) -> None:
-    from recovery.web import (access, alerts_views, auth, checkin, errors, filters, hooks, input, nurse,
-                              patient, responses, static_files)
-    input.init_app(app)  # first: routes compile their converters when they are added
-    static_files.init_app(app)
-    responses.init_app(app)
-    access.init_app(app)
-    filters.init_app(app)
-    errors.init_app(app)
-    for module in (auth, nurse, patient, checkin, alerts_views, hooks):
-        app.register_blueprint(module.bp)

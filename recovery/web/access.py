@@ -10,9 +10,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import UserMixin, current_user
 
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.models import Patient, StaffRole, StaffUser, WebSession
-from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, STAFF_SCOPE, SessionPolicy,
+from recovery.store.db import begin_write, db
+from recovery.store.models import Patient, StaffRole, StaffUser, WebSession
+from recovery.services.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, STAFF_SCOPE, SessionPolicy,
                                load_session)
 from recovery.web.extensions import login_manager
 

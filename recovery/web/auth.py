@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, session,
                    url_for)
 from flask_login import current_user, login_user, logout_user
@@ -12,12 +11,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from recovery import audit
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.models import StaffUser
-from recovery.passwords import HashingBusy, HashSlots, hash_password, needs_rehash, verify_password
-from recovery.sessions import load_session, revoke, start_staff_session
+from recovery.services import sign_in
+from recovery.services.passwords import HashingBusy, HashSlots
+from recovery.services.sessions import load_session, revoke
+from recovery.store import audit
+from recovery.store.db import db
 from recovery.web import ratelimits
 from recovery.web.access import StaffPrincipal, policy
 from recovery.web.extensions import limiter
@@ -25,8 +24,6 @@ from recovery.web.redirects import same_origin_path
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
-# Verifying against a real hash for unknown e-mails keeps the timing the same (no account probing).
-_DUMMY_HASH = hash_password("not-a-real-password-0000")
 
 
 class LoginForm(FlaskForm):
@@ -98,41 +95,28 @@ def login():
         if not form.validate_on_submit():
             return render_template("auth/login.html", form=form), 422
         now = utcnow()
-        email = ratelimits.sign_in_email(form.email.data)
-        staff = db.session.scalar(sa.select(StaffUser).where(sa.func.lower(StaffUser.email) == email))
-        staff_id, stored_hash = (staff.id, staff.password_hash) if staff else (None, _DUMMY_HASH)
-        # No transaction stays open while argon2 runs: on SQLite it would hold the one write lock.
-        db.session.rollback()
+        candidate = sign_in.find_account(db.session, ratelimits.sign_in_email(form.email.data))
         try:
             with _hash_slots().hold():
                 if _over_a_limit():
                     abort(429)
-                ok = verify_password(stored_hash, form.password.data)
-                if not (ok and staff_id is not None):
+                ok, rehash = sign_in.check_password(candidate, form.password.data)
+                if not (ok and candidate.staff_id is not None):
                     _count_failure()
-                rehash = hash_password(form.password.data) if ok and needs_rehash(stored_hash) else None
         except HashingBusy:
             form.password.errors.append("Sign-in is very busy right now. Please press Sign in again.")
             resp = make_response(render_template("auth/login.html", form=form), 503)
             resp.headers["Retry-After"] = "1"
             return resp
-        begin_write(db.session)
-        staff = db.session.get(StaffUser, staff_id) if staff_id is not None else None
-        if not (staff and ok and staff.active and staff.password_hash == stored_hash):
-            audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id if staff else None,
-                         action="login_failed", request_id=g.request_id)
-            db.session.commit()
+        signed_in = sign_in.complete(db.session, candidate, ok, rehash, now=now, request_id=g.request_id,
+                                     policy=policy())
+        if signed_in is None:
             form.password.errors.append("That email and password do not match an active account.")
             return render_template("auth/login.html", form=form), 422
-        if rehash:
-            staff.password_hash = rehash
+        staff, token = signed_in
         session.clear()  # a fresh session on sign-in (no fixation)
-        token = start_staff_session(db.session, staff, now, policy())
-        db.session.flush()
         ws = load_session(db.session, token, now, policy())
         login_user(StaffPrincipal(staff, ws, token))
-        audit.record(db.session, at=now, actor_type="staff", actor_id=staff.id, action="login",
-                     request_id=g.request_id)
         db.session.commit()
         _forget_failures_of_this_account()
         return redirect(same_origin_path(request.args.get("next")) or url_for("nurse.worklist"), 303)

@@ -13,16 +13,17 @@ from zoneinfo import ZoneInfo
 
 from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for)
 
-from recovery import checkins, templates_repo
 from recovery.clock import utcnow
-from recovery.db import db
-from recovery.enrolment import timeline_for
-from recovery.models import Checkin, Clinic, Enrolment, EnrolmentStatus
-from recovery.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
+from recovery.services.enrolment import timeline_for
+from recovery.store.db import db
+from recovery.store.models import Checkin, Clinic, Enrolment, EnrolmentStatus
+from recovery.domain.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
                                     pending_temp_confirmation)
-from recovery.records import answer_lines, current_enrolment
-from recovery.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
-from recovery.today import checkin_opens
+from recovery.domain.today import checkin_opens
+from recovery.services.records import answer_lines, current_enrolment
+from recovery.services.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
 from recovery.web import wants_fragment
 from recovery.web.access import patient_required
 
@@ -35,8 +36,7 @@ def _ruleset():
 
 
 def _template_for(enrolment, clinic):
-    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                        enrolment.template_version, clinic.template_file)
+    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 def _enrolment():

@@ -11,15 +11,17 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from recovery import audit, episodes, nurse_texts
+from recovery.store import audit
+from recovery.services import episodes
+from recovery.services import nurse_texts
 from recovery.clock import utcnow
-from recovery.db import db
-from recovery.episode_rules import END_REASONS
-from recovery.patient_details import PatientDetails, change_details
-from recovery.phones import region_for_zone
-from recovery.plan import OverrideError
-from recovery.records import current_enrolment
-from recovery.timeline import TimelineError
+from recovery.store.db import db
+from recovery.domain.episode_rules import END_REASONS
+from recovery.services.patient_details import PatientDetails, change_details
+from recovery.services.phones import region_for_zone
+from recovery.domain.plan import OverrideError
+from recovery.services.records import current_enrolment
+from recovery.domain.timeline import TimelineError
 from recovery.web.access import patient_for_staff
 from recovery.web.episode_forms import (EditPatientForm, EndMonitoringForm, OneOffTextForm, PauseForm,
                                         ResendLinkForm, new_nonce)

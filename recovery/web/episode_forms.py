@@ -7,7 +7,7 @@ import uuid
 from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
-from recovery.episode_rules import END_REASONS
+from recovery.domain.episode_rules import END_REASONS
 from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, render_template
 
-from recovery.db import db
+from recovery.store.db import db
 
 
 def init_app(app: Flask) -> None:

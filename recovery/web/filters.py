@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, url_for
 
-from recovery.today import Moment
+from recovery.domain.today import Moment
 
 
 def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
@@ -22,7 +22,7 @@ def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
 
 # ---- how a time reads on a patient's page ---------------------------------------------------
 # The one place that turns a time into patient words (Flask-Babel will take these over); which
-# way a time is rounded is decided in recovery/today.py (`shown`), never here.
+# way a time is rounded is decided in recovery/domain/today.py (`shown`), never here.
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

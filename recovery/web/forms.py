@@ -12,8 +12,8 @@ from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange
                                 ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from recovery.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
-from recovery.procedure_times import CheckedTimes, check_times
+from recovery.services.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
+from recovery.domain.procedure_times import CheckedTimes, check_times
 
 COMMON_ZONES = [
     "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
@@ -84,7 +84,7 @@ class Form(FlaskForm):
 
 
 class TimesMixin:
-    """procedure_end / discharge_at, checked by the one range check (recovery/procedure_times.py)."""
+    """procedure_end / discharge_at, checked by the one range check (recovery/domain/procedure_times.py)."""
 
     def check_times(self, tz: ZoneInfo, now: datetime) -> CheckedTimes:
         """The times in UTC, with any problem added to its field's errors."""

@@ -13,10 +13,11 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, g, request
 
-from recovery import dispatch, inbound
 from recovery.clock import utcnow
-from recovery.db import db
+from recovery.dispatch.status import apply_status
 from recovery.messaging.twilio_gateway import validate_signature
+from recovery.services import inbound
+from recovery.store.db import db
 from recovery.web.extensions import csrf
 from recovery.web.input import parse_id
 
@@ -66,7 +67,7 @@ def status():
     if ob and outbox_id is None:
         abort(400, description="ob must be the id of an outbox row")
     form = request.form
-    dispatch.apply_status(db.session, outbox_id=outbox_id, sid=_message_sid(required=False),
+    apply_status(db.session, outbox_id=outbox_id, sid=_message_sid(required=False),
                           status=form.get("MessageStatus") or form.get("SmsStatus"),
                           error_code=form.get("ErrorCode"), now=utcnow())
     db.session.commit()

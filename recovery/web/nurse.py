@@ -7,16 +7,16 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
                    url_for)
 from flask_login import current_user
 
-from recovery import templates_repo
 from recovery.clock import utcnow
-from recovery.db import begin_write, db
-from recovery.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
-from recovery.models import Clinic
-from recovery.phones import region_for_zone
-from recovery.plan import OverrideError
-from recovery.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
-from recovery.safety_texts import safety_text_problems
-from recovery.timeline import TimelineError
+from recovery.domain.plan import OverrideError
+from recovery.domain.timeline import TimelineError
+from recovery.files import templates as templates_repo
+from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
+from recovery.services.phones import region_for_zone
+from recovery.services.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
+from recovery.services.safety_texts import safety_text_problems
+from recovery.store.db import begin_write, db
+from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import patient_for_staff, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
@@ -36,8 +36,7 @@ def clinic_template(clinic: Clinic):
 
 
 def enrolment_template(clinic: Clinic, enrolment):
-    return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                        enrolment.template_version, clinic.template_file)
+    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 @bp.get("/patients")
@@ -158,7 +157,7 @@ def correct_times(patient_id: int):
 
 @bp.get("/")
 def worklist():
-    from recovery.worklist import SHOWN, version, worklist_rows
+    from recovery.services.worklist import SHOWN, version, worklist_rows
     now = utcnow()
     show_all = request.args.get("all") == "1"
     shown = request.args.get("v")
@@ -167,6 +166,3 @@ def worklist():
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
     return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
                                    show_all=show_all, version=rows.version(current_user.clinic_id, now))
-
-
-from recovery.web import episode  # noqa: E402,F401  (its routes are on this blueprint)

@@ -7,19 +7,20 @@ from flask import (Blueprint, Response, current_app, flash, g, redirect, render_
                    url_for)
 from limits import parse as parse_limit
 
-from recovery import audit
+from recovery.store import audit
 
-from recovery.calendar_export import build_ics
 from recovery.clock import utcnow
-from recovery.db import db
-from recovery.enrolment import timeline_for
-from recovery.link_requests import request_link
-from recovery.models import Clinic, EnrolmentStatus, Patient
-from recovery.records import current_enrolment
-from recovery.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, load_session, peek_link,
+from recovery.services.enrolment import timeline_for
+from recovery.services.link_requests import request_link
+from recovery.services.records import current_enrolment
+from recovery.store.db import db
+from recovery.store.models import Clinic, EnrolmentStatus, Patient
+from recovery.web.calendar import build_ics
+from recovery.services.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, load_session, peek_link,
                                redeem_link, revoke)
-from recovery.today import today_view
-from recovery import checkins, templates_repo
+from recovery.domain.today import today_view
+from recovery.files import templates as templates_repo
+from recovery.services import checkins
 from recovery.web import ratelimits
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
@@ -137,8 +138,7 @@ def new_link():
 def _timeline(patient):
     enrolment = current_enrolment(patient)
     clinic = db.session.get(Clinic, patient.clinic_id)
-    template = templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                            enrolment.template_version, clinic.template_file)
+    template = templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
     return enrolment, clinic, timeline_for(enrolment, patient, template)
 
 

@@ -26,7 +26,7 @@ from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from recovery.models import RateLimitCounter
+from recovery.store.models import RateLimitCounter
 
 _table = RateLimitCounter.__table__
 _engines: dict[str, sa.Engine] = {}

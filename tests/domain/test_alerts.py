@@ -1,4 +1,4 @@
-"""Alert state (recovery/alerts.py, pure): response times, business days, merging raised rules into
+"""Alert state (recovery/domain/alerts.py, pure): response times, business days, merging raised rules into
 an open alert, the allowed transitions, escalation timing and the worklist order."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery import alerts
-from recovery.triage import RULES, Level, load_ruleset
+from recovery.domain import alerts
+from recovery.domain.triage import RULES, Level, load_ruleset
 
 NY = ZoneInfo("America/New_York")
 T = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Monday 11:00 in New York

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery.casefile import CaseFileError, check_file, load_cases, parse_cases, run_case
-from recovery.triage import Level, load_ruleset
+from recovery.domain.triage import Level, load_ruleset
+from recovery.files.casefile import CaseFileError, check_file, load_cases, parse_cases, run_case
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "cases"

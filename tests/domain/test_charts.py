@@ -1,4 +1,4 @@
-"""The server-rendered pain trend (recovery/charts.py): valid SVG, accessible name and description,
+"""The server-rendered pain trend (recovery/domain/charts.py): valid SVG, accessible name and description,
 one marker per check-in at the right place, the baseline, and refusal of impossible values."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from recovery.charts import PainPoint, day_ticks, describe, pain_trend_svg
+from recovery.domain.charts import PainPoint, day_ticks, describe, pain_trend_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

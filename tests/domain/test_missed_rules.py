@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from recovery.missed_rules import SlotFacts, Verdict, decide, window
+from recovery.domain.missed_rules import SlotFacts, Verdict, decide, window
 
 UTC = timezone.utc
 SENT = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from recovery.plan import (
-    DayAt, Elapsed, FirstAt, Overrides, OverrideError, TemplateError, load_all, load_clinic_template,
-    load_template, parse_duration, parse_offset,
+from recovery.domain.plan import (
+    DayAt, Elapsed, FirstAt, Overrides, OverrideError, TemplateError, parse_duration, parse_offset,
 )
+from recovery.files.plans import load_all, load_clinic_template, load_template
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 DEFAULT = SCHEDULES / "kyphoplasty_v1.toml"  # the broken-file cases below edit version 1
@@ -473,7 +473,7 @@ def test_an_earlier_version_must_be_named_for_its_version(tmp_path):
 
 
 def test_the_budget_is_the_callers(tmp_path):
-    from recovery import texts
+    from recovery.domain import texts
     path = _v2(tmp_path)
     assert load_template(path, texts.Budget(link=50)).budget == texts.Budget(link=50)
     with pytest.raises(TemplateError, match=r"message S(06|07|14): text is \d+ GSM-7 characters after substitution, "
@@ -615,7 +615,7 @@ def test_a_clinic_can_change_the_daily_limit_and_keeps_earlier_versions(tmp_path
     catalog = load_all(tmp_path)
     assert catalog.for_clinic("north").version == "2+2" and catalog.for_clinic("north").daily_limit.per_day == 2
     assert catalog.get("kyphoplasty+north", "2+1").daily_limit.per_day == 3  # the kept version 1
-    from recovery import templates_repo
+    from recovery.files import templates as templates_repo
     assert templates_repo.find_template(tmp_path, "kyphoplasty+north", "2+1", "north").clinic_version == 1
     assert templates_repo.find_template(tmp_path, "kyphoplasty+north", "2+2", "north").clinic_version == 2
     (tmp_path / "clinics" / "north_v1.toml").write_text(head.format(v=3))  # name and version disagree

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from recovery.questionnaire import (
+from recovery.domain.questionnaire import (
     DEFAULTS,
     EMERGENCY_SECTION,
     ITEMS,

@@ -1,4 +1,4 @@
-"""SMS segment counting (recovery/sms_encoding.py): the encoding rules at their boundaries, and
+"""SMS segment counting (recovery/domain/sms_encoding.py): the encoding rules at their boundaries, and
 agreement with Twilio's own calculator (npm `sms-segments-calculator`, run with node) on thousands
 of texts built from GSM-7 basic and extension characters, accented names, emoji and flags."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery import sms_encoding
-from recovery.sms_encoding import GSM7, UCS2, count
+from recovery.domain import sms_encoding
+from recovery.domain.sms_encoding import GSM7, UCS2, count
 
 ROOT = Path(__file__).resolve().parents[2]
 CALCULATOR = ROOT / "node_modules" / "sms-segments-calculator"

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, asks_to_stop, classify,
+from recovery.domain.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, asks_to_stop, classify,
                                    is_short_reply, normalise, parse_pain, yes_no)
 
 ALL_KEYWORDS = [(w, Keyword.STOP) for w in sorted(STOP_WORDS)] + [(w, Keyword.START) for w in sorted(START_WORDS)] + \
@@ -97,7 +97,7 @@ def test_bodies_must_be_text():
 
 
 # ---------------------------------------------------------------------------------------------
-# Opt-outs in the patient's own words (the rule is in recovery/sms_keywords.py)
+# Opt-outs in the patient's own words (the rule is in recovery/domain/sms_keywords.py)
 # ---------------------------------------------------------------------------------------------
 
 ASKS_TO_STOP = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery import texts
-from recovery.plan import load_all
+from recovery.domain import texts
+from recovery.files.plans import load_all
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 CATALOG = load_all(SCHEDULES)

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery.plan import Overrides, OverrideError, load_template
-from recovery.timeline import (
+from recovery.domain.plan import Overrides, OverrideError
+from recovery.files.plans import load_template
+from recovery.domain.timeline import (
     LATE_GRACE, TimelineError, active_restrictions, build_timeline,
     in_quiet_hours, local_to_utc, next_allowed_send, next_milestones, plan_reply, progress, replan,
 )
@@ -739,12 +740,12 @@ def test_no_driving_for_21_days_rewords_s01_and_the_milestone(v2):
 @pytest.mark.parametrize("hours,words", [(48, "48 hours"), (36, "36 hours"), (72, "3 days"), (168, "1 week"),
                                          (240, "10 days"), (336, "2 weeks"), (2160, "90 days"), (50, "50 hours")])
 def test_lengths_in_words(hours, words):
-    from recovery.plan import duration_words
+    from recovery.domain.plan import duration_words
     assert duration_words(timedelta(hours=hours)) == words
 
 
 def test_a_clinic_s01_wording_survives_a_per_patient_length(tmp_path):
-    from recovery.plan import load_clinic_template
+    from recovery.files.plans import load_clinic_template
     (tmp_path / "kyphoplasty_v2.toml").write_text(V2_PATH.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "clinics").mkdir()
     (tmp_path / "clinics" / "north.toml").write_text(

@@ -1,4 +1,4 @@
-"""The Today page's view (recovery/today.py): what is in force, coming up and done, and how times
+"""The Today page's view (recovery/domain/today.py): what is in force, coming up and done, and how times
 are rounded for the patient: a restriction never reads as ending earlier (or starting later) than
 it does."""
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery.plan import Overrides, load_template
-from recovery.timeline import build_timeline
-from recovery.today import shown, today_view
+from recovery.domain.plan import Overrides
+from recovery.files.plans import load_template
+from recovery.domain.timeline import build_timeline
+from recovery.domain.today import shown, today_view
 
 TEMPLATE = load_template(Path(__file__).resolve().parents[2] / "schedules" / "kyphoplasty_v2.toml")  # TL22 is new in v2
 NY = ZoneInfo("America/New_York")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from recovery.triage import (
+from recovery.domain.triage import (
     PATIENT_MESSAGES,
     RULES,
     Acknowledgement,

@@ -55,7 +55,7 @@ def _unavailable(message: str):
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Iterator[RunningApp]:
     from tests.privacy import log_dir
-    # The logs go where tests/test_zz_privacy.py scans them for the canary phone number.
+    # The logs go where the end-of-run privacy check scans them for the canary phone number.
     logs = Path(tempfile.mkdtemp(prefix="e2e-", dir=log_dir()))
     try:
         running = start_app(tmp_path_factory.mktemp("e2e-app"), logs_in=logs)

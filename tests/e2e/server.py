@@ -5,7 +5,7 @@ Used by tests/e2e/conftest.py and bench/bench_lighthouse.py:
 
     app = start_app(workdir)        # migrate, seed the demo clinic, start, wait until it answers
     app.base_url                    # "http://127.0.0.1:<port>"
-    app.staff                       # [DemoLogin(role, email, password), ...] parsed from the seed output
+    app.staff                       # [DemoLogin(role, email, password), ...] from `seed-demo --json`
     app.patient_links               # {"Dora Day-Zero": "http://127.0.0.1:<port>/l/<token>", ...}
     app.link_for("Dora Day-Zero")   # the seeded link the first time, then a freshly issued one
     app.logs()                      # the tail of every process log, for failure messages
@@ -13,6 +13,7 @@ Used by tests/e2e/conftest.py and bench/bench_lighthouse.py:
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -31,10 +32,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = REPO_ROOT / ".venv" / "bin"
 READY_TIMEOUT_S = 30.0
 
-# The seed prints "    nurse  nurse@demo.clinic      password: recovery-demo-2026"
-_STAFF_LINE = re.compile(r"^\s+(?P<role>nurse|admin)\s+(?P<email>\S+@\S+)\s+password:\s+(?P<password>\S+)\s*$")
-# ... and "    Dora Day-Zero (day 0)    http://127.0.0.1:5000/l/<token>"
-_LINK_LINE = re.compile(r"^\s+(?P<name>.+?) \(day (?P<day>\d+)\)\s+(?P<url>https?://\S+/l/\S+)\s*$")
 
 
 class AppStartError(RuntimeError):
@@ -86,9 +83,9 @@ class RunningApp:
         import sqlalchemy as sa
 
         from recovery.clock import utcnow
-        from recovery.db import begin_write, db
-        from recovery.models import Patient
-        from recovery.sessions import issue_link
+        from recovery.services.sessions import issue_link
+        from recovery.store.db import begin_write, db
+        from recovery.store.models import Patient
 
         first, _, last = name.partition(" ")
         with self._app().app_context():
@@ -128,7 +125,7 @@ class RunningApp:
             _kill_group(p.popen)
             p.log_file.close()
         if self._link_app is not None:
-            from recovery.db import db
+            from recovery.store.db import db
             with self._link_app.app_context():
                 db.engine.dispose()
             self._link_app = None
@@ -188,7 +185,7 @@ def start_app(workdir: Path, *, logs_in: Path | None = None, with_scheduler: boo
     probe = _command_probe(env) if with_scheduler else None
 
     try:
-        for step in (["db", "upgrade"], ["seed-demo", "--url", base_url]):
+        for step in (["db", "upgrade"], ["seed-demo", "--json", "--url", base_url]):
             done = subprocess.run([flask, "--app", "app", *step], cwd=REPO_ROOT, env=env,
                                   capture_output=True, text=True, timeout=120)
             if done.returncode != 0:
@@ -219,13 +216,14 @@ def start_app(workdir: Path, *, logs_in: Path | None = None, with_scheduler: boo
 
 
 def parse_seed_output(text: str) -> tuple[list[DemoLogin], dict[str, str], dict[str, int]]:
-    staff, links, days = [], {}, {}
-    for line in text.splitlines():
-        if m := _STAFF_LINE.match(line):
-            staff.append(DemoLogin(m["role"], m["email"], m["password"]))
-        elif m := _LINK_LINE.match(line):
-            links[m["name"]] = m["url"]
-            days[m["name"]] = int(m["day"])
+    """`flask seed-demo --json`: the logins (those whose password is the demo one) and the links."""
+    try:  # the one JSON line (anything else on stdout, such as a log line, is not ours to read)
+        seeded = json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
+    except (StopIteration, ValueError):
+        raise AppStartError(f"`flask seed-demo --json` printed no JSON:\n{text}") from None
+    staff = [DemoLogin(s["role"], s["email"], s["password"]) for s in seeded["logins"] if s["password"]]
+    links = {link["name"]: link["url"] for link in seeded["links"]}
+    days = {link["name"]: int(link["day"]) for link in seeded["links"]}
     if not staff or not links:
         raise AppStartError(f"`flask seed-demo` printed no logins or no patient links:\n{text}")
     return staff, links, days

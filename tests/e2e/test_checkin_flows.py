@@ -36,7 +36,7 @@ ORDINARY: Answers = {
     "cannot_keep_fluids": "No", "mobility": "As usual or better",
     "meds_taken": ["Paracetamol (acetaminophen, Tylenol)"], "meds_more_than_told": "No", "meds_control": "Yes",
     "fall": "No", "brace_ok": "Yes", "restrictions_ok": "Yes", "call_request": "No",
-    # tests/test_zz_privacy.py fails the run if this text reaches any process log
+    # the end-of-run privacy check (conftest) fails the run if this text reaches any process log
     "free_text": f"Walking to the garden gate twice a day. {CANARY_SYMPTOM}",
 }
 # A measured temperature as a patient enters it: the number, then its unit.

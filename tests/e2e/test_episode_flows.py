@@ -16,11 +16,11 @@ pytestmark = pytest.mark.browser
 
 
 def enrol_patient_directly(app_server, first: str, last: str, mobile: str) -> int:
-    from recovery import templates_repo
+    from recovery.files import templates as templates_repo
     from recovery.clock import utcnow
-    from recovery.db import begin_write, db
-    from recovery.enrolment import EnrolmentInput, enrol_patient
-    from recovery.models import Clinic
+    from recovery.store.db import begin_write, db
+    from recovery.services.enrolment import EnrolmentInput, enrol_patient
+    from recovery.store.models import Clinic
 
     app = app_server._app()
     with app.app_context():

@@ -1,10 +1,9 @@
-"""pytest fixtures for the Prism-backed Twilio tests. Register from tests/conftest.py with
+"""pytest fixtures for the Prism-backed Twilio tests, registered by tests/conftest.py with
 
     pytest_plugins = ["tests.twilio.fixtures"]
 
-or by importing the fixture names. Prism starts on first use only, so runs that never touch
-Twilio never pay its ~2 s start-up, and at most once per test run: if the fixtures end up defined
-twice (conftest and a test module both import them), both definitions share one process.
+Prism starts on first use only, so runs that never touch Twilio never pay its ~2 s start-up, and
+at most once per test run.
 A missing node_modules is an error, never a skip.
 
 Environment: PRISM_LOG=path keeps Prism's log there (CI artifact); default is a pytest temp dir.

@@ -1,0 +1,1 @@
+"""The scheduler process: its jobs, started by `flask scheduler`."""

@@ -1,0 +1,203 @@
+"""Enrolling a patient and correcting procedure times. Use-cases: they take a session and `now`."""
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from recovery.services.contactability import mark_opted_out
+from recovery.store import audit
+from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
+                             Patient, StaffUser)
+from recovery.domain.plan import Overrides, Template
+from recovery.domain.episode_rules import held_by_pause
+from recovery.domain.timeline import Timeline, build_timeline, fit_daily_limit, replan
+from recovery.store.outbox import plan_opt_in, plan_timeline
+
+
+@dataclass
+class EnrolmentInput:
+    first_name: str
+    last_name: str
+    mobile_e164: str
+    timezone: str
+    procedure_type: str
+    procedure_end: datetime  # aware
+    discharge_at: datetime | None = None
+    language: str = "en"
+    sms_consent: bool = False
+    caregiver_name: str | None = None
+    caregiver_mobile_e164: str | None = None
+    caregiver_consent: bool = False
+    baseline_back_pain: int | None = None
+    baseline_leg_symptoms: list[str] = field(default_factory=list)
+    working: bool = False
+    brace: bool = False
+    overrides: dict = field(default_factory=dict)
+
+
+def overrides_for(enrolment: Enrolment) -> Overrides:
+    data = dict(enrolment.overrides or {})
+    data["working"], data["brace"] = enrolment.working, enrolment.brace
+    return Overrides.from_dict(data)
+
+
+_TIMELINES: OrderedDict[tuple, tuple[Template, Timeline]] = OrderedDict()
+_TIMELINES_MAX = 4096
+_timelines_lock = threading.Lock()
+
+
+def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
+                 now: datetime | None = None) -> Timeline:
+    """The enrolment's timeline. Timelines are pure and immutable, and every page of a patient
+    needs one, so they are cached on everything they depend on (a changed time or override is a
+    new key; `now`-filtered timelines are not cached)."""
+    if now is not None:
+        return build_timeline(template, procedure_end=enrolment.procedure_end,
+                              discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
+                              overrides=overrides_for(enrolment), now=now)
+    key = (id(template), enrolment.procedure_end, enrolment.discharge_at, patient.timezone,
+           json.dumps(enrolment.overrides or {}, sort_keys=True), enrolment.working, enrolment.brace)
+    with _timelines_lock:
+        hit = _TIMELINES.get(key)
+        if hit is not None and hit[0] is template:
+            _TIMELINES.move_to_end(key)
+            return hit[1]
+    timeline = build_timeline(template, procedure_end=enrolment.procedure_end,
+                              discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
+                              overrides=overrides_for(enrolment))
+    with _timelines_lock:
+        _TIMELINES[key] = (template, timeline)
+        while len(_TIMELINES) > _TIMELINES_MAX:
+            _TIMELINES.popitem(last=False)
+    return timeline
+
+
+def number_opted_out(session: Session, number: str | None) -> bool:
+    """Whether this number opted out on any record holding it (as a patient's or a caregiver's)."""
+    if not number:
+        return False
+    return session.scalar(sa.select(Patient.id).where(sa.or_(
+        sa.and_(Patient.mobile_e164 == number, Patient.sms_opted_out.is_(True)),
+        sa.and_(Patient.caregiver_mobile_e164 == number, Patient.caregiver_opted_out.is_(True)))).limit(1)) is not None
+
+
+def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, data: EnrolmentInput,
+                  template: Template, now: datetime, request_id: str | None = None) -> Enrolment:
+    """Create the patient and the enrolment, plan every text into the outbox, audit it.
+
+    Raises OverrideError / TimelineError (nothing written) when the plan cannot be built."""
+    overrides = dict(data.overrides)
+    # Build first: a bad override or time fails before anything is written.
+    probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
+                      overrides=overrides, working=data.working, brace=data.brace)
+    probe_patient = Patient(timezone=data.timezone)
+    timeline = timeline_for(probe, probe_patient, template, now=now)
+
+    # Opt-out holds per number (a carrier blocks the number, not a record): a number that texted
+    # STOP stays opted out on a later enrolment, as patient or caregiver, until it texts START.
+    patient_opted_out = number_opted_out(session, data.mobile_e164)
+    caregiver_opted_out = bool(data.caregiver_mobile_e164) and number_opted_out(session, data.caregiver_mobile_e164)
+    patient = Patient(clinic_id=clinic.id, first_name=data.first_name.strip(),
+                      last_name=data.last_name.strip(), mobile_e164=data.mobile_e164,
+                      timezone=data.timezone, language=data.language, sms_consent=data.sms_consent,
+                      sms_opted_out=False, number_status="ok", caregiver_name=data.caregiver_name or None,
+                      caregiver_mobile_e164=data.caregiver_mobile_e164 or None,
+                      caregiver_consent=bool(data.caregiver_consent and data.caregiver_mobile_e164),
+                      caregiver_opted_out=False, created_at=now)
+    session.add(patient)
+    session.flush()
+    enrolment = Enrolment(patient_id=patient.id, clinic_id=clinic.id, procedure_type=data.procedure_type,
+                          procedure_end=data.procedure_end, discharge_at=data.discharge_at,
+                          template_id=template.id, template_version=str(template.version),
+                          overrides=overrides, baseline_back_pain=data.baseline_back_pain,
+                          baseline_leg_symptoms=list(data.baseline_leg_symptoms), working=data.working,
+                          brace=data.brace, status=EnrolmentStatus.ACTIVE, created_at=now,
+                          created_by_id=staff.id if staff else None)
+    session.add(enrolment)
+    session.flush()
+    if patient_opted_out or caregiver_opted_out:
+        if patient_opted_out:  # the nurse is told, as at a STOP: a phone follow-up task (M5)
+            mark_opted_out(session, patient, "patient", now, source="number_opted_out")
+        if caregiver_opted_out:
+            mark_opted_out(session, patient, "caregiver", now, source="number_opted_out")
+    planned = plan_timeline(session, enrolment, patient, timeline, now) if data.sms_consent else 0
+    planned += plan_opt_in(session, enrolment, patient, template, now)
+    actor = ("staff", staff.id) if staff else ("system", None)
+    audit.record(session, at=now, actor_type=actor[0], actor_id=actor[1], action="patient_enrolled",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"template": template.id, "version": str(template.version),
+                         "texts_planned": planned, "sms_consent": data.sms_consent},
+                 request_id=request_id)
+    return enrolment
+
+
+def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: Patient,
+                            template: Template, procedure_end: datetime, discharge_at: datetime | None,
+                            staff: StaffUser, reason: str, now: datetime,
+                            request_id: str | None = None) -> tuple[int, int]:
+    """Move T0/TD after enrolment: future planned texts are re-planned; sent ones are kept."""
+    old_end, old_discharge = enrolment.procedure_end, enrolment.discharge_at
+    probe = Enrolment(procedure_end=procedure_end, discharge_at=discharge_at,
+                      overrides=enrolment.overrides, working=enrolment.working, brace=enrolment.brace)
+    new_timeline = timeline_for(probe, patient, template)
+    enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
+    cancelled, added = replan_texts(session, enrolment, patient, new_timeline, now, template=template)
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="procedure_time_corrected",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"old_end": old_end.isoformat(), "new_end": procedure_end.isoformat(),
+                         "old_discharge": old_discharge.isoformat() if old_discharge else None,
+                         "new_discharge": discharge_at.isoformat() if discharge_at else None,
+                         "reason": reason, "cancelled": cancelled, "added": added},
+                 request_id=request_id)
+    return cancelled, added
+
+
+def replan_texts(session: Session, enrolment: Enrolment, patient: Patient, new_timeline: Timeline,
+                 now: datetime, *, template: Template) -> tuple[int, int]:
+    """Bring the enrolment's planned texts in line with a rebuilt timeline (a corrected procedure
+    time, a new time zone): pending rows that moved or went are cancelled, new ones planned; what
+    was sent is kept. Returns (cancelled, added)."""
+    rows = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.recipient != "staff",
+        OutboundMessage.kind != "event_reply")).all()
+    latest: dict[str, OutboundMessage] = {}
+    for row in rows:
+        if row.recipient == "patient":
+            prev = latest.get(row.occurrence_key)
+            if prev is None or row.id > prev.id:
+                latest[row.occurrence_key] = row
+    to_cancel, to_add = replan([(k, r.send_after, r.status.value) for k, r in latest.items()],
+                               new_timeline, now)
+    cancel_keys = set(to_cancel)
+    cancelled = 0
+    for row in rows:
+        if row.occurrence_key in cancel_keys and row.status == OutboxStatus.PLANNED:
+            row.status, row.status_reason, row.updated_at, row.final_at = (
+                OutboxStatus.CANCELLED, "replanned", now, now)
+            # Free its dedupe key: the new plan may bring the same occurrence and due time back
+            # with another send time (the daily limit, a late safety text), and must get a row.
+            row.dedupe_key = f"{row.dedupe_key}~x{row.id}"
+            cancelled += 1
+    # The daily limit counts the routine texts that already went or stay planned: the new plan's
+    # own spacing knows nothing of the texts the old one sent earlier that day.
+    gone = {OutboxStatus.PLANNED, OutboxStatus.CLAIMED, OutboxStatus.SENT, OutboxStatus.DELIVERED,
+            OutboxStatus.UNDELIVERED}
+    taken = [r.sent_at or r.send_after for r in rows
+             if r.recipient == "patient" and r.kind in ("reminder", "checkin_reminder") and not r.safety
+             and (r.status in gone or r.sent_at is not None)
+             and not (r.status == OutboxStatus.PLANNED and r.occurrence_key in cancel_keys)]
+    to_add = fit_daily_limit(template, new_timeline, to_add, taken)
+    session.flush()
+    # Texts that would come due during a pause are not planned (the sender would cancel them anyway).
+    to_add = [m for m in to_add if not held_by_pause(enrolment.paused_until, m.send_at, recipient="patient",
+                                                     kind=m.kind)]
+    added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \
+        if patient.sms_consent else 0
+    return cancelled, added

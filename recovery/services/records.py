@@ -1,0 +1,388 @@
+"""Read-side use-cases for the nurse pages: the patient list and one patient's record.
+
+Each query is written so a page costs a fixed, small number of SQL statements (no N+1): the
+patient page reads the record in five (enrolments with check-ins; texts in both directions;
+alerts with their history and the staff named in it; the audit trail) and writes one audit row.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from recovery.domain import alerts as alert_domain
+from recovery.domain.charts import PainPoint, pain_trend_svg
+from recovery.store import audit
+from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, EnrolmentStatus,
+                             InboundMessage,
+                             OutboundMessage, Patient, StaffUser)
+from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
+from recovery.domain.timeline import recovery_day
+from recovery.domain.triage import Level, Ruleset
+from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    patient: Patient
+    enrolment: Enrolment | None
+    day: int | None
+    open_level: str | None
+
+
+def current_enrolment(patient: Patient) -> Enrolment | None:
+    return patient.enrolments[-1] if patient.enrolments else None
+
+
+ROSTER_STATUSES = ("active", "paused", "ended")
+
+
+def _roster_filters(query: str, status: str, now: datetime) -> list:
+    """Search and status filter of the roster. Every word of the query must start or be part of the
+    first or the last name ("Dora Day" finds Dora Day); a query of 3 or more digits (spaces and
+    dashes ignored) matches the end of the mobile number. `status`: active | paused | ended | "" (all)."""
+    where: list = []
+    digits = re.sub(r"[\s().+-]", "", query or "")
+    if digits.isdigit() and len(digits) >= 3 and digits.isascii():
+        where.append(Patient.mobile_e164.like(f"%{digits}"))
+    else:
+        for word in (query or "").lower().split()[:4]:
+            like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(sa.or_(sa.func.lower(Patient.last_name).like(like, escape="\\"),
+                                sa.func.lower(Patient.first_name).like(like, escape="\\")))
+    active = Enrolment.status == EnrolmentStatus.ACTIVE
+    paused = sa.and_(active, Enrolment.paused_until.is_not(None), Enrolment.paused_until > now)
+    if status == "active":
+        where.append(sa.and_(active, sa.not_(paused)))
+    elif status == "paused":
+        where.append(paused)
+    elif status == "ended":
+        where.append(sa.and_(Enrolment.id.is_not(None), sa.not_(active)))
+    return where
+
+
+def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "",
+                 status: str = "") -> list[PatientRow]:
+    latest = (sa.select(Enrolment.patient_id, sa.func.max(Enrolment.id).label("eid"))
+              .group_by(Enrolment.patient_id).subquery())
+    stmt = (sa.select(Patient, Enrolment)
+            .outerjoin(latest, latest.c.patient_id == Patient.id)
+            .outerjoin(Enrolment, Enrolment.id == latest.c.eid)
+            .where(Patient.clinic_id == clinic_id)
+            .order_by(Enrolment.procedure_end.desc().nullslast(), Patient.last_name))
+    for condition in _roster_filters(query, status, now):
+        stmt = stmt.where(condition)
+    rows = session.execute(stmt).all()
+    levels: dict[int, str] = {}
+    for pid, level in session.execute(
+            sa.select(Alert.patient_id, Alert.level).where(Alert.clinic_id == clinic_id,
+                                                           Alert.status != AlertStatus.RESOLVED)):
+        if pid not in levels or Level[level] > Level[levels[pid]]:
+            levels[pid] = level
+    return [PatientRow(p, e, recovery_day(e.procedure_end, now, p.timezone) if e else None, levels.get(p.id))
+            for p, e in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers in words (the patient's review screen and the nurse's record)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AnswerLine:
+    item_id: str
+    question: str
+    answer: str
+
+
+def _temperature_words(value: Decimal, unit: str) -> str:
+    entered = f"{value.normalize():f} °{unit}"
+    if unit == "C":
+        return entered
+    return f"{entered} ({celsius(value, unit):f} °C)"
+
+
+def answer_words(item_id: str, value: Any) -> str:
+    item = ITEMS[item_id]
+    if item.kind is Kind.MULTI:
+        return ", ".join(o.label for o in item.options if o.value in value)
+    if item.kind is Kind.ENUM:
+        return item.label_for(value)
+    if item.kind is Kind.BOOL:
+        return "Yes" if value else "No"
+    if item.kind is Kind.INT:
+        return f"{value} out of {item.maximum}" if item.maximum == 10 else str(value)
+    return str(value)
+
+
+def answer_lines(answers: Mapping[str, Any], item_ids: tuple[str, ...] | None = None) -> list[AnswerLine]:
+    """Typed answers as (question, answer in words), in questionnaire order. A temperature reads as
+    entered plus its °C value (rounded as the rules use it)."""
+    lines = []
+    for item_id in item_ids or tuple(ITEMS):
+        if item_id not in answers or item_id == "temp_unit":
+            continue
+        value = answers[item_id]
+        if item_id == "temp_value":
+            unit = answers.get("temp_unit")
+            words = _temperature_words(value, unit) if unit else f"{value} (no unit)"
+        else:
+            words = answer_words(item_id, value)
+        lines.append(AnswerLine(item_id, ITEMS[item_id].question, words))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# One patient's record
+# ---------------------------------------------------------------------------------------------
+
+_LINK_TOKEN = re.compile(r"(/l/)[A-Za-z0-9_-]{8,}")
+
+
+def mask_links(text: str) -> str:
+    """A sent text holds the patient's link token, which opens their session: never show it."""
+    return _LINK_TOKEN.sub(r"\1[link]", text)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    direction: str  # out | in
+    id: int
+    at: datetime  # planned send time (out) or received time (in)
+    code: str  # S06 … (out) or how it was handled (in)
+    party: str  # recipient (out) or sender role (in)
+    status: str
+    reason: str | None
+    error: str | None
+    text: str
+    sent_at: datetime | None
+    key: str | None = None  # occurrence key of an outbound text ("S02:TD+1h")
+    segments: int | None = None  # SMS segments as sent (out): more than 1 costs more and may arrive split
+    encoding: str | None = None  # GSM-7 | UCS-2 (a name outside GSM-7 makes a text UCS-2)
+
+
+# The views below are plain snapshots, not ORM rows: the page renders after the request commits,
+# and nothing in them may go back to the database (one refresh per row would be an N+1).
+
+@dataclass(frozen=True)
+class CheckinView:
+    id: int
+    status: str  # in_progress | submitted | abandoned
+    slot: str | None
+    source: str
+    started_at: datetime
+    submitted_at: datetime | None
+    level: str | None
+    rules: list[RuleLine]
+    ruleset_version: str | None
+    answers: list[AnswerLine]
+    back_pain: int | None
+
+
+@dataclass(frozen=True)
+class EventLine:
+    at: datetime
+    kind: str
+    who: str | None
+    words: str
+    answers: list[AnswerLine] = field(default_factory=list)  # the check-in the patient finished
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    level: str
+    status: str  # open | acknowledged | resolved
+    opened_at: datetime
+    respond_by: datetime
+    rules: list[RuleLine]
+    events: list[EventLine]
+    disposition: str | None  # in words
+    note: str | None
+    follow_up_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status != AlertStatus.RESOLVED.value
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: datetime
+    who: str
+    action: str
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient: Patient
+    enrolment: Enrolment | None
+    checkins: list[CheckinView]
+    messages: list[TextLine]  # texts sent or planned, oldest first
+    inbound: list[TextLine]  # texts from the patient or caregiver (the nurse inbox), newest first
+    alerts: list[AlertView]  # newest first
+    audit: list[AuditLine]  # newest first
+    pain_chart: str  # SVG markup
+    open_alerts: list[AlertView] = field(default_factory=list)  # in the worklist's order
+    past_alerts: list[AlertView] = field(default_factory=list)  # newest first
+
+
+def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
+    d = detail or {}
+    if kind == "opened":
+        after = (f", after alert #{d['follows_alert_id']} of the same check-in was resolved"
+                 if d.get("follows_alert_id") else "")
+        return f"Opened: {d.get('level', '')} ({', '.join(d.get('rules', []))}) from {d.get('source', '')}{after}"
+    if kind == "updated":
+        return (f"Updated: now {d.get('level', '')} with {', '.join(d.get('rules', []))}"
+                + (" (back on the list)" if d.get("reopened") else ""))
+    if kind == "repeated":
+        return f"Same rules again ({', '.join(d.get('rules', []))})"
+    if kind in ("checkin_completed", "answers_added"):
+        head = ("The patient finished the check-in after this alert was resolved" if kind == "checkin_completed"
+                else "More answers after this alert was resolved")
+        new = d.get("new_rules") or []
+        tail = (f"; new: {', '.join(new)}, on alert #{d.get('new_rules_alert_id')}" if new
+                else "; nothing new, nobody paged")
+        return f"{head} ({', '.join(d.get('rules', []))}){tail}"
+    if kind == "follow_up":
+        when = datetime.fromisoformat(d["follow_up_at"]).astimezone(tz).strftime("%H:%M") if d.get("follow_up_at") else "?"
+        label = alert_domain.DISPOSITIONS.get(d.get("disposition"), d.get("disposition") or "")
+        return f"{label}: call again at {when}" + (f". Note: {d['note']}" if d.get("note") else "")
+    if kind == "acknowledged":
+        return "Acknowledged" + (f": {d['note']}" if d.get("note") else "")
+    if kind == "resolved":
+        label = alert_domain.DISPOSITIONS.get(d.get("disposition"), d.get("disposition") or "")
+        return f"Resolved: {label}" + (f". Note: {d['note']}" if d.get("note") else "")
+    if kind == "escalated":
+        why = d.get("reason", "")
+        return f"Paged on-call rung {d.get('step')}" + (f" ({target})" if target else "") + (f": {why}" if why else "")
+    if kind == "escalation_skipped":
+        return f"On-call rung {d.get('step')} skipped: {d.get('why', '')}"
+    if kind == "ladder_exhausted":
+        return "Nobody left on the on-call ladder to page"
+    return kind.replace("_", " ")
+
+
+def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[TextLine]]:
+    """Texts in both directions in one statement."""
+    out_q = sa.select(
+        sa.literal("out").label("direction"), OutboundMessage.id.label("id"),
+        OutboundMessage.send_after.label("at"), OutboundMessage.message_id.label("code"),
+        OutboundMessage.recipient.label("party"), sa.cast(OutboundMessage.status, sa.String).label("status"),
+        OutboundMessage.status_reason.label("reason"), OutboundMessage.error_code.label("error"),
+        sa.func.coalesce(OutboundMessage.body, OutboundMessage.text_template).label("text"),
+        OutboundMessage.sent_at.label("sent_at"), OutboundMessage.occurrence_key.label("key"),
+        OutboundMessage.segments.label("segments"), OutboundMessage.encoding.label("encoding"),
+    ).where(OutboundMessage.patient_id == patient_id)
+    in_q = sa.select(
+        sa.literal("in"), InboundMessage.id, InboundMessage.received_at, InboundMessage.handled_as,
+        InboundMessage.sender_role, sa.case((InboundMessage.read_at.is_(None), "unread"), else_="read"),
+        sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.String), InboundMessage.body,
+        InboundMessage.read_at, sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.SmallInteger),
+        sa.cast(sa.null(), sa.String),
+    ).where(InboundMessage.patient_id == patient_id)
+    rows = session.execute(sa.union_all(out_q, in_q)).all()
+    lines = [TextLine(r.direction, r.id, r.at, r.code, r.party, r.status, r.reason, r.error,
+                      mask_links(r.text or ""), r.sent_at, r.key, r.segments, r.encoding) for r in rows]
+    outbound = sorted((t for t in lines if t.direction == "out"), key=lambda t: (t.at, t.id))
+    inbound = sorted((t for t in lines if t.direction == "in"), key=lambda t: (t.at, t.id), reverse=True)
+    return outbound, inbound
+
+
+def _alerts(session: Session, patient: Patient, ruleset: Ruleset, answers_of: Mapping[int, list[AnswerLine]],
+            now: datetime) -> tuple[list[AlertView], list[AlertView]]:
+    """Every alert of the patient with its history: (open ones in the worklist's order, all newest
+    first). `answers_of` gives a check-in's answers, shown where the history says the patient
+    finished it."""
+    actor, target = so.aliased(StaffUser), so.aliased(StaffUser)
+    rows = session.execute(
+        sa.select(Alert, AlertEvent, actor.name, target.name)
+        .outerjoin(AlertEvent, AlertEvent.alert_id == Alert.id)
+        .outerjoin(actor, actor.id == AlertEvent.actor_staff_id)
+        .outerjoin(target, target.id == AlertEvent.detail["to_staff_id"].as_integer())
+        .where(Alert.patient_id == patient.id)
+        .order_by(Alert.opened_at.desc(), Alert.id.desc(), AlertEvent.id)).all()
+    tz = ZoneInfo(patient.timezone)
+    views: dict[int, tuple[Alert, list[EventLine]]] = {}
+    for alert, event, who, to in rows:
+        _, events = views.setdefault(alert.id, (alert, []))
+        if event is not None:
+            finished = (answers_of.get((event.detail or {}).get("checkin_id"), [])
+                        if event.kind == "checkin_completed" else [])
+            events.append(EventLine(event.at, event.kind, who, _event_words(event.kind, event.detail, to, tz),
+                                    finished))
+
+    def view(a: Alert, ev: list[EventLine]) -> AlertView:
+        return AlertView(a.id, a.level, a.status.value, a.opened_at, a.respond_by, rule_lines(list(a.rules), ruleset),
+                         ev, alert_domain.DISPOSITIONS.get(a.disposition, a.disposition) if a.disposition else None,
+                         a.note, a.follow_up_at if a.status != AlertStatus.RESOLVED else None)
+
+    unresolved = sorted((a for a, _ in views.values() if a.status != AlertStatus.RESOLVED),
+                        key=lambda a: order_key(a, now))
+    return [view(a, views[a.id][1]) for a in unresolved], [view(a, ev) for a, ev in views.values()]
+
+
+def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[PainPoint]:
+    points = []
+    for c in checkins:
+        pain = (c.answers or {}).get("back_pain")
+        if c.status != "submitted" or pain is None or c.submitted_at is None:
+            continue
+        hours = c.hours if c.hours is not None else (c.submitted_at - t0).total_seconds() / 3600
+        points.append(PainPoint(max(0.0, hours / 24), int(pain),
+                                c.submitted_at.astimezone(tz).strftime("%a %-d %b %H:%M")))
+    return points
+
+
+def patient_record(session: Session, patient: Patient, *, staff_id: int, now: datetime,
+                   request_id: str | None = None, ruleset: Ruleset | None = None) -> PatientRecord:
+    """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls)."""
+    ruleset = ruleset or default_ruleset()
+    tz = ZoneInfo(patient.timezone)
+    enrolments: dict[int, Enrolment] = {}
+    checkins: list[Checkin] = []
+    for enrolment, checkin in session.execute(
+            sa.select(Enrolment, Checkin).outerjoin(Checkin, Checkin.enrolment_id == Enrolment.id)
+            .where(Enrolment.patient_id == patient.id)
+            .order_by(Enrolment.id, Checkin.started_at.desc(), Checkin.id.desc())):
+        enrolments[enrolment.id] = enrolment
+        if checkin is not None:
+            checkins.append(checkin)
+    # Fill the relationship from this query so current_enrolment() costs no extra statement.
+    set_committed_value(patient, "enrolments", list(enrolments.values()))
+    enrolment = current_enrolment(patient)
+    checkins.sort(key=lambda c: (c.started_at, c.id), reverse=True)
+    checkin_views = []
+    for c in checkins:
+        answers = coerce_answers(c.answers or {})
+        checkin_views.append(CheckinView(
+            c.id, c.status, c.slot, c.source, c.started_at, c.submitted_at, c.level,
+            rule_lines(list(c.fired_rules or []), ruleset), c.ruleset_version, answer_lines(answers),
+            answers.get("back_pain")))
+    outbound, inbound = _texts(session, patient.id)
+    open_alerts, alert_views = _alerts(session, patient, ruleset, {v.id: v.answers for v in checkin_views}, now)
+    staff = so.aliased(StaffUser)
+    trail = [AuditLine(e.at, name or (f"{e.actor_type} #{e.actor_id}" if e.actor_id else e.actor_type), e.action)
+             for e, name in session.execute(
+                 sa.select(AuditEvent, staff.name)
+                 .outerjoin(staff, sa.and_(AuditEvent.actor_type == "staff", staff.id == AuditEvent.actor_id))
+                 .where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id.desc()).limit(200))]
+    chart = pain_trend_svg(
+        _pain_points(list(reversed(checkins)), enrolment.procedure_end, tz) if enrolment else [],
+        baseline=enrolment.baseline_back_pain if enrolment else None,
+        title=f"Back pain at each check-in, {patient.first_name} {patient.last_name}",
+        chart_id=f"pain-{patient.id}")
+    audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
+                 patient_id=patient.id, subject_type="patient", subject_id=patient.id,
+                 request_id=request_id)
+    return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, chart,
+                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open])

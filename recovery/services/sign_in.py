@@ -1,0 +1,61 @@
+"""Staff sign-in as a use-case: find the account, check the password, and either record the failure
+or rehash, start the server-side session and audit the sign-in. The route keeps what is HTTP's:
+the rate limits, the hashing slots, the cookie session and Flask-Login."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from recovery.services.passwords import hash_password, needs_rehash, verify_password
+from recovery.services.sessions import SessionPolicy, start_staff_session
+from recovery.store import audit
+from recovery.store.db import begin_write
+from recovery.store.models import StaffUser
+
+# Verifying against a real hash for unknown e-mails keeps the timing the same (no account probing).
+DUMMY_HASH = hash_password("not-a-real-password-0000")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The account an e-mail names (staff_id None: none; its hash is then the dummy one)."""
+    staff_id: int | None
+    stored_hash: str
+
+
+def find_account(session: Session, email: str) -> Candidate:
+    """Look the account up, then end the transaction: none may stay open while argon2 runs (on
+    SQLite it would hold the one write lock)."""
+    staff = session.scalar(sa.select(StaffUser).where(sa.func.lower(StaffUser.email) == email))
+    found = Candidate(staff.id, staff.password_hash) if staff else Candidate(None, DUMMY_HASH)
+    session.rollback()
+    return found
+
+
+def check_password(candidate: Candidate, password: str) -> tuple[bool, str | None]:
+    """(the password matches, a new hash when the stored one uses old parameters). Slow: argon2."""
+    ok = verify_password(candidate.stored_hash, password)
+    return ok, (hash_password(password) if ok and needs_rehash(candidate.stored_hash) else None)
+
+
+def complete(session: Session, candidate: Candidate, ok: bool, rehash: str | None, *, now: datetime,
+             request_id: str | None, policy: SessionPolicy) -> tuple[StaffUser, str] | None:
+    """Finish a sign-in in one write transaction. None: refused (audited and committed). Otherwise
+    (staff, session token), with the sign-in audited; the caller commits once it holds the session.
+    A password changed while this one was being checked refuses the sign-in."""
+    begin_write(session)
+    staff = session.get(StaffUser, candidate.staff_id) if candidate.staff_id is not None else None
+    if not (staff and ok and staff.active and staff.password_hash == candidate.stored_hash):
+        audit.record(session, at=now, actor_type="staff", actor_id=staff.id if staff else None,
+                     action="login_failed", request_id=request_id)
+        session.commit()
+        return None
+    if rehash:
+        staff.password_hash = rehash
+    token = start_staff_session(session, staff, now, policy)
+    session.flush()
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="login", request_id=request_id)
+    return staff, token

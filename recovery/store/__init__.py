@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy engine and session helpers, the mapped models, audit rows and the outbox."""

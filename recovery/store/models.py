@@ -1,0 +1,345 @@
+"""The data model (SQLAlchemy 2.0 typed mappings). Times are aware UTC (UTCDateTime).
+
+Nothing here reads the clock: every timestamp is set by a use-case from the `now` it was given.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from recovery.store.db import UTCDateTime, db
+
+
+class StaffRole(str, enum.Enum):
+    NURSE = "nurse"
+    ADMIN = "admin"
+
+
+class EnrolmentStatus(str, enum.Enum):
+    """ACTIVE (a pause is `Enrolment.paused_until`, not a status: a paused patient's own texts and
+    check-ins are still handled) or ENDED by a nurse with `end_reason` (recovery/episodes.py).
+    COMPLETED and WITHDRAWN are kept for rows written before monitoring could be ended."""
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    ENDED = "ended"
+
+
+class OutboxStatus(str, enum.Enum):
+    """Forward-only: planned → claimed → sent → delivered/undelivered/failed; or suppressed/cancelled."""
+    PLANNED = "planned"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+
+
+class AlertStatus(str, enum.Enum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+def _enum(e: type[enum.Enum], name: str) -> sa.Enum:
+    return sa.Enum(e, name=name, native_enum=False, length=16,
+                   values_callable=lambda x: [m.value for m in x], validate_strings=True)
+
+
+class Clinic(db.Model):
+    __tablename__ = "clinic"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    slug: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(120))
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
+    # schedules/clinics/<template_file>.toml, or None for the plain default template
+    template_file: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    emergency_number: so.Mapped[str] = so.mapped_column(sa.String(8), default="911")
+    care_phone: so.Mapped[str] = so.mapped_column(sa.String(32))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+
+
+class StaffUser(db.Model):
+    __tablename__ = "staff_user"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(120))
+    role: so.Mapped[StaffRole] = so.mapped_column(_enum(StaffRole, "staff_role"))
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
+    mobile_e164: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    active: so.Mapped[bool] = so.mapped_column(default=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    clinic: so.Mapped[Clinic] = so.relationship()
+
+
+class OnCallStep(db.Model):
+    """The clinic's escalation ladder: position 1 is asked first after the duty nurse."""
+    __tablename__ = "on_call_step"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "position"),)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"))
+    position: so.Mapped[int]
+    staff_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    staff: so.Mapped[StaffUser] = so.relationship()
+
+
+class Patient(db.Model):
+    __tablename__ = "patient"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    first_name: so.Mapped[str] = so.mapped_column(sa.String(60))
+    last_name: so.Mapped[str] = so.mapped_column(sa.String(60))
+    mobile_e164: so.Mapped[str] = so.mapped_column(sa.String(16), index=True)
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
+    language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en")
+    sms_consent: so.Mapped[bool] = so.mapped_column(default=False)
+    sms_opted_out: so.Mapped[bool] = so.mapped_column(default=False)
+    # ok | invalid (Twilio 21211/21614/landline): never texted again until a nurse fixes it
+    number_status: so.Mapped[str] = so.mapped_column(sa.String(16), default="ok")
+    caregiver_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(120))
+    caregiver_mobile_e164: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16), index=True)
+    caregiver_consent: so.Mapped[bool] = so.mapped_column(default=False)
+    caregiver_opted_out: so.Mapped[bool] = so.mapped_column(default=False)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    clinic: so.Mapped[Clinic] = so.relationship()
+    enrolments: so.Mapped[list["Enrolment"]] = so.relationship(
+        back_populates="patient", order_by="Enrolment.id")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Enrolment(db.Model):
+    __tablename__ = "enrolment"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    procedure_type: so.Mapped[str] = so.mapped_column(sa.String(32))
+    procedure_end: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    discharge_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    template_id: so.Mapped[str] = so.mapped_column(sa.String(64))
+    template_version: so.Mapped[str] = so.mapped_column(sa.String(32))
+    overrides: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+    baseline_back_pain: so.Mapped[Optional[int]]
+    baseline_leg_symptoms: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
+    working: so.Mapped[bool] = so.mapped_column(default=False)
+    brace: so.Mapped[bool] = so.mapped_column(default=False)
+    status: so.Mapped[EnrolmentStatus] = so.mapped_column(
+        _enum(EnrolmentStatus, "enrolment_status"), default=EnrolmentStatus.ACTIVE)
+    # Routine texts are held (cancelled as they come due) until this instant: the start of the
+    # chosen day in the patient's zone. None or past: not paused.
+    paused_until: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    ended_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # completed | readmitted | transferred | deceased | withdrew | other (recovery/episodes.py)
+    end_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    end_note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    patient: so.Mapped[Patient] = so.relationship(back_populates="enrolments")
+
+
+class OutboundMessage(db.Model):
+    """The outbox: one row per planned text. It is the single source of truth for sending."""
+    __tablename__ = "outbound_message"
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "status", "send_after"),
+        sa.Index("ix_outbox_lease", "status", "lease_until"),
+    )
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    dedupe_key: so.Mapped[str] = so.mapped_column(sa.String(200), unique=True)
+    enrolment_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("enrolment.id"), index=True)
+    patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    alert_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("alert.id"))
+    recipient: so.Mapped[str] = so.mapped_column(sa.String(16))  # patient | caregiver | staff
+    message_id: so.Mapped[str] = so.mapped_column(sa.String(16))  # S06, S11, ESC …
+    occurrence_key: so.Mapped[str] = so.mapped_column(sa.String(64))
+    slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))  # check-in occurrence, for links
+    kind: so.Mapped[str] = so.mapped_column(sa.String(24))
+    urgent: so.Mapped[bool] = so.mapped_column(default=False)
+    # A safety text of the plan (S01, the discharge-day S02): the sender's quiet hours start at 23:00.
+    safety: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    text_template: so.Mapped[str] = so.mapped_column(sa.Text)
+    body: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)  # rendered at send time
+    due_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    send_after: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    status: so.Mapped[OutboxStatus] = so.mapped_column(
+        _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PLANNED)
+    status_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    claimed_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    lease_until: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    provider_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64), index=True)
+    provider_status: so.Mapped[Optional[str]] = so.mapped_column(sa.String(24))
+    error_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    # As rendered at send time (recovery/domain/sms_encoding.py): a name outside GSM-7 makes a text UCS-2
+    # and may make it 2 or 3 segments; nurses see it on the patient page.
+    segments: so.Mapped[Optional[int]] = so.mapped_column(sa.SmallInteger)
+    encoding: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))  # GSM-7 | UCS-2
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    sent_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    final_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+
+
+class AccessLink(db.Model):
+    """A passwordless link. Only the SHA-256 of the 256-bit token is stored."""
+    __tablename__ = "access_link"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    purpose: so.Mapped[str] = so.mapped_column(sa.String(16))  # today | checkin
+    checkin_slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    used_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+
+
+class WebSession(db.Model):
+    """Server-side session record, so logout, idle time-out and disabling an account end it."""
+    __tablename__ = "web_session"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"), index=True)
+    patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    scope: so.Mapped[str] = so.mapped_column(sa.String(16))  # staff | patient | checkin
+    checkin_slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    staff: so.Mapped[Optional[StaffUser]] = so.relationship()
+
+
+class Checkin(db.Model):
+    __tablename__ = "checkin"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    enrolment_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("enrolment.id"), index=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))  # scheduled occurrence, None = ad hoc
+    source: so.Mapped[str] = so.mapped_column(sa.String(16))  # web | sms
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default="in_progress")  # in_progress | submitted | abandoned
+    answers: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+    started_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    submitted_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    hours: so.Mapped[Optional[float]]  # hours since T0 when submitted
+    level: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    fired_rules: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
+    ruleset_version: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+
+
+_OPEN_TASK = "status != 'resolved' AND family != 'checkin'"
+_OPEN_CHECKIN = "status != 'resolved' AND family = 'checkin'"
+
+
+class Alert(db.Model):
+    """A nurse work item. A check-in's answers raise one alert (family "checkin", at most one
+    unresolved per check-in); a nurse task from the schedule or the SMS side is one open alert per
+    patient and task family. Partial unique indexes make a race lose, not duplicate."""
+    __tablename__ = "alert"
+    __table_args__ = (
+        sa.Index("uq_alert_open_task", "patient_id", "family", unique=True,
+                 sqlite_where=sa.text(_OPEN_TASK), postgresql_where=sa.text(_OPEN_TASK)),
+        sa.Index("uq_alert_open_checkin", "checkin_id", unique=True,
+                 sqlite_where=sa.text(_OPEN_CHECKIN), postgresql_where=sa.text(_OPEN_CHECKIN)),
+        sa.Index("ix_alert_checkin_id", "checkin_id"),
+        sa.Index("ix_alert_status_level", "status", "level"),
+    )
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"))
+    enrolment_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("enrolment.id"))
+    # the check-in whose answers raised it (never changed afterwards); None for a nurse task
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
+    family: so.Mapped[str] = so.mapped_column(sa.String(32))
+    level: so.Mapped[str] = so.mapped_column(sa.String(16))
+    rules: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
+    summary: so.Mapped[str] = so.mapped_column(sa.String(300))
+    status: so.Mapped[AlertStatus] = so.mapped_column(
+        _enum(AlertStatus, "alert_status"), default=AlertStatus.OPEN)
+    opened_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    respond_by: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    acknowledged_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    acknowledged_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    resolved_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    resolved_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    disposition: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    escalation_step: so.Mapped[int] = so.mapped_column(default=0)
+    next_escalation_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # "No answer – will try again": when the alert comes back to the top of the worklist
+    follow_up_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    patient: so.Mapped[Patient] = so.relationship()
+    events: so.Mapped[list["AlertEvent"]] = so.relationship(order_by="AlertEvent.id")
+
+
+class AlertEvent(db.Model):
+    __tablename__ = "alert_event"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    alert_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("alert.id"), index=True)
+    at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    kind: so.Mapped[str] = so.mapped_column(sa.String(24))
+    actor_staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    detail: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+
+
+class InboundMessage(db.Model):
+    """A text from a patient or caregiver. The provider SID makes webhook replays harmless."""
+    __tablename__ = "inbound_message"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    provider_sid: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    sender_role: so.Mapped[str] = so.mapped_column(sa.String(16))  # patient | caregiver | unknown
+    body: so.Mapped[str] = so.mapped_column(sa.Text)
+    handled_as: so.Mapped[str] = so.mapped_column(sa.String(24))
+    received_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    read_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+
+
+class SmsConversation(db.Model):
+    """Reply-by-text check-in state, keyed by patient (never a cookie)."""
+    __tablename__ = "sms_conversation"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), unique=True)
+    state: so.Mapped[str] = so.mapped_column(sa.String(24))  # awaiting_pain | awaiting_redflag | idle
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
+    slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    reprompted: so.Mapped[bool] = so.mapped_column(default=False)
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+
+
+class AuditEvent(db.Model):
+    """Append-only (database triggers refuse UPDATE and DELETE)."""
+    __tablename__ = "audit_event"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), index=True)
+    actor_type: so.Mapped[str] = so.mapped_column(sa.String(16))  # staff | patient | system | twilio
+    actor_id: so.Mapped[Optional[int]]
+    action: so.Mapped[str] = so.mapped_column(sa.String(48))
+    patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    subject_type: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    subject_id: so.Mapped[Optional[int]]
+    detail: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
+    request_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(36))
+
+
+class RateLimitCounter(db.Model):
+    """One fixed-window counter of the rate limiter (recovery/web/ratelimits.py). The key is an HMAC
+    of what is counted (an address, an email, a patient), never the value itself."""
+    __tablename__ = "rate_limit_counter"
+    key: so.Mapped[str] = so.mapped_column(sa.String(255), primary_key=True)
+    count: so.Mapped[int] = so.mapped_column(sa.Integer)
+    # Epoch seconds, on the clock the `limits` library windows with (time.time()).
+    expires_at: so.Mapped[float] = so.mapped_column(sa.Float, index=True)
