@@ -108,11 +108,12 @@ def alert_rows(session: Session, clinic_id: int, period: rules.Period) -> list[A
     """Alerts opened in the period by level: counts in SQL (one statement), the times to acknowledge
     and resolve from one more statement, their median and 90th percentile in the domain."""
     in_time = sa.case((Alert.acknowledged_at <= Alert.respond_by, 1), else_=0)
+    was_escalated = sa.exists().where(AlertEvent.alert_id == Alert.id, AlertEvent.kind == "escalated")
     where = (Alert.clinic_id == clinic_id, _between(Alert.opened_at, period))
     counts = session.execute(
         sa.select(Alert.level, sa.func.count(), sa.func.count(Alert.acknowledged_at),
                   sa.func.count(Alert.resolved_at), sa.func.coalesce(sa.func.sum(in_time), 0),
-                  sa.func.coalesce(sa.func.sum(sa.case((Alert.escalation_step > 0, 1), else_=0)), 0))
+                  sa.func.coalesce(sa.func.sum(sa.case((was_escalated, 1), else_=0)), 0))
         .where(*where).group_by(Alert.level)).all()
     by_level = {lv: AlertLevelRow(lv, LEVEL_TARGETS.get(lv, "")) for lv in LEVELS}
     for level, n, acked, resolved, timely, escalated in counts:
