@@ -46,6 +46,28 @@ def _config(url: str) -> dict:
     return app_config(SQLALCHEMY_DATABASE_URI=url)
 
 
+def _past_invitations(app, s, clinic_id: int, now) -> None:
+    """The invitations each patient's plan had before `now`, as sent and delivered rows (enrolment
+    plans only texts still to come, and the seeding enrols after the fact)."""
+    from recovery.files import templates as templates_repo
+    from recovery.services.enrolment import timeline_for
+    from recovery.store.models import Enrolment, OutboxStatus, Patient
+    from recovery.store.outbox import new_row
+
+    template = templates_repo.clinic_template(app.config["SCHEDULES_DIR"], None, app.config["DEFAULT_TEMPLATE"])
+    for e in s.scalars(sa.select(Enrolment).where(Enrolment.clinic_id == clinic_id)).all():
+        patient = s.get(Patient, e.patient_id)
+        for c in timeline_for(e, patient, template).checkins:
+            at = c.invite.send_at
+            if at >= now:
+                continue
+            row = new_row(enrolment=e, patient_id=patient.id, recipient="patient", message=c.invite, now=at,
+                          slot=c.slot)
+            row.status, row.sent_at, row.final_at, row.provider_status = OutboxStatus.DELIVERED, at, at, "delivered"
+            s.add(row)
+    s.commit()
+
+
 def _seed(app, now) -> dict:
     from bench.seeding import seed_large
     from recovery.dispatch.pipeline import DispatchSettings
@@ -56,11 +78,7 @@ def _seed(app, now) -> dict:
     s = db.session
     t = time.perf_counter()
     seeded = seed_large(s, now=now, patients=PATIENTS, checkins=CHECKINS)
-    s.execute(sa.update(OM).where(OM.kind == "checkin_invite", OM.status == OutboxStatus.PLANNED,
-                                  OM.send_after < now)
-              .values(status=OutboxStatus.DELIVERED, sent_at=OM.send_after, final_at=OM.send_after,
-                      provider_status="delivered"))
-    s.commit()
+    _past_invitations(app, s, seeded["clinic_id"], now)
     settings = DispatchSettings.from_config(app.config)
     for _ in range(SCAN_ROUNDS):
         missed.scan(s, now, settings)
