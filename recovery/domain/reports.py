@@ -89,16 +89,20 @@ def parse_period(start_text: str | None, end_text: str | None, *, today: date, t
 
 def recovery_day(instant: datetime, procedure_end: datetime, tz: ZoneInfo) -> int:
     """Local date minus the procedure's local date (the same definition as Timeline.day_number)."""
-    return (instant.astimezone(tz).date() - procedure_end.astimezone(tz).date()).days
+    return day_number(instant, procedure_end.astimezone(tz).date(), tz)
 
 
-def invite_outcome(marker: str | None, submitted_at: datetime | None, marked_at: datetime | None) -> str:
+def day_number(instant: datetime, procedure_date: date, tz: ZoneInfo) -> int:
+    return (instant.astimezone(tz).date() - procedure_date).days
+
+
+def invite_outcome(marker: str | None, submitted: bool) -> str:
     """What one sent invitation came to (see the module docstring)."""
     if marker == "missed":
-        return "late" if submitted_at is not None else "missed"
+        return "late" if submitted else "missed"
     if marker in ("completed", "red_flag", "closed"):
         return "done" if marker == "completed" else marker
-    if marker is None and submitted_at is not None:
+    if marker is None and submitted:
         return "done"
     if marker is not None:  # an outcome this code does not know yet: never silently "done"
         return "closed"

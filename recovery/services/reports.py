@@ -13,6 +13,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from recovery.domain import reports as rules
@@ -67,41 +68,86 @@ class Dashboard:
     peg: list = field(default_factory=list)  # no PEG answers are stored yet (issue 16, PEG screens)
 
 
+def _core(session: Session):
+    """The session's connection: the figures with thousands of rows skip the ORM's row loading."""
+    return session.connection()
+
+
 def _between(col, period: rules.Period):
     return sa.and_(col >= period.start_utc, col < period.end_utc)
 
 
-def invites(session: Session, clinic_id: int, period: rules.Period) -> list[rules.Invite]:
-    """Every check-in invitation sent in the period (the missed scan's SENT_STATES), with the scan's
-    verdict and the slot's first submission. One statement."""
-    submitted = (sa.select(sa.func.min(Checkin.submitted_at))
-                 .where(Checkin.enrolment_id == OM.enrolment_id, Checkin.slot == OM.slot,
-                        Checkin.status == "submitted")
-                 .correlate(OM).scalar_subquery())
-    marker = sa.orm.aliased(AuditEvent)
-    rows = session.execute(
-        sa.select(OM.enrolment_id, OM.patient_id, Patient.first_name, Patient.last_name, Patient.timezone,
-                  Enrolment.procedure_end, OM.sent_at, marker.detail["outcome"].as_string(), marker.at,
-                  submitted)
-        .join(Enrolment, Enrolment.id == OM.enrolment_id)
-        .join(Patient, Patient.id == OM.patient_id)
-        .outerjoin(marker, sa.and_(marker.action == MARKER, marker.subject_type == "outbound_message",
-                                   marker.patient_id == OM.patient_id, marker.subject_id == OM.id))
-        .where(Enrolment.clinic_id == clinic_id, OM.kind == "checkin_invite", OM.recipient == "patient",
-               OM.status.in_(SENT_STATES), _between(OM.sent_at, period))
-        .order_by(OM.enrolment_id, OM.sent_at, OM.id)).all()
+@dataclass(frozen=True)
+class _Enrolled:
+    patient_id: int
+    name: str
+    zone: ZoneInfo
+    procedure_date: date  # local, in the patient's zone
+
+
+def _enrolments(session: Session, clinic_id: int) -> dict[int, _Enrolled]:
+    """The clinic's enrolments with what a recovery day needs (one statement, shared by the figures:
+    fetching these per invitation or check-in row costs a datetime parse each)."""
     zones: dict[str, ZoneInfo] = {}
-    out = []
-    for enrolment_id, patient_id, first, last, tz, procedure_end, sent_at, outcome, marked_at, sub in rows:
+    out = {}
+    for eid, pid, first, last, tz, end in session.execute(
+            sa.select(Enrolment.id, Patient.id, Patient.first_name, Patient.last_name, Patient.timezone,
+                      Enrolment.procedure_end)
+            .join(Patient, Patient.id == Enrolment.patient_id).where(Enrolment.clinic_id == clinic_id)).all():
         zone = zones.setdefault(tz, ZoneInfo(tz))
-        out.append(rules.Invite(enrolment_id, patient_id, f"{first} {last}",
-                                max(0, rules.recovery_day(sent_at, procedure_end, zone)), sent_at,
-                                rules.invite_outcome(outcome, sub, marked_at)))
+        out[eid] = _Enrolled(pid, f"{first} {last}", zone, end.astimezone(zone).date())
     return out
 
 
-def _minutes(a: datetime, b: datetime) -> float:
-    return (b - a).total_seconds() / 60
+def invites(session: Session, clinic_id: int, period: rules.Period,
+            enrolled: dict[int, _Enrolled] | None = None) -> list[rules.Invite]:
+    """Every check-in invitation sent in the period (the missed scan's SENT_STATES), with the scan's
+    verdict and whether its slot was submitted. Flat statements joined here by id: correlated
+    lookups into audit_event and checkin per invitation cost ten times as much on SQLite."""
+    enrolled = _enrolments(session, clinic_id) if enrolled is None else enrolled
+    rows = _core(session).execute(
+        sa.select(OM.id, OM.enrolment_id, OM.slot, OM.sent_at)
+        .join(Enrolment, Enrolment.id == OM.enrolment_id)
+        .where(Enrolment.clinic_id == clinic_id, OM.kind == "checkin_invite", OM.recipient == "patient",
+               OM.status.in_(SENT_STATES), _between(OM.sent_at, period))
+        .order_by(OM.enrolment_id, OM.sent_at, OM.id)).all()
+    if not rows:
+        return []
+    # A slot is closed, and a check-in submitted, only after its invitation went out (>= the start).
+    verdicts = dict(_core(session).execute(
+        sa.select(AuditEvent.subject_id, AuditEvent.detail["outcome"].as_string())
+        .where(AuditEvent.action == MARKER, AuditEvent.subject_type == "outbound_message",
+               AuditEvent.at >= period.start_utc)).all())
+    submitted = set(_core(session).execute(
+        sa.select(Checkin.enrolment_id, Checkin.slot).distinct()
+        .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
+        .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted", Checkin.slot.is_not(None),
+               Checkin.submitted_at >= period.start_utc)).tuples().all())
+    out = []
+    for row_id, enrolment_id, slot, sent_at in rows:
+        e = enrolled[enrolment_id]
+        out.append(rules.Invite(enrolment_id, e.patient_id, e.name,
+                                max(0, rules.day_number(sent_at, e.procedure_date, e.zone)), sent_at,
+                                rules.invite_outcome(verdicts.get(row_id), (enrolment_id, slot) in submitted)))
+    return out
+
+
+class minutes_between(sa.sql.expression.FunctionElement):
+    """Minutes from one timestamp to another, computed by the database (no datetime per row)."""
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(minutes_between, "sqlite")
+def _minutes_sqlite(element, compiler, **kw):
+    a, b = list(element.clauses)
+    return f"((julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)})) * 1440.0)"
+
+
+@compiles(minutes_between)
+def _minutes_default(element, compiler, **kw):
+    a, b = list(element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({compiler.process(b, **kw)} - {compiler.process(a, **kw)})) / 60.0)"
 
 
 def alert_rows(session: Session, clinic_id: int, period: rules.Period) -> list[AlertLevelRow]:
@@ -121,14 +167,15 @@ def alert_rows(session: Session, clinic_id: int, period: rules.Period) -> list[A
         row.opened, row.acknowledged, row.resolved, row.in_time, row.escalated = (
             n, acked, resolved, int(timely), int(escalated))
     times = session.execute(
-        sa.select(Alert.level, Alert.opened_at, Alert.acknowledged_at, Alert.resolved_at)
+        sa.select(Alert.level, minutes_between(Alert.opened_at, Alert.acknowledged_at),
+                  minutes_between(Alert.opened_at, Alert.resolved_at))
         .where(*where, Alert.acknowledged_at.is_not(None))).all()
     acks: dict[str, list[float]] = {}
     res: dict[str, list[float]] = {}
-    for level, opened, acked, resolved in times:
-        acks.setdefault(level, []).append(_minutes(opened, acked))
-        if resolved is not None:
-            res.setdefault(level, []).append(_minutes(opened, resolved))
+    for level, to_ack, to_resolve in times:
+        acks.setdefault(level, []).append(float(to_ack))
+        if to_resolve is not None:
+            res.setdefault(level, []).append(float(to_resolve))
     for level, row in by_level.items():
         row.ack, row.resolve = spread(acks.get(level, [])), spread(res.get(level, []))
     order = {lv: i for i, lv in enumerate(LEVELS)}
@@ -182,23 +229,23 @@ def texts(session: Session, clinic_id: int, period: rules.Period) -> TextSummary
     return out
 
 
-def pain_bands(session: Session, clinic_id: int, period: rules.Period) -> list[DayBand]:
+def pain_bands(session: Session, clinic_id: int, period: rules.Period,
+               enrolled: dict[int, _Enrolled] | None = None) -> list[DayBand]:
     """Back pain (0-10) of the check-ins submitted in the period, by recovery day: median and
     25th-75th percentiles. One statement fetches the values."""
+    enrolled = _enrolments(session, clinic_id) if enrolled is None else enrolled
     pain = Checkin.answers["back_pain"].as_integer()
-    rows = session.execute(
-        sa.select(Checkin.submitted_at, Enrolment.procedure_end, Patient.timezone, pain)
+    rows = _core(session).execute(
+        sa.select(Checkin.enrolment_id, Checkin.submitted_at, pain)
         .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
-        .join(Patient, Patient.id == Checkin.patient_id)
         .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted",
                _between(Checkin.submitted_at, period), pain.is_not(None))).all()
-    zones: dict[str, ZoneInfo] = {}
     by_day: dict[int, list[int]] = {}
-    for submitted_at, procedure_end, tz, value in rows:
+    for enrolment_id, submitted_at, value in rows:
         if value is None or not 0 <= value <= 10:
             continue
-        day = rules.recovery_day(submitted_at, procedure_end, zones.setdefault(tz, ZoneInfo(tz)))
-        by_day.setdefault(max(0, day), []).append(int(value))
+        e = enrolled[enrolment_id]
+        by_day.setdefault(max(0, rules.day_number(submitted_at, e.procedure_date, e.zone)), []).append(int(value))
     bands = []
     for day, values in sorted(by_day.items()):
         s = spread(values)
@@ -207,12 +254,13 @@ def pain_bands(session: Session, clinic_id: int, period: rules.Period) -> list[D
 
 
 def dashboard(session: Session, clinic_id: int, period: rules.Period) -> Dashboard:
-    inv = invites(session, clinic_id, period)
+    enrolled = _enrolments(session, clinic_id)
+    inv = invites(session, clinic_id, period, enrolled)
     by_day, total = rules.tally(inv)
     return Dashboard(period=period, adherence_by_day=by_day, adherence_total=total,
                      missed_runs=rules.missed_runs(inv), alerts=alert_rows(session, clinic_id, period),
                      escalations=escalations(session, clinic_id, period), texts=texts(session, clinic_id, period),
-                     pain=pain_bands(session, clinic_id, period))
+                     pain=pain_bands(session, clinic_id, period, enrolled))
 
 
 def audit_patient_list_export(session: Session, *, staff_id: int, period: rules.Period,

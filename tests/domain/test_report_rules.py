@@ -53,15 +53,14 @@ def test_the_period_defaults_to_the_last_30_local_days_and_bad_input_says_why():
 
 
 def test_what_an_invitation_came_to():
-    t = datetime(2026, 3, 10, tzinfo=UTC)
-    assert rules.invite_outcome("completed", t, t) == "done"
-    assert rules.invite_outcome(None, t, None) == "done"  # submitted before the scan looked
-    assert rules.invite_outcome("missed", None, t) == "missed"
-    assert rules.invite_outcome("missed", t, t) == "late"
-    assert rules.invite_outcome("red_flag", None, t) == "red_flag"
-    assert rules.invite_outcome("closed", None, t) == "closed"
-    assert rules.invite_outcome(None, None, None) == "pending"
-    assert rules.invite_outcome("something_new", None, t) == "closed"
+    assert rules.invite_outcome("completed", True) == "done"
+    assert rules.invite_outcome(None, True) == "done"  # submitted before the scan looked
+    assert rules.invite_outcome("missed", False) == "missed"
+    assert rules.invite_outcome("missed", True) == "late"
+    assert rules.invite_outcome("red_flag", False) == "red_flag"
+    assert rules.invite_outcome("closed", False) == "closed"
+    assert rules.invite_outcome(None, False) == "pending"
+    assert rules.invite_outcome("something_new", False) == "closed"
 
 
 def _inv(enrolment, day, outcome):
