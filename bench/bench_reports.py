@@ -15,30 +15,17 @@ import random
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.bench_web import count_statements
+
 PATIENTS, CHECKINS = 500, 5000
 REQUESTS = 20
 TARGET_STATEMENTS, TARGET_MS = 15, 300.0
 SCAN_ROUNDS = 10  # x missed.SCAN_LIMIT (200) slots
-
-
-@contextmanager
-def count_statements(engine):
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
 
 
 def _config(url: str) -> dict:
