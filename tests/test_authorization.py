@@ -23,7 +23,7 @@ PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_ou
 SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (tests/test_hooks.py)
 CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key (test below)
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
-NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol"}
+NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
@@ -112,14 +112,17 @@ def test_records_are_reachable_only_by_their_own_patient_or_clinic(app, world, e
 
 def test_nurse_lists_show_only_their_own_clinic(app, world):
     a, b = _client(app, world, "nurse_a"), _client(app, world, "nurse_b")
-    for endpoint in ("nurse.worklist", "nurse.patients"):
+    for endpoint in ("nurse.worklist", "nurse.patients", "reports.dashboard"):
         url = _url(app, endpoint, {})
-        assert b"Annabel" in a.get(url).data or endpoint == "nurse.worklist" and b"Patient asked" in a.get(url).data
+        assert b"Annabel" in a.get(url).data or endpoint == "nurse.worklist" and b"Patient asked" in a.get(url).data \
+            or endpoint == "reports.dashboard" and b"Alert handling" in a.get(url).data
         page_b = b.get(url).data
         assert b"Annabel" not in page_b and b"Bartholomew" not in page_b and b"Patient asked" not in page_b
     for who in ("ann", "anonymous"):
-        r = _client(app, world, who).get(_url(app, "nurse.patients", {}))
-        assert r.status_code == 302 and "/login" in r.headers["Location"]
+        c = _client(app, world, who)
+        for endpoint in ("nurse.patients", "reports.dashboard", "reports.export"):
+            r = c.get(_url(app, endpoint, {}))
+            assert r.status_code == 302 and "/login" in r.headers["Location"]
 
 
 def test_patient_pages_show_only_the_patients_own_record(app, world):

@@ -206,7 +206,7 @@ class World:
         self.clients.pop(role, None)
 
 
-ROLES_BY_BLUEPRINT = {"nurse": ["nurse"], "alerts": ["nurse"], "checkin": ["patient"], "hooks": ["twilio"],
+ROLES_BY_BLUEPRINT = {"nurse": ["nurse"], "reports": ["nurse"], "alerts": ["nurse"], "checkin": ["patient"], "hooks": ["twilio"],
                       "static": ["anonymous"]}
 ROLES_BY_ENDPOINT = {
     "checkin.start": ["patient", "checkin"], "checkin.begin": ["patient", "checkin"],
@@ -256,7 +256,9 @@ def baseline_form(w: World, endpoint: str) -> dict[str, object]:
 
 def baseline_query(w: World, endpoint: str) -> dict[str, str]:
     return {"auth.login": {"next": "/nurse/"}, "hooks.status": {"ob": str(w.sent_id)},
-            "nurse.worklist": {"all": "1"}, "nurse.patients": {"q": "Ann"}, "static": {"v": "1"}}.get(endpoint, {})
+            "nurse.worklist": {"all": "1"}, "nurse.patients": {"q": "Ann"}, "static": {"v": "1"},
+            "reports.dashboard": {"from": "2026-02-08", "to": "2026-03-09"},
+            "reports.export": {"table": "missed", "from": "2026-02-08", "to": "2026-03-09"}}.get(endpoint, {})
 
 
 def path_values(w: World, token: str) -> dict[str, str]:

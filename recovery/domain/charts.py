@@ -42,6 +42,47 @@ class _Frame:
         return self.height - self.top - self.bottom
 
 
+class _Plot:
+    """The frame both charts share: pain 0-10 up, whole days across, gridlines and labels, and the
+    opening of an SVG that is an image named by its <title> and described by its <desc>."""
+
+    def __init__(self, width: int, height: int, max_day: float):
+        self.f = _Frame(width, height)
+        self.ticks = day_ticks(max_day)
+
+    def x(self, day: float) -> float:
+        f = self.f
+        return f.left + f.plot_w * day / self.ticks[-1]
+
+    def y(self, pain: float) -> float:
+        f = self.f
+        return f.top + f.plot_h * (1 - pain / PAIN_MAX)
+
+    def open(self, *, cid: str, css: str, title: str, desc: str, axis_title: str) -> list[str]:
+        f, x, y = self.f, self.x, self.y
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="{css}" viewBox="0 0 {f.width} {f.height}" '
+               f'role="img" aria-labelledby="{cid}-title {cid}-desc" id="{cid}">',
+               f'<title id="{cid}-title">{escape(title)}</title>',
+               f'<desc id="{cid}-desc">{escape(desc)}</desc>',
+               '<g class="chart-grid" aria-hidden="true">']
+        for pain in range(0, PAIN_MAX + 1, 2):
+            out.append(f'<line x1="{f.left}" y1="{_fmt(y(pain))}" x2="{f.left + f.plot_w}" y2="{_fmt(y(pain))}"/>')
+            out.append(f'<text class="chart-label" x="{f.left - 8}" y="{_fmt(y(pain) + 4)}" '
+                       f'text-anchor="end">{pain}</text>')
+        for day in self.ticks:
+            out.append(f'<text class="chart-label" x="{_fmt(x(day))}" y="{f.top + f.plot_h + 18}" '
+                       f'text-anchor="middle">{day}</text>')
+        out.append(f'<text class="chart-axis-title" x="{f.left + f.plot_w / 2:g}" y="{f.height - 4}" '
+                   f'text-anchor="middle">{escape(axis_title)}</text>')
+        out.append('</g>')
+        return out
+
+    def empty(self, text: str) -> str:
+        f = self.f
+        return (f'<text class="chart-empty" x="{f.left + f.plot_w / 2:g}" y="{f.top + f.plot_h / 2:g}" '
+                f'text-anchor="middle">{escape(text)}</text>')
+
+
 def day_ticks(max_day: float) -> list[int]:
     """Whole-day tick positions from 0 to at least `max_day`: every day up to 10 days, then every
     2, 7, 14 or 28 days, so the axis holds about ten labels at most."""
@@ -88,31 +129,10 @@ def pain_trend_svg(points: Sequence[PainPoint], *, baseline: int | None, title: 
     if baseline is not None and not 0 <= baseline <= PAIN_MAX:
         raise ValueError(f"baseline: expected 0-10, got {baseline!r}")
     pts = sorted(points, key=lambda p: p.day)
-    f = _Frame(width, height)
-    ticks = day_ticks(max((p.day for p in pts), default=1.0))
-    x_max = ticks[-1]
-
-    def x(day: float) -> float:
-        return f.left + f.plot_w * day / x_max
-
-    def y(pain: float) -> float:
-        return f.top + f.plot_h * (1 - pain / PAIN_MAX)
-
-    cid = _safe_id(chart_id)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart pain-chart" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-labelledby="{cid}-title {cid}-desc" id="{cid}">',
-           f'<title id="{cid}-title">{escape(title)}</title>',
-           f'<desc id="{cid}-desc">{escape(describe(pts, baseline))}</desc>',
-           '<g class="chart-grid" aria-hidden="true">']
-    for pain in range(0, PAIN_MAX + 1, 2):
-        out.append(f'<line x1="{f.left}" y1="{_fmt(y(pain))}" x2="{f.left + f.plot_w}" y2="{_fmt(y(pain))}"/>')
-        out.append(f'<text class="chart-label" x="{f.left - 8}" y="{_fmt(y(pain) + 4)}" text-anchor="end">{pain}</text>')
-    for day in ticks:
-        out.append(f'<text class="chart-label" x="{_fmt(x(day))}" y="{f.top + f.plot_h + 18}" '
-                   f'text-anchor="middle">{day}</text>')
-    out.append(f'<text class="chart-axis-title" x="{f.left + f.plot_w / 2:g}" y="{height - 4}" '
-               f'text-anchor="middle">Days since the procedure</text>')
-    out.append('</g>')
+    plot = _Plot(width, height, max((p.day for p in pts), default=1.0))
+    f, x, y = plot.f, plot.x, plot.y
+    out = plot.open(cid=_safe_id(chart_id), css="chart pain-chart", title=title, desc=describe(pts, baseline),
+                    axis_title="Days since the procedure")
     if baseline is not None:
         by = _fmt(y(baseline))
         out.append(f'<g class="chart-baseline" aria-hidden="true"><line x1="{f.left}" y1="{by}" '
@@ -128,7 +148,56 @@ def pain_trend_svg(points: Sequence[PainPoint], *, baseline: int | None, title: 
             out.append(f'<circle cx="{_fmt(x(p.day))}" cy="{_fmt(y(p.pain))}" r="5"><title>{escape(tip)}</title></circle>')
         out.append('</g>')
     else:
-        out.append(f'<text class="chart-empty" x="{f.left + f.plot_w / 2:g}" y="{f.top + f.plot_h / 2:g}" '
-                   f'text-anchor="middle">No submitted check-ins yet</text>')
+        out.append(plot.empty("No submitted check-ins yet"))
+    out.append('</svg>')
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class DayBand:
+    """The cohort's back pain on one recovery day: median and 25th-75th percentile band."""
+    day: int
+    n: int
+    p25: float
+    median: float
+    p75: float
+
+
+def describe_band(bands: Sequence[DayBand]) -> str:
+    if not bands:
+        return "No submitted check-ins in this period."
+    values = "; ".join(f"day {b.day}: median {_fmt(b.median)}, middle half {_fmt(b.p25)} to {_fmt(b.p75)} "
+                       f"({b.n} check-in{'s' if b.n != 1 else ''})" for b in bands)
+    return f"Back pain out of 10 by recovery day across the clinic's patients: {values}."
+
+
+def pain_band_svg(bands: Sequence[DayBand], *, title: str = "Back pain by recovery day",
+                  chart_id: str = "pain-band", width: int = 640, height: int = 260) -> str:
+    """The cohort's median back pain per recovery day as a line, with the 25th-75th percentile band
+    as a shaded area (same frame, axes and accessibility as `pain_trend_svg`). Raises ValueError
+    for an impossible value rather than drawing it."""
+    for i, b in enumerate(bands):
+        if b.day < 0 or b.n < 1:
+            raise ValueError(f"bands[{i}]: expected a day from 0 and at least one value, got {b!r}")
+        if not 0 <= b.p25 <= b.median <= b.p75 <= PAIN_MAX:
+            raise ValueError(f"bands[{i}]: expected 0 <= p25 <= median <= p75 <= 10, got {b!r}")
+    bs = sorted(bands, key=lambda b: b.day)
+    plot = _Plot(width, height, max((b.day for b in bs), default=1))
+    x, y = plot.x, plot.y
+    out = plot.open(cid=_safe_id(chart_id), css="chart pain-chart band-chart", title=title,
+                    desc=describe_band(bs), axis_title="Recovery day")
+    if bs:
+        upper = [f"{_fmt(x(b.day))},{_fmt(y(b.p75))}" for b in bs]
+        lower = [f"{_fmt(x(b.day))},{_fmt(y(b.p25))}" for b in reversed(bs)]
+        out.append(f'<polygon class="chart-band" aria-hidden="true" points="{" ".join(upper + lower)}"/>')
+        coords = " ".join(f"{_fmt(x(b.day))},{_fmt(y(b.median))}" for b in bs)
+        out.append(f'<polyline class="chart-line" aria-hidden="true" points="{coords}"/>')
+        out.append('<g class="chart-points" aria-hidden="true">')
+        for b in bs:
+            tip = f"Day {b.day}: median {_fmt(b.median)}, {_fmt(b.p25)}-{_fmt(b.p75)} ({b.n})"
+            out.append(f'<circle cx="{_fmt(x(b.day))}" cy="{_fmt(y(b.median))}" r="4"><title>{escape(tip)}</title></circle>')
+        out.append('</g>')
+    else:
+        out.append(plot.empty("No submitted check-ins in this period"))
     out.append('</svg>')
     return "".join(out)

@@ -1,0 +1,274 @@
+"""The clinic dashboard (issue 16): adherence, alert handling, texts and outcomes for one period.
+
+One statement per figure, aggregates (counts, group-bys) in SQL on both SQLite and PostgreSQL.
+Medians and percentiles are not SQL on SQLite, so the one query of such a figure fetches the values
+and recovery/domain/quantiles.py computes them. Recovery days are local dates in each patient's
+zone and "missed in a row" is a property of a sequence, so adherence fetches one narrow row per
+sent invitation and recovery/domain/reports.py classifies and counts them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+
+from recovery.domain import reports as rules
+from recovery.domain.charts import DayBand
+from recovery.domain.quantiles import Spread, spread
+from recovery.messaging import error_kind
+from recovery.services.missed import MARKER, SENT_STATES
+from recovery.store import audit
+from recovery.store.models import (Alert, AlertEvent, AuditEvent, Checkin, Enrolment, OnCallStep,
+                                   OutboundMessage, OutboxStatus, Patient, StaffUser)
+
+OM = OutboundMessage
+LEVELS = ("EMERGENCY", "URGENT", "WATCH")
+# Each level's response time (recovery/domain/alerts.py respond_by): what the figures are held against.
+LEVEL_TARGETS = {"EMERGENCY": "15 minutes", "URGENT": "4 hours (or the rule's own, if shorter)",
+                 "WATCH": "next business day"}
+TEXT_RECIPIENTS = ("patient", "caregiver")
+
+
+@dataclass
+class AlertLevelRow:
+    level: str
+    target: str
+    opened: int = 0
+    acknowledged: int = 0
+    resolved: int = 0
+    in_time: int = 0  # acknowledged by the alert's own respond_by
+    escalated: int = 0
+    ack: Spread = field(default_factory=lambda: spread([]))  # minutes from opening to acknowledgement
+    resolve: Spread = field(default_factory=lambda: spread([]))  # minutes from opening to resolution
+
+
+@dataclass
+class TextSummary:
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    by_reason: dict[str, int] = field(default_factory=lambda: {k: 0 for k in rules.FAILURE_LABELS})
+    opt_outs: list[tuple[date, int]] = field(default_factory=list)
+
+
+@dataclass
+class Dashboard:
+    period: rules.Period
+    adherence_by_day: dict[int, dict[str, int]]
+    adherence_total: dict[str, int]
+    missed_runs: list[rules.MissedRun]
+    alerts: list[AlertLevelRow]
+    escalations: list[tuple[int, str, int]]  # rung, who (the ladder's current holder), alerts escalated
+    texts: TextSummary
+    pain: list[DayBand]
+    peg: list = field(default_factory=list)  # no PEG answers are stored yet (issue 16, PEG screens)
+
+
+def _core(session: Session):
+    """The session's connection: the figures with thousands of rows skip the ORM's row loading."""
+    return session.connection()
+
+
+def _between(col, period: rules.Period):
+    return sa.and_(col >= period.start_utc, col < period.end_utc)
+
+
+@dataclass(frozen=True)
+class _Enrolled:
+    patient_id: int
+    name: str
+    zone: ZoneInfo
+    procedure_date: date  # local, in the patient's zone
+
+
+def _enrolments(session: Session, clinic_id: int) -> dict[int, _Enrolled]:
+    """The clinic's enrolments with what a recovery day needs (one statement, shared by the figures:
+    fetching these per invitation or check-in row costs a datetime parse each)."""
+    zones: dict[str, ZoneInfo] = {}
+    out = {}
+    for eid, pid, first, last, tz, end in session.execute(
+            sa.select(Enrolment.id, Patient.id, Patient.first_name, Patient.last_name, Patient.timezone,
+                      Enrolment.procedure_end)
+            .join(Patient, Patient.id == Enrolment.patient_id).where(Enrolment.clinic_id == clinic_id)).all():
+        zone = zones.setdefault(tz, ZoneInfo(tz))
+        out[eid] = _Enrolled(pid, f"{first} {last}", zone, end.astimezone(zone).date())
+    return out
+
+
+def invites(session: Session, clinic_id: int, period: rules.Period,
+            enrolled: dict[int, _Enrolled] | None = None) -> list[rules.Invite]:
+    """Every check-in invitation sent in the period (the missed scan's SENT_STATES), with the scan's
+    verdict and whether its slot was submitted. Flat statements joined here by id: correlated
+    lookups into audit_event and checkin per invitation cost ten times as much on SQLite."""
+    enrolled = _enrolments(session, clinic_id) if enrolled is None else enrolled
+    rows = _core(session).execute(
+        sa.select(OM.id, OM.enrolment_id, OM.slot, OM.sent_at)
+        .join(Enrolment, Enrolment.id == OM.enrolment_id)
+        .where(Enrolment.clinic_id == clinic_id, OM.kind == "checkin_invite", OM.recipient == "patient",
+               OM.status.in_(SENT_STATES), _between(OM.sent_at, period))
+        .order_by(OM.enrolment_id, OM.sent_at, OM.id)).all()
+    if not rows:
+        return []
+    # A slot is closed, and a check-in submitted, only after its invitation went out (>= the start).
+    verdicts = dict(_core(session).execute(
+        sa.select(AuditEvent.subject_id, AuditEvent.detail["outcome"].as_string())
+        .where(AuditEvent.action == MARKER, AuditEvent.subject_type == "outbound_message",
+               AuditEvent.at >= period.start_utc)).all())
+    submitted = set(_core(session).execute(
+        sa.select(Checkin.enrolment_id, Checkin.slot).distinct()
+        .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
+        .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted", Checkin.slot.is_not(None),
+               Checkin.submitted_at >= period.start_utc)).tuples().all())
+    out = []
+    for row_id, enrolment_id, slot, sent_at in rows:
+        e = enrolled[enrolment_id]
+        out.append(rules.Invite(enrolment_id, e.patient_id, e.name,
+                                max(0, rules.day_number(sent_at, e.procedure_date, e.zone)), sent_at,
+                                rules.invite_outcome(verdicts.get(row_id), (enrolment_id, slot) in submitted)))
+    return out
+
+
+class minutes_between(sa.sql.expression.FunctionElement):
+    """Minutes from one timestamp to another, computed by the database (no datetime per row)."""
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(minutes_between, "sqlite")
+def _minutes_sqlite(element, compiler, **kw):
+    a, b = list(element.clauses)
+    return f"((julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)})) * 1440.0)"
+
+
+@compiles(minutes_between)
+def _minutes_default(element, compiler, **kw):
+    a, b = list(element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({compiler.process(b, **kw)} - {compiler.process(a, **kw)})) / 60.0)"
+
+
+def alert_rows(session: Session, clinic_id: int, period: rules.Period) -> list[AlertLevelRow]:
+    """Alerts opened in the period by level: counts in SQL (one statement), the times to acknowledge
+    and resolve from one more statement, their median and 90th percentile in the domain."""
+    in_time = sa.case((Alert.acknowledged_at <= Alert.respond_by, 1), else_=0)
+    was_escalated = sa.exists().where(AlertEvent.alert_id == Alert.id, AlertEvent.kind == "escalated")
+    where = (Alert.clinic_id == clinic_id, _between(Alert.opened_at, period))
+    counts = session.execute(
+        sa.select(Alert.level, sa.func.count(), sa.func.count(Alert.acknowledged_at),
+                  sa.func.count(Alert.resolved_at), sa.func.coalesce(sa.func.sum(in_time), 0),
+                  sa.func.coalesce(sa.func.sum(sa.case((was_escalated, 1), else_=0)), 0))
+        .where(*where).group_by(Alert.level)).all()
+    by_level = {lv: AlertLevelRow(lv, LEVEL_TARGETS.get(lv, "")) for lv in LEVELS}
+    for level, n, acked, resolved, timely, escalated in counts:
+        row = by_level.setdefault(level, AlertLevelRow(level, LEVEL_TARGETS.get(level, "")))
+        row.opened, row.acknowledged, row.resolved, row.in_time, row.escalated = (
+            n, acked, resolved, int(timely), int(escalated))
+    times = session.execute(
+        sa.select(Alert.level, minutes_between(Alert.opened_at, Alert.acknowledged_at),
+                  minutes_between(Alert.opened_at, Alert.resolved_at))
+        .where(*where, Alert.acknowledged_at.is_not(None))).all()
+    acks: dict[str, list[float]] = {}
+    res: dict[str, list[float]] = {}
+    for level, to_ack, to_resolve in times:
+        acks.setdefault(level, []).append(float(to_ack))
+        if to_resolve is not None:
+            res.setdefault(level, []).append(float(to_resolve))
+    for level, row in by_level.items():
+        row.ack, row.resolve = spread(acks.get(level, [])), spread(res.get(level, []))
+    order = {lv: i for i, lv in enumerate(LEVELS)}
+    return sorted(by_level.values(), key=lambda r: (order.get(r.level, 99), r.level))
+
+
+def escalations(session: Session, clinic_id: int, period: rules.Period) -> list[tuple[int, str, int]]:
+    """Alerts opened in the period that were escalated, by the ladder rung they reached (alert_event
+    rows of kind "escalated"; each rung at most once per alert). One statement."""
+    step = AlertEvent.detail["step"].as_integer()
+    rows = session.execute(
+        sa.select(step, sa.func.count(sa.distinct(AlertEvent.alert_id)), StaffUser.name)
+        .join(Alert, Alert.id == AlertEvent.alert_id)
+        .outerjoin(OnCallStep, sa.and_(OnCallStep.clinic_id == clinic_id, OnCallStep.position == step))
+        .outerjoin(StaffUser, StaffUser.id == OnCallStep.staff_id)
+        .where(AlertEvent.kind == "escalated", Alert.clinic_id == clinic_id, _between(Alert.opened_at, period))
+        .group_by(step, StaffUser.name).order_by(step)).all()
+    return [(int(s or 0), name or "–", n) for s, n, name in rows]
+
+
+def texts(session: Session, clinic_id: int, period: rules.Period) -> TextSummary:
+    """Texts to patients and caregivers that went out (or failed) in the period, grouped in SQL by
+    status, reason and error code (one statement); opt-outs per local week (one more)."""
+    at = sa.func.coalesce(OM.sent_at, OM.final_at)
+    rows = session.execute(
+        sa.select(OM.status, OM.status_reason, OM.error_code, OM.sent_at.is_not(None), sa.func.count())
+        .join(Patient, Patient.id == OM.patient_id)
+        .where(Patient.clinic_id == clinic_id, OM.recipient.in_(TEXT_RECIPIENTS),
+               OM.status.in_((OutboxStatus.SENT, OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED,
+                              OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)),
+               at >= period.start_utc, at < period.end_utc)
+        .group_by(OM.status, OM.status_reason, OM.error_code, OM.sent_at.is_not(None))).all()
+    out = TextSummary()
+    for status, reason, code, was_sent, n in rows:
+        status = OutboxStatus(status)
+        if status == OutboxStatus.SUPPRESSED and reason != "opted_out":
+            continue  # held back by our own rules (quiet hours, consent): never a failed text
+        if was_sent:
+            out.sent += n
+        if status == OutboxStatus.DELIVERED:
+            out.delivered += n
+        elif status in (OutboxStatus.UNDELIVERED, OutboxStatus.FAILED, OutboxStatus.SUPPRESSED):
+            out.failed += n
+            kind = error_kind(int(code), None) if (code or "").isdigit() else None
+            out.by_reason[rules.failure_reason(reason, kind)] += n
+    opt_outs = session.scalars(
+        sa.select(AuditEvent.at).join(Patient, Patient.id == AuditEvent.patient_id)
+        .where(AuditEvent.action == "sms_opted_out", Patient.clinic_id == clinic_id,
+               _between(AuditEvent.at, period))).all()
+    out.opt_outs = rules.per_week(opt_outs, period)
+    return out
+
+
+def pain_bands(session: Session, clinic_id: int, period: rules.Period,
+               enrolled: dict[int, _Enrolled] | None = None) -> list[DayBand]:
+    """Back pain (0-10) of the check-ins submitted in the period, by recovery day: median and
+    25th-75th percentiles. One statement fetches the values."""
+    enrolled = _enrolments(session, clinic_id) if enrolled is None else enrolled
+    pain = Checkin.answers["back_pain"].as_integer()
+    rows = _core(session).execute(
+        sa.select(Checkin.enrolment_id, Checkin.submitted_at, pain)
+        .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
+        .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted",
+               _between(Checkin.submitted_at, period), pain.is_not(None))).all()
+    by_day: dict[int, list[int]] = {}
+    for enrolment_id, submitted_at, value in rows:
+        if value is None or not 0 <= value <= 10:
+            continue
+        e = enrolled[enrolment_id]
+        by_day.setdefault(max(0, rules.day_number(submitted_at, e.procedure_date, e.zone)), []).append(int(value))
+    bands = []
+    for day, values in sorted(by_day.items()):
+        s = spread(values)
+        bands.append(DayBand(day, s.n, s.p25, s.median, s.p75))
+    return bands
+
+
+def dashboard(session: Session, clinic_id: int, period: rules.Period) -> Dashboard:
+    enrolled = _enrolments(session, clinic_id)
+    inv = invites(session, clinic_id, period, enrolled)
+    by_day, total = rules.tally(inv)
+    return Dashboard(period=period, adherence_by_day=by_day, adherence_total=total,
+                     missed_runs=rules.missed_runs(inv), alerts=alert_rows(session, clinic_id, period),
+                     escalations=escalations(session, clinic_id, period), texts=texts(session, clinic_id, period),
+                     pain=pain_bands(session, clinic_id, period, enrolled))
+
+
+def audit_patient_list_export(session: Session, *, staff_id: int, period: rules.Period,
+                              patient_ids: list[int], now: datetime, request_id: str | None) -> None:
+    """The list of patients with missed check-ins names patients: its export is a PHI read, one
+    audit row per patient named (as a record view is), so each patient's trail shows it."""
+    for pid in dict.fromkeys(patient_ids):
+        audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="report_exported",
+                     patient_id=pid, subject_type="patient", subject_id=pid,
+                     detail={"table": "missed_in_a_row", "from": period.start.isoformat(),
+                             "to": period.end.isoformat()}, request_id=request_id)
