@@ -57,7 +57,7 @@ def _past_invitations(app, s, clinic_id: int, now) -> None:
 
 def _seed(app, now) -> dict:
     from bench.seeding import seed_large
-    from recovery.dispatch.pipeline import DispatchSettings
+    from recovery.dispatch.settings import DispatchSettings
     from recovery.services import alerting, missed
     from recovery.store.db import db
     from recovery.store.models import Alert, AlertStatus, OutboundMessage as OM, OutboxStatus, StaffUser

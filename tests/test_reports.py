@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from recovery.dispatch.pipeline import apply_status, mark_opted_out
+from recovery.dispatch.status import apply_status
+from recovery.services.contactability import mark_opted_out
 from recovery.files import templates as templates_repo
 from recovery.scheduler.tick import tick
 from recovery.services import alerting
