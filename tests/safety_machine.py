@@ -13,8 +13,9 @@ procedure time, acknowledge and resolve alerts and tasks with every disposition;
 caregivers text in (STOP/START/HELP and variants, 0-10, Y/N, free text, "stop texting me"; from
 unknown numbers too), open the links their texts carry (or a fresh one), check in on the web with
 any answers (plain posts and htmx drafts, emergency answers included), report a symptom; Twilio
-sends delivery callbacks in any order, with replays; the scheduler ticks; time passes; monitoring
-ends (there is no use-case for that yet: the rule sets the status, as an operator would).
+sends delivery callbacks in any order, with replays; the scheduler ticks; time passes; nurses end
+monitoring (with every reason, and bad ones), pause texts until a day (and bad days) and resume
+them, through their forms.
 
 Invariants, after every step:
 - no response is a 5xx;
@@ -22,7 +23,7 @@ Invariants, after every step:
   htmx draft's HX-Redirect, the submission's page) and leaves an open EMERGENCY alert for it;
 - no text is handed to the gateway for a number that opted out (STOP, or plain words) before the
   tick, except the one confirmation of an opt-out in words; none for a patient without consent or
-  an ended enrolment;
+  an ended enrolment; during a pause only replies to what the patient did (event replies);
 - no outbox row is handed over twice; a routine text (not urgent, not a safety text) is never
   handed over in quiet hours (21:00-08:00 local), a safety text never 23:00-08:00;
 - at most 3 routine texts a day per enrolment and recipient (sent or still planned), after any
@@ -52,6 +53,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from recovery.domain.alerts import DISPOSITIONS, FOLLOW_UP_MINUTES
+from recovery.domain.episode_rules import END_REASONS
 from recovery.messaging import SendResult
 from recovery.store.outbox import OPT_OUT_REF
 from recovery.messaging.twilio_gateway import compute_signature
@@ -93,7 +95,7 @@ COUNTS = {"examples": 0, "steps": 0}
 
 
 def examples() -> int:
-    return int(os.environ.get("SAFETY_MACHINE_EXAMPLES", "12"))
+    return int(os.environ.get("SAFETY_MACHINE_EXAMPLES", "30"))
 
 
 # ---- answers to one screen of the check-in ------------------------------------------------------
@@ -364,13 +366,38 @@ def build(db_factory, time_machine):
                 assert resp.status_code == 404, (path, resp.status_code)
 
         @precondition(lambda self: self.patients)
-        @rule(data=st.data(), how=st.sampled_from(["completed", "withdrawn"]))
-        def monitoring_ends(self, data, how):
+        @rule(data=st.data(), reason=st.sampled_from(sorted(END_REASONS) + ["bogus"]),
+              note=st.sampled_from(["", "readmitted to ward 4"]))
+        def nurse_ends_monitoring(self, data, reason, note):
+            """The nurse's "End monitoring" form (a bad reason, or "other" without a note, is a 422)."""
             p = data.draw(st.sampled_from(self.patients))
-            s = self.fresh()
-            s.get(Enrolment, p.enrolment_id).status = EnrolmentStatus(how)
-            s.commit()
-            self.ended.add(p.enrolment_id)
+            c = self.clinics[p.clinic]
+            resp = self.nurse(c, "post", f"/nurse/patients/{p.id}/end", data={"reason": reason, "note": note})
+            event(f"end monitoring: {resp.status_code}")
+            if resp.status_code == 303:
+                self.ended.add(p.enrolment_id)
+            else:
+                assert resp.status_code in (409, 422), resp.status_code
+
+        @precondition(lambda self: self.patients)
+        @rule(data=st.data(), days=st.integers(-1, 100))
+        def nurse_pauses_texts(self, data, days):
+            """Pause until a local day (today, the past and beyond 90 days are 422s)."""
+            p = data.draw(st.sampled_from(self.patients))
+            c = self.clinics[p.clinic]
+            until = (self.now.astimezone(ZoneInfo(p.tz)) + timedelta(days=days)).date()
+            resp = self.nurse(c, "post", f"/nurse/patients/{p.id}/pause", data={"until": until.isoformat(), "note": ""})
+            event(f"pause texts: {resp.status_code}")
+            if resp.status_code != 303:
+                assert resp.status_code in (409, 422), resp.status_code
+
+        @precondition(lambda self: self.patients)
+        @rule(data=st.data())
+        def nurse_resumes_texts(self, data):
+            p = data.draw(st.sampled_from(self.patients))
+            c = self.clinics[p.clinic]
+            resp = self.nurse(c, "post", f"/nurse/patients/{p.id}/resume")
+            event(f"resume texts: {resp.status_code}")
 
         # ---- texts in and Twilio -------------------------------------------------------------------
         @rule(number=st.sampled_from(NUMBERS + [UNKNOWN]), body=st.sampled_from(sorted(TEXTS)), replay=st.booleans())
@@ -412,6 +439,9 @@ def build(db_factory, time_machine):
         @rule()
         def scheduler_tick(self):
             self.before_tick = (set(self.opted_out), set(self.ended))
+            s = self.fresh()
+            self.paused_until = {e.id: e.paused_until for e in s.scalars(sa.select(Enrolment))}
+            s.rollback()
             self.gateway.now = self.now
             report = run_tick(self.app, self.gateway)
             assert not report.errors, report.summary()
@@ -574,6 +604,9 @@ def build(db_factory, time_machine):
                 confirmation = row.kind == "event_reply" and row.occurrence_key.endswith(":" + OPT_OUT_REF)
                 assert to not in opted_out or confirmation, f"{what} handed over to a number that opted out"
                 assert row.enrolment_id not in ended, f"{what} handed over for an ended enrolment"
+                until = self.paused_until.get(row.enrolment_id)
+                assert until is None or until <= when or row.kind == "event_reply", \
+                    f"{what} handed over during a pause (until {until:%Y-%m-%d %H:%M})"
                 if row.recipient == "patient":
                     assert patient.sms_consent, f"{what} handed over without consent"
                 local = when.astimezone(ZoneInfo(patient.timezone))
