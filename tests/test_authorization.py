@@ -24,6 +24,8 @@ SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (te
 CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key (test below)
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
 NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
+# The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/test_admin_access.py).
+ADMIN_SCOPED = {"admin.home"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
@@ -90,7 +92,7 @@ def _call(client, rule, url):
 
 
 def test_every_route_is_classified(app):
-    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | PATIENT_SCOPED | set(OBJECT)
+    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | PATIENT_SCOPED | set(OBJECT)
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     assert endpoints - known == set(), "classify these routes in tests/test_authorization.py"
     assert known - endpoints == set(), "these classified routes no longer exist"
@@ -123,6 +125,17 @@ def test_nurse_lists_show_only_their_own_clinic(app, world):
         for endpoint in ("nurse.patients", "reports.dashboard", "reports.export"):
             r = c.get(_url(app, endpoint, {}))
             assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_admin_pages_refuse_nurses_patients_and_anonymous(app, world):
+    for endpoint in sorted(ADMIN_SCOPED):
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        url = _url(app, endpoint, {})
+        assert _call(_client(app, world, "nurse_a"), rule, url).status_code == 403, endpoint
+        for who in ("ann", "anonymous"):
+            r = _call(_client(app, world, who), rule, url)
+            assert r.status_code in (302, 403), (who, endpoint, r.status_code)
+            assert r.status_code == 403 or "/login" in r.headers["Location"]
 
 
 def test_patient_pages_show_only_the_patients_own_record(app, world):
