@@ -22,7 +22,8 @@ def pytest_configure(config):
     from tests.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
     # Never the checkout's instance/: `make run` keeps its secret key and database there. Set in
     # the environment, so the app servers the tests start inherit it too.
-    os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
+    if not (_is_worker(config) and "recovery-instance-" in os.environ.get("INSTANCE_PATH", "")):
+        os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
     log_dir()
     root = logging.getLogger()
     root.addHandler(COLLECTOR)
@@ -31,16 +32,29 @@ def pytest_configure(config):
     root.setLevel(logging.DEBUG)
 
 
+def _is_worker(config) -> bool:
+    """A pytest-xdist worker (`make test` runs the in-process tests on two)."""
+    return hasattr(config, "workerinput")
+
+
+_WORKER_PROBLEMS: list[str] = []
+
+
 def pytest_sessionfinish(session, exitstatus):
     """No log line of the whole run (in-process or subprocess) carried a canary value: checked once
-    every test and fixture is done, whatever order the tests ran in."""
+    every test and fixture is done, whatever order the tests ran in. Under xdist each worker checks
+    its own records and hands its findings to the controller, which fails the run."""
     import logging
 
     from tests.privacy import COLLECTOR, privacy_problems, scan_log_files
-    if not getattr(session, "items", None) or session.config.option.collectonly:
+    problems: list[str] = []
+    if getattr(session, "items", None) and not session.config.option.collectonly:
+        installed = COLLECTOR in logging.getLogger().handlers
+        problems = privacy_problems(COLLECTOR, scan_log_files(), installed=installed)
+    if _is_worker(session.config):
+        session.config.workeroutput["privacy_problems"] = problems
         return
-    installed = COLLECTOR in logging.getLogger().handlers
-    problems = privacy_problems(COLLECTOR, scan_log_files(), installed=installed)
+    problems += _WORKER_PROBLEMS
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         for problem in problems:
@@ -48,8 +62,15 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _WORKER_PROBLEMS.extend(getattr(node, "workeroutput", {}).get("privacy_problems", []))
+
+
 def pytest_unconfigure(config):
     import shutil
+    if _is_worker(config):
+        return  # the controller made the folder and the workers share it
     folder = os.environ.get("INSTANCE_PATH", "")
     if os.path.basename(folder).startswith("recovery-instance-"):
         shutil.rmtree(folder, ignore_errors=True)

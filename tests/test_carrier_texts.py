@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from recovery.scheduler.tick import tick
 from recovery.domain import sms_encoding, texts
-from recovery.domain.plan import Overrides, TemplateError
+from recovery.domain.plan.errors import TemplateError
+from recovery.domain.plan.overrides import Overrides
 from recovery.domain.timeline import build_timeline
 from recovery.files import templates as templates_repo
 from recovery.services.tokens import digest

@@ -19,7 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from recovery.config import REPO_ROOT
-from recovery.domain import plan, texts
+from recovery.domain import texts
+from recovery.domain.plan.errors import OverrideError, TemplateError
+from recovery.domain.plan.model import Template
+from recovery.domain.plan.overrides import Overrides
 from recovery.domain.timeline import PlannedMessage, Timeline, TimelineError, build_timeline, local_to_utc
 from recovery.files import plans
 from recovery.files import templates as templates_repo
@@ -60,7 +63,7 @@ def _instant(option: str, value: str, tz: ZoneInfo) -> datetime:
     return parsed
 
 
-def _template(catalog: plans.Catalog, template_id: str | None, clinic: str | None) -> plan.Template:
+def _template(catalog: plans.Catalog, template_id: str | None, clinic: str | None) -> Template:
     try:
         if clinic:
             t = catalog.for_clinic(clinic)
@@ -72,7 +75,7 @@ def _template(catalog: plans.Catalog, template_id: str | None, clinic: str | Non
         raise _BadInput(e.args[0]) from None
 
 
-def _as_json(t: plan.Template, tl: Timeline) -> dict:
+def _as_json(t: Template, tl: Timeline) -> dict:
     local = tl.local
     return {
         "template": t.id,
@@ -85,7 +88,7 @@ def _as_json(t: plan.Template, tl: Timeline) -> dict:
     }
 
 
-def _table(t: plan.Template, tl: Timeline) -> str:
+def _table(t: Template, tl: Timeline) -> str:
     def when(instant: datetime) -> str:
         return tl.local(instant).strftime("%a %Y-%m-%d %H:%M %z")
 
@@ -145,13 +148,13 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         now = _instant("--enrolled-at", enrolled_at, tz) if enrolled_at else None
         try:
             catalog = plans.load_all(schedules_dir(), templates_repo.budget())
-        except plan.TemplateError as e:
+        except TemplateError as e:
             raise _BadInput(str(e)) from None
         template = _template(catalog, template_id, clinic)
         try:
             tl = build_timeline(template, procedure_end=t0, discharge=td, tz=tz,
-                                overrides=plan.Overrides(working=working, brace=brace), now=now)
-        except (TimelineError, plan.OverrideError) as e:
+                                overrides=Overrides(working=working, brace=brace), now=now)
+        except (TimelineError, OverrideError) as e:
             raise _BadInput(str(e)) from None
     except _BadInput as e:
         click.echo(f"Error: {e}", err=True)
@@ -186,19 +189,19 @@ def _cell(tl: Timeline, day: int) -> tuple[str, int, int]:
     return ", ".join(f"{at} {' '.join(ids)}" for at, ids in items.items()) or "–", count, routine
 
 
-def first_days_timelines(template: plan.Template) -> list[tuple[str, Timeline]]:
+def first_days_timelines(template: Template) -> list[tuple[str, Timeline]]:
     """The three example patients of the README, each enrolled at discharge (T0 + 2 h)."""
     tz = ZoneInfo(FIRST_DAYS_ZONE)
     out = []
     for label, at in FIRST_DAYS_CASES:
         t0 = local_to_utc(FIRST_DAYS_DATE, at, tz)
-        tl = build_timeline(template, procedure_end=t0, discharge=None, tz=tz, overrides=plan.Overrides(),
+        tl = build_timeline(template, procedure_end=t0, discharge=None, tz=tz, overrides=Overrides(),
                             now=t0 + timedelta(hours=2))
         out.append((label, tl))
     return out
 
 
-def first_days_markdown(template: plan.Template, days: int = 4) -> str:
+def first_days_markdown(template: Template, days: int = 4) -> str:
     """The README table: per discharge time, the texts of days 0 to days-1, from the real timeline."""
     cases = first_days_timelines(template)
 
@@ -236,7 +239,7 @@ def timeline_days_command(template_id: str | None) -> None:
     try:
         catalog = plans.load_all(schedules_dir(), templates_repo.budget())
         template = _template(catalog, template_id, None)
-    except (plan.TemplateError, _BadInput) as e:
+    except (TemplateError, _BadInput) as e:
         click.echo(f"Error: {e}", err=True)
         raise click.exceptions.Exit(2) from None
     click.echo(first_days_markdown(template))

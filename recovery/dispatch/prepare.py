@@ -17,7 +17,7 @@ from recovery.dispatch.claims import OPT_IN_REF, OPT_IN_WAIT, reserve_slot
 from recovery.dispatch.outcomes import CHECKIN_KINDS, fail_row, finish_row, release_row
 from recovery.dispatch.settings import DispatchSettings
 from recovery.domain import sms_encoding, texts
-from recovery.domain.plan import parse_clock
+from recovery.domain.plan.offsets import parse_clock
 from recovery.domain.timeline import local_to_utc, next_allowed_send
 from recovery.files import templates as templates_repo
 from recovery.services.sessions import issue_link

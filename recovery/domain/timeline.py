@@ -36,10 +36,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from recovery.domain.plan import (
-    CalendarDate, DailyLimit, DayAt, DaysFrom, Elapsed, FirstAt, MessageRule, Offset, Overrides, OverrideError,
-    Template, parse_clock,
-)
+from recovery.domain.plan.errors import OverrideError
+from recovery.domain.plan.model import DailyLimit, MessageRule, Template
+from recovery.domain.plan.offsets import CalendarDate, DayAt, DaysFrom, Elapsed, FirstAt, Offset, parse_clock
+from recovery.domain.plan.overrides import Overrides
 
 UTC = timezone.utc
 DEFAULT_DISCHARGE_AFTER = timedelta(hours=2)

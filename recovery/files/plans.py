@@ -14,7 +14,10 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from recovery.domain import texts
-from recovery.domain.plan import Overrides, Template, TemplateBuilder, TemplateError
+from recovery.domain.plan.builder import TemplateBuilder
+from recovery.domain.plan.errors import TemplateError
+from recovery.domain.plan.model import Template
+from recovery.domain.plan.overrides import Overrides
 from recovery.domain.timeline import TimelineError, build_timeline
 
 # ---------------------------------------------------------------------------------------------

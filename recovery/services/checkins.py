@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.domain.plan import Template
+from recovery.domain.plan.model import Template
 from recovery.services import alerting
 from recovery.services.enrolment import overrides_for, timeline_for
 from recovery.store import audit

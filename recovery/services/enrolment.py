@@ -15,7 +15,8 @@ from recovery.services.contactability import mark_opted_out
 from recovery.store import audit
 from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
-from recovery.domain.plan import Overrides, Template
+from recovery.domain.plan.model import Template
+from recovery.domain.plan.overrides import Overrides
 from recovery.domain.episode_rules import held_by_pause
 from recovery.domain.timeline import Timeline, build_timeline, fit_daily_limit, replan
 from recovery.store.outbox import plan_opt_in, plan_timeline

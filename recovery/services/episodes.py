@@ -22,7 +22,7 @@ from recovery.domain.episode_rules import END_REASONS, MAX_PAUSE_DAYS, PAUSE_EXE
 from recovery.store.models import (Alert, AlertStatus, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, SmsConversation, StaffUser)
 from recovery.store.outbox import plan_timeline
-from recovery.domain.plan import Template
+from recovery.domain.plan.model import Template
 from recovery.domain.timeline import local_to_utc
 
 OM = OutboundMessage

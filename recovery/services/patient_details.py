@@ -26,7 +26,7 @@ from recovery.services.enrolment import replan_texts, timeline_for
 from recovery.services.episodes import replan_ahead
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
-from recovery.domain.plan import Template
+from recovery.domain.plan.model import Template
 
 OM = OutboundMessage
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.domain.plan import Template
+from recovery.domain.plan.model import Template
 from recovery.domain.timeline import PlannedMessage, Timeline, plan_reply
 from recovery.store.models import Enrolment, OutboundMessage, OutboxStatus, Patient
 

@@ -19,7 +19,7 @@ from recovery.store.db import db
 from recovery.domain.episode_rules import END_REASONS
 from recovery.services.patient_details import PatientDetails, change_details
 from recovery.services.phones import region_for_zone
-from recovery.domain.plan import OverrideError
+from recovery.domain.plan.errors import OverrideError
 from recovery.services.records import current_enrolment
 from recovery.domain.timeline import TimelineError
 from recovery.web.access import patient_for_staff

@@ -8,7 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
 from flask_login import current_user
 
 from recovery.clock import utcnow
-from recovery.domain.plan import OverrideError
+from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
 from recovery.files import templates as templates_repo
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for

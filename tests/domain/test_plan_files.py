@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recovery.domain.plan import (
-    DayAt, Elapsed, FirstAt, Overrides, OverrideError, TemplateError, parse_duration, parse_offset,
-)
+from recovery.domain.plan.errors import OverrideError, TemplateError
+from recovery.domain.plan.offsets import DayAt, Elapsed, FirstAt, parse_duration, parse_offset
+from recovery.domain.plan.overrides import Overrides
 from recovery.files.plans import load_all, load_clinic_template, load_template
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"

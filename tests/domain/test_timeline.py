@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery.domain.plan import Overrides, OverrideError
+from recovery.domain.plan.errors import OverrideError
+from recovery.domain.plan.overrides import Overrides
 from recovery.files.plans import load_template
 from recovery.domain.timeline import (
     LATE_GRACE, TimelineError, active_restrictions, build_timeline,
@@ -740,7 +741,7 @@ def test_no_driving_for_21_days_rewords_s01_and_the_milestone(v2):
 @pytest.mark.parametrize("hours,words", [(48, "48 hours"), (36, "36 hours"), (72, "3 days"), (168, "1 week"),
                                          (240, "10 days"), (336, "2 weeks"), (2160, "90 days"), (50, "50 hours")])
 def test_lengths_in_words(hours, words):
-    from recovery.domain.plan import duration_words
+    from recovery.domain.plan.overrides import duration_words
     assert duration_words(timedelta(hours=hours)) == words
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery.domain.plan import Overrides
+from recovery.domain.plan.overrides import Overrides
 from recovery.files.plans import load_template
 from recovery.domain.timeline import build_timeline
 from recovery.domain.today import shown, today_view
