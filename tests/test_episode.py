@@ -165,7 +165,7 @@ def test_sending_refuses_a_claimed_row_of_an_enrolment_ended_between_claim_and_s
                             staff=nurse, now=local(1, 10))
     session.commit()
     ctx = prepare.SendContext(s)
-    assert prepare.prepare(session, row.id, local(1, 10), ctx) == "enrolment_ended"
+    assert prepare.prepare(session, row.id, local(1, 10), ctx) == prepare.NotSent("enrolment_ended")
     assert sms.sent_to(p.mobile_e164) == ()
 
 

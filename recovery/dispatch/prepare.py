@@ -23,7 +23,7 @@ from recovery.files import templates as templates_repo
 from recovery.services.sessions import issue_link
 from recovery.store import outbox
 from recovery.store.db import is_sqlite, write_unit
-from recovery.store.models import (Alert, AlertStatus, Checkin, Clinic, Enrolment, EnrolmentStatus,
+from recovery.store.models import (Alert, AlertStatus, Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus,
                                    OutboundMessage, OutboxStatus, Patient, StaffUser)
 
 log = logging.getLogger("recovery.dispatch")
@@ -47,6 +47,13 @@ LINK_PLACEHOLDER_STORED = "[link]"
 
 # The one reply to an opt-out in the patient's own words; the FCC allows one within 5 minutes.
 OPT_OUT_REPLY_REF, OPT_OUT_REPLY_WITHIN = ":" + outbox.OPT_OUT_REF, timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """Why a claimed row is not sent now (the row is already finished or released accordingly):
+    one of the outcomes SendReport counts, e.g. "opted_out", "quiet_hours", "lost_claim"."""
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ def _done_slots(session: Session, rows: list[OutboundMessage]) -> set[tuple[int,
         return set()
     found = session.execute(sa.select(Checkin.enrolment_id, Checkin.slot).where(
         Checkin.enrolment_id.in_({e for e, _ in wanted}), Checkin.slot.in_({s for _, s in wanted}),
-        Checkin.status == "submitted")).all()
+        Checkin.status == CheckinStatus.SUBMITTED)).all()
     return {(e, s) for e, s in found} & wanted
 
 
@@ -201,12 +208,12 @@ def _waiting_for_opt_in(session: Session, rows: list[OutboundMessage]) -> set[tu
     return {(e, r) for e, r in found} & wanted
 
 
-def prepare(session: Session, row_id: int, now: datetime, ctx: SendContext) -> Prepared | str:
+def prepare(session: Session, row_id: int, now: datetime, ctx: SendContext) -> Prepared | NotSent:
     """Re-check one claimed row and render it (commits). Returns what to send, or why not."""
     return prepare_batch(session, [row_id], now, ctx)[0]
 
 
-def prepare_batch(session: Session, ids: list[int], now: datetime, ctx: SendContext) -> list[Prepared | str]:
+def prepare_batch(session: Session, ids: list[int], now: datetime, ctx: SendContext) -> list[Prepared | NotSent]:
     """Re-check and render claimed rows in one transaction, in the order of `ids`. With pacing on,
     the same transaction reserves each row's send slot (see the module docstring)."""
     s = ctx.settings
@@ -214,11 +221,11 @@ def prepare_batch(session: Session, ids: list[int], now: datetime, ctx: SendCont
         loaded = {r[0].id: r for r in _load(session, ids)}
         done = _done_slots(session, [r[0] for r in loaded.values()])
         waiting = _waiting_for_opt_in(session, [r[0] for r in loaded.values()])
-        out: list[Prepared | str] = []
+        out: list[Prepared | NotSent] = []
         for row_id in ids:
             found = loaded.get(row_id)
             if found is None or found[0].status != OutboxStatus.CLAIMED or found[0].claimed_by != s.worker_id:
-                out.append("lost_claim")
+                out.append(NotSent("lost_claim"))
                 continue
             out.append(_check_and_render(session, *found, now=now, ctx=ctx, done=done, waiting=waiting))
         return out
@@ -226,27 +233,27 @@ def prepare_batch(session: Session, ids: list[int], now: datetime, ctx: SendCont
 
 def _check_and_render(session: Session, row: OutboundMessage, patient: Patient | None, enrolment: Enrolment | None,
                       *, now: datetime, ctx: SendContext, done: set[tuple[int, str]],
-                      waiting: set[tuple[int, str]] = frozenset()) -> Prepared | str:
+                      waiting: set[tuple[int, str]] = frozenset()) -> Prepared | NotSent:
     s = ctx.settings
     staff = session.get(StaffUser, row.staff_id) if row.staff_id else None
     problem = _recipient_problem(row, patient, staff)
     if problem:
         finish_row(session, row, OutboxStatus.SUPPRESSED, problem, now)
-        return problem
+        return NotSent(problem)
     if enrolment is not None and enrolment.status != EnrolmentStatus.ACTIVE:
         finish_row(session, row, OutboxStatus.CANCELLED, "enrolment_ended", now)
-        return "enrolment_ended"
+        return NotSent("enrolment_ended")
     if enrolment is not None and held_by_pause(enrolment.paused_until, now, recipient=row.recipient, kind=row.kind):
         finish_row(session, row, OutboxStatus.CANCELLED, "paused", now)  # routine texts are held, not sent late
-        return "paused"
+        return NotSent("paused")
     if row.recipient == "staff":
         alert = session.get(Alert, row.alert_id) if row.alert_id else None
         if alert is not None and alert.status != AlertStatus.OPEN:
             finish_row(session, row, OutboxStatus.CANCELLED, "alert_acknowledged", now)
-            return "alert_acknowledged"
+            return NotSent("alert_acknowledged")
     elif (row.enrolment_id, row.slot) in done:
         finish_row(session, row, OutboxStatus.CANCELLED, "checkin_done", now)
-        return "checkin_done"
+        return NotSent("checkin_done")
     if row.recipient != "staff":
         tz = ZoneInfo(patient.timezone)
         quiet = ctx.quiet_hours(session, enrolment, safety=row.safety)
@@ -262,23 +269,23 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
             stale_after = OPT_OUT_REPLY_WITHIN
         if stale_after is not None and now - planned > stale_after:
             finish_row(session, row, OutboxStatus.SUPPRESSED, "stale", now)
-            return "stale"
+            return NotSent("stale")
         if not row.urgent:
             allowed = next_allowed_send(now, tz, quiet)
             if allowed > now:
                 release_row(row, allowed, "quiet_hours", now, attempt_made=False)
-                return "quiet_hours"
+                return NotSent("quiet_hours")
         if (row.enrolment_id, row.recipient) in waiting and not row.occurrence_key.endswith(OPT_IN_REF):
             hold = _opt_in_hold(row, now, tz, quiet, s)
             if hold is not None:
                 release_row(row, now + hold, "after_opt_in", now, attempt_made=False)
-                return "after_opt_in"
+                return NotSent("after_opt_in")
     try:
         body, stored = _render(session, row, patient, staff, now, ctx, enrolment)
     except ValueError:
         fail_row(session, row, now, reason="render_error", code=None)
         log.error("outbox row %d (%s): its text template cannot be rendered", row.id, row.message_id)
-        return "render_error"
+        return NotSent("render_error")
     row.body, row.updated_at = stored, now
     size = sms_encoding.count(body)
     row.segments, row.encoding = size.count, size.encoding

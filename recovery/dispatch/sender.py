@@ -13,10 +13,10 @@ import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
 from recovery.dispatch.claims import Claim, claim_due
-from recovery.dispatch.prepare import prepare, prepare_batch, Prepared, SendContext
+from recovery.dispatch.prepare import NotSent, Prepared, SendContext, prepare, prepare_batch
 from recovery.dispatch.results import record_error, record_sent
 from recovery.dispatch.settings import DispatchSettings
-from recovery.messaging import SendError, mask_number
+from recovery.messaging import SendError, SmsGateway, mask_number
 
 log = logging.getLogger("recovery.dispatch")
 
@@ -33,13 +33,13 @@ class SendReport:
             self.sent += 1
 
 
-def deliver(session: Session, gateway, claim: Claim | Prepared | str, ctx: SendContext,
+def deliver(session: Session, gateway: SmsGateway, claim: Claim | Prepared | NotSent, ctx: SendContext,
             clock: Callable[[], datetime], sleep: Callable[[float], None]) -> str:
     """Re-check and render (unless the batch did already), wait for the pacing slot, send,
     record. No transaction is open during the provider call."""
     prepared = prepare(session, claim.id, clock(), ctx) if isinstance(claim, Claim) else claim
-    if not isinstance(prepared, Prepared):
-        return prepared
+    if isinstance(prepared, NotSent):
+        return prepared.reason
     if ctx.settings.pacing:
         wait = (prepared.slot - clock()).total_seconds()
         if wait > 0:
@@ -62,7 +62,7 @@ def deliver(session: Session, gateway, claim: Claim | Prepared | str, ctx: SendC
     return "sent"
 
 
-def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Callable[[], datetime],
+def send_due(session: Session, gateway: SmsGateway, settings: DispatchSettings, *, clock: Callable[[], datetime],
              sleep: Callable[[float], None] = time.sleep, max_rows: int | None = None) -> SendReport:
     """Claim and send due rows until none are left, `max_rows` were claimed, or (with pacing) one
     tick's worth of time was used.
@@ -84,7 +84,7 @@ def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Ca
     opened: list[Session] = []
     opened_lock = threading.Lock()
 
-    def work(claim: Claim | Prepared | str) -> str:
+    def work(claim: Claim | Prepared | NotSent) -> str:
         own = getattr(local, "session", None)
         if own is None:
             own = local.session = factory()
@@ -95,7 +95,7 @@ def send_due(session: Session, gateway, settings: DispatchSettings, *, clock: Ca
         finally:
             own.expunge_all()
 
-    def next_batch() -> list[Claim | Prepared | str]:
+    def next_batch() -> list[Claim | Prepared | NotSent]:
         claims = claim_due(claimer, clock(), settings, min(settings.claim_size(), limit - report.claimed))
         report.claimed += len(claims)
         # Without pacing the whole batch is re-checked at once, milliseconds before its sends;

@@ -21,6 +21,7 @@ from flask.cli import with_appcontext
 
 from recovery.clock import utcnow
 from recovery.dispatch.settings import DispatchSettings
+from recovery.messaging import SmsGateway
 from recovery.scheduler.tick import TickReport, tick
 from recovery.store.db import db
 
@@ -42,7 +43,7 @@ def settings_for(app: Flask) -> DispatchSettings:
 class Ticker:
     """What the interval job calls. Remembers when the missed scan last ran (per process)."""
 
-    def __init__(self, app: Flask, gateway=None):
+    def __init__(self, app: Flask, gateway: SmsGateway | None = None):
         self.app = app
         self.gateway = gateway
         self._last_scan: float | None = None
@@ -69,7 +70,7 @@ class Ticker:
             return report
 
 
-def run_tick(app: Flask, gateway=None, now: datetime | None = None) -> TickReport:
+def run_tick(app: Flask, gateway: SmsGateway | None = None, now: datetime | None = None) -> TickReport:
     """One tick, in its own app context (what `--once` does)."""
     return Ticker(app, gateway)(now)
 

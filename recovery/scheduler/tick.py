@@ -18,6 +18,7 @@ from recovery.dispatch.claims import recover_expired
 from recovery.dispatch.sender import SendReport, send_due
 
 from recovery.dispatch.settings import DispatchSettings
+from recovery.messaging import SmsGateway
 from recovery.services import alerting, missed
 from recovery.store.db import write_unit
 from recovery.store.models import Alert, AlertStatus
@@ -42,7 +43,7 @@ class TickReport:
         return text
 
 
-def tick(session: Session, gateway, now: datetime, settings: DispatchSettings, *,
+def tick(session: Session, gateway: SmsGateway, now: datetime, settings: DispatchSettings, *,
          clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
          scan_missed: bool = True) -> TickReport:
     """One scheduler tick. Each step runs in its own short transaction(s); a failing step is

@@ -21,7 +21,7 @@ from recovery.domain.plan.model import Template
 from recovery.services import alerting
 from recovery.services.enrolment import overrides_for, timeline_for
 from recovery.store import audit
-from recovery.store.models import Checkin, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
+from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
 from recovery.store.outbox import add_if_new, new_row
 from recovery.domain.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
                                     parse_group)
@@ -48,7 +48,7 @@ def _baseline(enrolment: Enrolment) -> Baseline:
 def _context(session: Session, enrolment: Enrolment, exclude_id: int | None):
     baseline = _baseline(enrolment)
     rows = session.scalars(sa.select(Checkin).where(
-        Checkin.enrolment_id == enrolment.id, Checkin.status == "submitted",
+        Checkin.enrolment_id == enrolment.id, Checkin.status == CheckinStatus.SUBMITTED,
         Checkin.id != (exclude_id or -1)).order_by(Checkin.submitted_at, Checkin.id)).all()
     history = [PastCheckin(hours=hours_since_t0(enrolment, c.submitted_at),
                            answers=coerce_answers(c.answers)) for c in rows]
@@ -106,7 +106,7 @@ def start_checkin(session: Session, *, enrolment: Enrolment, patient: Patient, s
     if existing is not None:
         return existing
     checkin = Checkin(enrolment_id=enrolment.id, patient_id=patient.id, slot=slot, source=source,
-                      status="in_progress", answers={}, started_at=now, updated_at=now, fired_rules=[])
+                      status=CheckinStatus.IN_PROGRESS, answers={}, started_at=now, updated_at=now, fired_rules=[])
     session.add(checkin)
     session.flush()
     audit.record(session, at=now, actor_type="patient", actor_id=patient.id, action="checkin_started",
@@ -177,14 +177,14 @@ def submit_checkin(session: Session, *, checkin: Checkin, enrolment: Enrolment, 
                    request_id: str | None = None) -> Assessment:
     """Score the completed check-in, store every fired rule and the rule-set version (MR1, MR5),
     raise alerts, plan the reply text, cancel the now-unneeded reminder."""
-    if checkin.status == "submitted":
+    if checkin.status == CheckinStatus.SUBMITTED:
         raise ValueError("this check-in was already submitted")
     merged = {**coerce_answers(checkin.answers), **answers}
     hours = hours_since_t0(enrolment, now)
     assessment = _score(session, assess, merged, checkin=checkin, enrolment=enrolment, patient=patient,
                         hours=hours, ruleset=ruleset, now=now, request_id=request_id)
     checkin.answers = dump_answers(merged)
-    checkin.status, checkin.submitted_at, checkin.updated_at, checkin.hours = "submitted", now, now, hours
+    checkin.status, checkin.submitted_at, checkin.updated_at, checkin.hours = CheckinStatus.SUBMITTED, now, now, hours
     checkin.level = assessment.level.name
     checkin.fired_rules = list(assessment.rule_ids)
     checkin.ruleset_version = f"{assessment.ruleset_name} {assessment.ruleset_version}".strip()
@@ -264,8 +264,8 @@ def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ru
     clinic = session.get(Clinic, patient.clinic_id)
     template = template_for(enrolment, clinic)
     weekly = is_weekly(timeline_for(enrolment, patient, template), checkin.slot)
-    earlier = sa.select(Checkin.id).where(Checkin.enrolment_id == enrolment.id, Checkin.status == "submitted",
-                                          Checkin.id != checkin.id)
+    earlier = sa.select(Checkin.id).where(Checkin.enrolment_id == enrolment.id,
+                                          Checkin.status == CheckinStatus.SUBMITTED, Checkin.id != checkin.id)
     if checkin.submitted_at is not None:
         earlier = earlier.where(Checkin.submitted_at < checkin.submitted_at)
     earlier = session.scalar(earlier.limit(1))
@@ -359,7 +359,7 @@ def answer_step(session: Session, setting: Setting, group_id: str, form: Mapping
     A draft (sent by the page as each answer changes) stores the answers that are valid and keeps
     the rest as they were, so an emergency answer counts before the screen is finished."""
     checkin = setting.checkin
-    if checkin.status == "submitted":
+    if checkin.status == CheckinStatus.SUBMITTED:
         raise CheckinClosed()
     answers = coerce_answers(checkin.answers)
     values, errors = parse_group(group_id, form, setting.day, weekly=setting.weekly, answers_so_far=answers,
@@ -395,7 +395,7 @@ class Incomplete(Exception):
 
 def finish(session: Session, setting: Setting, *, now: datetime, request_id: str | None = None) -> Assessment:
     """Submit from the review screen. Raises Incomplete (nothing stored) or CheckinClosed."""
-    if setting.checkin.status == "submitted":
+    if setting.checkin.status == CheckinStatus.SUBMITTED:
         raise CheckinClosed()
     missing = flow_for(setting).next_incomplete
     if missing is not None:
@@ -413,7 +413,7 @@ def outcome_message(checkin: Checkin, clinic: Clinic) -> str:
 
 def slot_submitted(session: Session, enrolment_id: int, slot: str) -> bool:
     return session.scalar(sa.select(Checkin.id).where(
-        Checkin.enrolment_id == enrolment_id, Checkin.slot == slot, Checkin.status == "submitted")
+        Checkin.enrolment_id == enrolment_id, Checkin.slot == slot, Checkin.status == CheckinStatus.SUBMITTED)
         .limit(1)) is not None
 
 
@@ -489,5 +489,5 @@ def offer_for(session: Session, enrolment: Enrolment, timeline: Timeline, now: d
 def in_progress(session: Session, enrolment_id: int, slot: str | None, source: str = SOURCE_WEB) -> Checkin | None:
     """The check-in begun for this slot (None: a symptom report) and not yet sent, if there is one."""
     return session.scalar(sa.select(Checkin).where(
-        Checkin.enrolment_id == enrolment_id, Checkin.status != "submitted", Checkin.source == source,
+        Checkin.enrolment_id == enrolment_id, Checkin.status != CheckinStatus.SUBMITTED, Checkin.source == source,
         Checkin.slot.is_(None) if slot is None else Checkin.slot == slot).order_by(Checkin.id.desc()).limit(1))

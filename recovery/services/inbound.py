@@ -44,8 +44,8 @@ from recovery.services.enrolment import overrides_for
 from recovery.store.enrolments import active_enrolment
 from recovery.store import audit
 from recovery.store.db import UTCDateTime
-from recovery.store.models import (Checkin, Clinic, Enrolment, InboundMessage, OutboundMessage, OutboxStatus, Patient,
-                             SmsConversation)
+from recovery.store.models import (Checkin, CheckinStatus, Clinic, Enrolment, InboundMessage, OutboundMessage,
+                                   OutboxStatus, Patient, SmsConversation)
 from recovery.domain.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
 from recovery.domain.timeline import plan_reply
 from recovery.domain.triage import Level
@@ -187,7 +187,7 @@ class _Inbound:
         enrolment = active_enrolment(self.session, p)
         if enrolment is None or self.session.scalar(sa.select(Checkin.id).where(
                 Checkin.enrolment_id == enrolment.id, Checkin.slot == conv.slot,
-                Checkin.status == "submitted").limit(1)) is not None:
+                Checkin.status == CheckinStatus.SUBMITTED).limit(1)) is not None:
             conv.state, conv.updated_at = "idle", self.now  # done on the web meanwhile: just a text now
             return None
         template = self._template(enrolment)
@@ -211,7 +211,7 @@ class _Inbound:
                                  checkin_id=checkin.id if checkin else None, source="sms_reply",
                                  request_id=self.request_id)
         level = None
-        if checkin is not None and checkin.status != "submitted" and enrolment is not None:
+        if checkin is not None and checkin.status != CheckinStatus.SUBMITTED and enrolment is not None:
             assessment = submit_checkin(self.session, checkin=checkin, enrolment=enrolment, patient=p, answers={},
                                         template=self._template(enrolment),
                                         ruleset=templates_repo.ruleset(self.settings.ruleset_path),

@@ -29,8 +29,8 @@ from recovery.services import alerting
 from recovery.services.enrolment import timeline_for
 from recovery.store import audit
 from recovery.store.db import locked_row, write_unit
-from recovery.store.models import (AuditEvent, Checkin, Clinic, Enrolment, EnrolmentStatus, OutboundMessage,
-                             OutboxStatus, Patient)
+from recovery.store.models import (AuditEvent, Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus,
+                                   OutboundMessage, OutboxStatus, Patient, TriageLevel)
 from recovery.domain.timeline import Timeline
 
 log = logging.getLogger("recovery.services.missed")
@@ -141,10 +141,10 @@ def close_slot(session: Session, row_id: int, now: datetime, settings: DispatchS
         checkins = session.scalars(sa.select(Checkin).where(
             Checkin.enrolment_id == enrolment.id,
             sa.or_(Checkin.slot == row.slot, Checkin.started_at >= row.sent_at))).all()
-        completed = any(c.status == "submitted" and c.submitted_at is not None
+        completed = any(c.status == CheckinStatus.SUBMITTED and c.submitted_at is not None
                         and (c.slot == row.slot or row.sent_at <= c.submitted_at <= missed_at)
                         for c in checkins)
-        started = [c for c in checkins if c.status == "in_progress"
+        started = [c for c in checkins if c.status == CheckinStatus.IN_PROGRESS
                    and (c.slot == row.slot or (c.slot is None and c.started_at >= row.sent_at))]
         previous_missed = False
         if index:
@@ -157,7 +157,7 @@ def close_slot(session: Session, row_id: int, now: datetime, settings: DispatchS
             slot=row.slot or "", day=max(0, day), invited_at=row.sent_at, missed_at=missed_at,
             completed=completed,
             last_activity=max((c.updated_at for c in started), default=None),
-            red_flag=any(c.level == "EMERGENCY" for c in started),
+            red_flag=any(c.level == TriageLevel.EMERGENCY for c in started),
             previous_missed=previous_missed), now)
         if not verdict.decided:
             return 0

@@ -22,9 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from recovery.domain import alerts as alert_domain
 from recovery.domain.charts import PainPoint, pain_trend_svg
 from recovery.store import audit
-from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, Enrolment, EnrolmentStatus,
-                             InboundMessage,
-                             OutboundMessage, Patient, StaffUser)
+from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, CheckinStatus, Enrolment,
+                                   EnrolmentStatus, InboundMessage, OutboundMessage, Patient, StaffUser)
 from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
 from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
@@ -335,7 +334,7 @@ def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[Pa
     points = []
     for c in checkins:
         pain = (c.answers or {}).get("back_pain")
-        if c.status != "submitted" or pain is None or c.submitted_at is None:
+        if c.status != CheckinStatus.SUBMITTED or pain is None or c.submitted_at is None:
             continue
         hours = c.hours if c.hours is not None else (c.submitted_at - t0).total_seconds() / 3600
         points.append(PainPoint(max(0.0, hours / 24), int(pain),

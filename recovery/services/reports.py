@@ -22,11 +22,11 @@ from recovery.domain.quantiles import Spread, spread
 from recovery.messaging import error_kind
 from recovery.services.missed import MARKER, SENT_STATES
 from recovery.store import audit
-from recovery.store.models import (Alert, AlertEvent, AuditEvent, Checkin, Enrolment, OnCallStep,
-                                   OutboundMessage, OutboxStatus, Patient, StaffUser)
+from recovery.store.models import (Alert, AlertEvent, AuditEvent, Checkin, CheckinStatus, Enrolment, OnCallStep,
+                                   OutboundMessage, OutboxStatus, Patient, StaffUser, TriageLevel)
 
 OM = OutboundMessage
-LEVELS = ("EMERGENCY", "URGENT", "WATCH")
+LEVELS = (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.WATCH)
 # Each level's response time (recovery/domain/alerts.py respond_by): what the figures are held against.
 LEVEL_TARGETS = {"EMERGENCY": "15 minutes", "URGENT": "4 hours (or the rule's own, if shorter)",
                  "WATCH": "next business day"}
@@ -121,7 +121,7 @@ def invites(session: Session, clinic_id: int, period: rules.Period,
     submitted = set(_core(session).execute(
         sa.select(Checkin.enrolment_id, Checkin.slot).distinct()
         .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
-        .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted", Checkin.slot.is_not(None),
+        .where(Enrolment.clinic_id == clinic_id, Checkin.status == CheckinStatus.SUBMITTED, Checkin.slot.is_not(None),
                Checkin.submitted_at >= period.start_utc)).tuples().all())
     out = []
     for row_id, enrolment_id, slot, sent_at in rows:
@@ -238,7 +238,7 @@ def pain_bands(session: Session, clinic_id: int, period: rules.Period,
     rows = _core(session).execute(
         sa.select(Checkin.enrolment_id, Checkin.submitted_at, pain)
         .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
-        .where(Enrolment.clinic_id == clinic_id, Checkin.status == "submitted",
+        .where(Enrolment.clinic_id == clinic_id, Checkin.status == CheckinStatus.SUBMITTED,
                _between(Checkin.submitted_at, period), pain.is_not(None))).all()
     by_day: dict[int, list[int]] = {}
     for enrolment_id, submitted_at, value in rows:

@@ -19,7 +19,7 @@ from recovery.domain import alerts as domain
 from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
 from recovery.files import templates as templates_repo
-from recovery.store.models import Alert, AlertStatus, Enrolment, Patient, StaffUser
+from recovery.store.models import Alert, AlertStatus, Enrolment, Patient, StaffUser, TriageLevel
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,9 @@ def worklist_rows(session: Session, clinic_id: int, now: datetime, *,
 
 def _counts(keys, now: datetime) -> Counts:
     open_ = [k for k in keys if k.status == AlertStatus.OPEN]
-    return Counts(emergency=sum(k.level == "EMERGENCY" for k in keys),
-                  urgent=sum(k.level == "URGENT" for k in keys),
-                  watch=sum(k.level == "WATCH" for k in keys),
+    return Counts(emergency=sum(k.level == TriageLevel.EMERGENCY for k in keys),
+                  urgent=sum(k.level == TriageLevel.URGENT for k in keys),
+                  watch=sum(k.level == TriageLevel.WATCH for k in keys),
                   unacknowledged=len(open_),
                   overdue=sum(domain.overdue_minutes(k.respond_by, now) > 0 for k in open_),
                   follow_ups_due=sum(domain.follow_up_due(k.follow_up_at, now) for k in keys))

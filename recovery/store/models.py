@@ -47,6 +47,22 @@ class AlertStatus(str, enum.Enum):
     RESOLVED = "resolved"
 
 
+class CheckinStatus(enum.StrEnum):
+    """in_progress → submitted, once and final. A draft never sent stays in_progress (the missed
+    scan reads it as "started, not finished")."""
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+
+
+class TriageLevel(enum.StrEnum):
+    """The stored name of a `recovery.domain.triage.Level` (a check-in's result, an alert's level).
+    A StrEnum, so that it compares equal to the name and renders as it in templates and CSV."""
+    OK = "OK"
+    WATCH = "WATCH"
+    URGENT = "URGENT"
+    EMERGENCY = "EMERGENCY"
+
+
 def _enum(e: type[enum.Enum], name: str) -> sa.Enum:
     return sa.Enum(e, name=name, native_enum=False, length=16,
                    values_callable=lambda x: [m.value for m in x], validate_strings=True)
@@ -227,13 +243,14 @@ class Checkin(db.Model):
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
     slot: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))  # scheduled occurrence, None = ad hoc
     source: so.Mapped[str] = so.mapped_column(sa.String(16))  # web | sms
-    status: so.Mapped[str] = so.mapped_column(sa.String(16), default="in_progress")  # in_progress | submitted | abandoned
+    status: so.Mapped[CheckinStatus] = so.mapped_column(_enum(CheckinStatus, "checkin_status"),
+                                                        default=CheckinStatus.IN_PROGRESS)
     answers: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON, default=dict)
     started_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     submitted_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
     hours: so.Mapped[Optional[float]]  # hours since T0 when submitted
-    level: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    level: so.Mapped[Optional[TriageLevel]] = so.mapped_column(_enum(TriageLevel, "triage_level"))
     fired_rules: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
     ruleset_version: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
 
@@ -262,7 +279,7 @@ class Alert(db.Model):
     # the check-in whose answers raised it (never changed afterwards); None for a nurse task
     checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
     family: so.Mapped[str] = so.mapped_column(sa.String(32))
-    level: so.Mapped[str] = so.mapped_column(sa.String(16))
+    level: so.Mapped[TriageLevel] = so.mapped_column(_enum(TriageLevel, "triage_level"))
     rules: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
     summary: so.Mapped[str] = so.mapped_column(sa.String(300))
     status: so.Mapped[AlertStatus] = so.mapped_column(

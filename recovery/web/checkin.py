@@ -18,7 +18,7 @@ from recovery.files import templates as templates_repo
 from recovery.services import checkins
 from recovery.services.enrolment import timeline_for
 from recovery.store.db import db
-from recovery.store.models import Checkin, Clinic, Enrolment, EnrolmentStatus
+from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus, TriageLevel
 from recovery.domain.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
                                     pending_temp_confirmation)
 from recovery.domain.today import checkin_opens
@@ -61,7 +61,7 @@ def _own(checkin_id: int) -> Checkin:
     ws = g.patient_session
     if ws.scope == CHECKIN_SCOPE:
         mine = (ws.checkin_slot is not None and c.slot == ws.checkin_slot) or (
-            c.slot is None and (c.status != "submitted" or c.started_at >= ws.created_at
+            c.slot is None and (c.status != CheckinStatus.SUBMITTED or c.started_at >= ws.created_at
                                 or (c.submitted_at is not None and c.submitted_at >= ws.created_at)))
         if not mine:
             abort(404)
@@ -185,7 +185,7 @@ def report():
 @patient_required(*SCOPES)
 def resume(checkin_id: int):
     c = _own(checkin_id)
-    if c.status == "submitted":
+    if c.status == CheckinStatus.SUBMITTED:
         return redirect(url_for(".done", checkin_id=c.id), 303)
     return redirect(_next_url(c, checkins.flow_for(_setting(c))), 303)
 
@@ -196,7 +196,7 @@ def resume(checkin_id: int):
 @patient_required(*SCOPES)
 def step(checkin_id: int, group_id: str):
     c = _own(checkin_id)
-    if c.status == "submitted":
+    if c.status == CheckinStatus.SUBMITTED:
         return redirect(url_for(".done", checkin_id=c.id), 303)
     setting = _setting(c)
     flow = checkins.flow_for(setting)
@@ -229,7 +229,7 @@ def _posted() -> dict[str, list[str]]:
 @patient_required(*SCOPES)
 def answer(checkin_id: int, group_id: str):
     c = _own(checkin_id)
-    if c.status == "submitted":
+    if c.status == CheckinStatus.SUBMITTED:
         return redirect(url_for(".done", checkin_id=c.id), 303)
     setting = _setting(c)
     if not _asks(checkins.flow_for(setting), group_id):
@@ -263,7 +263,7 @@ def draft(checkin_id: int, group_id: str):
     """Sent by the page (htmx) as each answer changes: store the valid answers and score them now."""
     c = _own(checkin_id)
     target = url_for(".step", checkin_id=c.id, group_id=group_id)
-    if c.status != "submitted":
+    if c.status != CheckinStatus.SUBMITTED:
         setting = _setting(c)
         if _asks(checkins.flow_for(setting), group_id):
             result = checkins.answer_step(db.session, setting, group_id, _posted(), now=utcnow(),
@@ -284,12 +284,13 @@ def draft(checkin_id: int, group_id: str):
 @patient_required(*SCOPES)
 def emergency(checkin_id: int):
     c = _own(checkin_id)
-    if c.level != "EMERGENCY":
+    if c.level != TriageLevel.EMERGENCY:
         return redirect(url_for(".resume", checkin_id=c.id), 303)
     clinic = db.session.get(Clinic, g.patient.clinic_id)
     return render_template("patient/emergency.html", c=c, clinic=clinic,
                            message=checkins.outcome_message(c, clinic),
-                           continue_url=None if c.status == "submitted" else url_for(".resume", checkin_id=c.id))
+                           continue_url=(None if c.status == CheckinStatus.SUBMITTED
+                                         else url_for(".resume", checkin_id=c.id)))
 
 
 def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str | None = None,
@@ -312,7 +313,7 @@ def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str 
 @patient_required(*SCOPES)
 def review(checkin_id: int):
     c = _own(checkin_id)
-    if c.status == "submitted":
+    if c.status == CheckinStatus.SUBMITTED:
         return redirect(url_for(".done", checkin_id=c.id), 303)
     setting = _setting(c)
     flow = checkins.flow_for(setting)
@@ -341,11 +342,11 @@ def submit(checkin_id: int):
 @patient_required(*SCOPES)
 def done(checkin_id: int):
     c = _own(checkin_id)
-    if c.status != "submitted":
+    if c.status != CheckinStatus.SUBMITTED:
         return redirect(url_for(".resume", checkin_id=c.id), 303)
     clinic = db.session.get(Clinic, g.patient.clinic_id)
     message = checkins.outcome_message(c, clinic)
-    if c.level == "EMERGENCY":
+    if c.level == TriageLevel.EMERGENCY:
         return render_template("patient/emergency.html", c=c, clinic=clinic, message=message, continue_url=None)
     return render_template("patient/checkin_done.html", c=c, clinic=clinic, message=message)
 
