@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from recovery.domain import contact
 from recovery.domain.episode_rules import held_by_pause
 from recovery.dispatch.claims import OPT_IN_REF, OPT_IN_WAIT, reserve_slot
 from recovery.dispatch.outcomes import CHECKIN_KINDS, fail_row, finish_row, release_row
@@ -137,22 +138,14 @@ def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: Sta
     if patient is None:
         return "no_patient"
     if row.recipient == "patient":
-        if not patient.sms_consent:
-            return "no_consent"
-        if patient.sms_opted_out and not _opt_out_reply(row):
-            return "opted_out"
-        if patient.number_status != "ok":
-            return "number_invalid"
-        return None
+        return contact.patient_block(consent=patient.sms_consent, opted_out=patient.sms_opted_out,
+                                     number_status=patient.number_status, opt_out_reply=_opt_out_reply(row))
     if row.recipient == "caregiver":
-        if not patient.caregiver_mobile_e164 or not patient.caregiver_consent:
-            return "no_consent"
-        if patient.caregiver_opted_out and not _opt_out_reply(row):
-            return "opted_out"
-        if "{link}" in row.text_template:
-            # A caregiver gets copies, never a key to the patient's own pages.
-            return "caregiver_no_link"
-        return None
+        blocked = contact.caregiver_block(mobile=patient.caregiver_mobile_e164, consent=patient.caregiver_consent,
+                                          opted_out=patient.caregiver_opted_out, opt_out_reply=_opt_out_reply(row))
+        if blocked is None and "{link}" in row.text_template:
+            return "caregiver_no_link"  # a caregiver gets copies, never a key to the patient's own pages
+        return blocked
     return "unknown_recipient"
 
 

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from recovery.domain import contact
 from recovery.files import templates as templates_repo
 from recovery.services import alerting
 from recovery.services.checkins import record_answers, start_checkin, submit_checkin
@@ -104,10 +105,10 @@ class _Inbound:
         recipient = "patient" if self.role == "patient" else "caregiver"
         if owner is None:
             return False
-        if recipient == "patient" and (not owner.sms_consent or owner.sms_opted_out or owner.number_status != "ok"):
+        blocked = owner.text_block if recipient == "patient" else contact.caregiver_block(
+            mobile=owner.caregiver_mobile_e164, consent=owner.caregiver_consent, opted_out=owner.caregiver_opted_out)
+        if blocked:
             return False  # the text could not be sent anyway; the inbound row is the record
-        if recipient == "caregiver" and (not owner.caregiver_consent or owner.caregiver_opted_out):
-            return False
         enrolment = active_enrolment(self.session, owner)
         if enrolment is None:
             return False

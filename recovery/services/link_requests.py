@@ -31,7 +31,7 @@ def request_link(session: Session, mobile_e164: str, now: datetime, request_id: 
     if row is None:
         return False
     patient, enrolment = row
-    if not patient.sms_consent or patient.sms_opted_out or patient.number_status != "ok":
+    if patient.text_block:
         return False
     message = PlannedMessage(id="LINK", key=f"LINK:{now:%Y%m%dT%H%M%S}", kind="event_reply", send_at=now,
                              due_at=now, text_template=LINK_TEXT, urgent=True, quiet_moved=False)

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from recovery.domain import contact
 from recovery.store import audit
 from recovery.domain import sms_encoding
 from recovery.domain import texts
@@ -52,13 +53,12 @@ def refusal(patient: Patient, enrolment: Enrolment | None, now: datetime) -> str
         return "Monitoring has ended: nothing is sent to this patient any more."
     if state == "paused":
         return "Texts to this patient are paused: start them again first."
-    if not patient.sms_consent:
-        return "The patient has not agreed to texts."
-    if patient.sms_opted_out:
-        return "The patient opted out of texts (STOP). Call them instead."
-    if patient.number_status != "ok":
-        return "The patient's number is marked as not working: correct it first."
-    return None
+    return _REFUSALS.get(patient.text_block)
+
+
+_REFUSALS = {contact.NO_CONSENT: "The patient has not agreed to texts.",
+             contact.OPTED_OUT: "The patient opted out of texts (STOP). Call them instead.",
+             contact.NUMBER_INVALID: "The patient's number is marked as not working: correct it first."}
 
 
 @dataclass(frozen=True)

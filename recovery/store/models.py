@@ -11,6 +11,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from recovery.domain import contact
 from recovery.store.db import UTCDateTime, db
 
 
@@ -131,6 +132,17 @@ class Patient(db.Model):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def text_block(self) -> str | None:
+        """Why the patient's number must not be texted, or None (recovery.domain.contact)."""
+        return contact.patient_block(consent=self.sms_consent, opted_out=self.sms_opted_out,
+                                     number_status=self.number_status)
+
+    @property
+    def text_status(self) -> str:
+        """The nurse's pages' words for it: "On", "Opted out", "No consent", "Number not working"."""
+        return contact.LABELS[self.text_block]
 
 
 class Enrolment(db.Model):
