@@ -13,7 +13,6 @@ FOR UPDATE SKIP LOCKED and the marker is checked again after taking the lock.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -42,7 +41,6 @@ SCAN_LIMIT = 200
 
 OM = OutboundMessage
 _cache_lock = threading.Lock()
-_timelines: dict[tuple, Timeline] = {}
 _min_missed: dict[str, timedelta] = {}
 
 
@@ -81,21 +79,9 @@ def scan(session: Session, now: datetime, settings: DispatchSettings) -> int:
 
 
 def _timeline(session: Session, enrolment: Enrolment, patient: Patient, schedules_dir: str) -> Timeline:
-    key = (enrolment.id, enrolment.procedure_end, enrolment.discharge_at, enrolment.template_id,
-           enrolment.template_version, json.dumps(enrolment.overrides or {}, sort_keys=True),
-           enrolment.working, enrolment.brace, patient.timezone)
-    with _cache_lock:
-        cached = _timelines.get(key)
-    if cached is not None:
-        return cached
+    """The enrolment's timeline, from the one timeline cache (enrolment.timeline_for)."""
     clinic = session.get(Clinic, enrolment.clinic_id)
-    template = templates_repo.for_enrolment(schedules_dir, enrolment, clinic)
-    timeline = timeline_for(enrolment, patient, template)
-    with _cache_lock:
-        if len(_timelines) > 5000:
-            _timelines.clear()
-        _timelines[key] = timeline
-    return timeline
+    return timeline_for(enrolment, patient, templates_repo.for_enrolment(schedules_dir, enrolment, clinic))
 
 
 def _outcome(session: Session, row_id: int) -> str | None:
