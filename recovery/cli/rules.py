@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from recovery.config import REPO_ROOT
-from recovery.domain.triage import RulesetError, load_ruleset
+from recovery.domain.triage import RulesetError
+from recovery.files.rulesets import load_ruleset
 from recovery.files.casefile import CaseFileError, check_file
 
 __all__ = ["DEFAULT_RULESET_PATH", "rules_group"]

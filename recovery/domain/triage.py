@@ -44,13 +44,11 @@ Where §3.7/§3.8 still leave a choice, this module reads it as follows.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from enum import IntEnum
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -79,7 +77,7 @@ __all__ = [
     "TriageInputError",
     "assess",
     "assess_partial",
-    "load_ruleset",
+    "ruleset_from_mapping",
     "patient_message",
 ]
 
@@ -155,21 +153,9 @@ class Ruleset:
         )
 
 
-def load_ruleset(path: str | Path) -> Ruleset:
-    """Read and validate a rule-set TOML file (see schedules/rulesets/va-recovery.toml)."""
-    path = Path(path)
-    where = str(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh, parse_float=Decimal)
-    except FileNotFoundError:
-        raise RulesetError(f"{where}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesetError(f"{where}: not valid TOML: {exc}") from None
-    return _ruleset_from_mapping(data, where)
-
-
-def _ruleset_from_mapping(data: Mapping[str, Any], where: str) -> Ruleset:
+def ruleset_from_mapping(data: Mapping[str, Any], where: str) -> Ruleset:
+    """A rule set from a parsed TOML mapping (recovery.files.rulesets reads the file); `where` names
+    the source in every error."""
     def fail(key: str, problem: str) -> RulesetError:
         return RulesetError(f"{where}: {key}: {problem}")
 

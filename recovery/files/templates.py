@@ -109,6 +109,6 @@ def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> 
 
 def ruleset(path: str | Path):
     """The triage rule set (versioned thresholds, MR5), cached until the file changes."""
-    from recovery.domain.triage import load_ruleset
+    from recovery.files.rulesets import load_ruleset
     p = Path(path)
     return _cached(p, lambda: load_ruleset(p))

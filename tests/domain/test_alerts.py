@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from recovery.domain import alerts
-from recovery.domain.triage import RULES, Level, load_ruleset
+from recovery.domain.triage import RULES, Level
+from recovery.files.rulesets import load_ruleset
 
 NY = ZoneInfo("America/New_York")
 T = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Monday 11:00 in New York

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery.domain.triage import Level, load_ruleset
+from recovery.domain.triage import Level
+from recovery.files.rulesets import load_ruleset
 from recovery.files.casefile import CaseFileError, check_file, load_cases, parse_cases, run_case
 
 ROOT = Path(__file__).resolve().parents[2]

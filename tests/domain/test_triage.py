@@ -20,9 +20,9 @@ from recovery.domain.triage import (
     TriageInputError,
     assess,
     assess_partial,
-    load_ruleset,
     patient_message,
 )
+from recovery.files.rulesets import load_ruleset
 
 ROOT = Path(__file__).resolve().parents[2]
 RULESET_FILE = ROOT / "schedules" / "rulesets" / "va-recovery.toml"
