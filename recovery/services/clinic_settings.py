@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from recovery.domain import service_hours
+from recovery.domain import service_hours, texts
 from recovery.store import audit
 from recovery.store.models import Clinic, StaffUser
 
@@ -67,3 +67,21 @@ def change(session: Session, *, clinic: Clinic, new: ClinicSettings, admin: Staf
                      patient_id=None, subject_type="clinic", subject_id=clinic.id, detail={"changes": changed},
                      request_id=request_id)
     return list(changed)
+
+
+def text_problems(template, new: ClinicSettings) -> dict[str, str]:
+    """Which setting would make one of the clinic's current texts longer than one SMS, by field:
+    the name ({clinic}), the care-team number ({phone}) and the emergency number ({emerg}) go into
+    texts. Checked on the plan new enrolments get (older versions keep their start-up warning)."""
+    name = new.sms_name or template.sms_name
+    out: dict[str, str] = {}
+    for m in template.messages:
+        used = texts.placeholders(m.text)
+        check = texts.check_text(m.text, emerg=new.emergency_number, phone=new.care_phone, clinic=name,
+                                 budget=template.budget)
+        if not check.too_long:
+            continue
+        field = "sms_name" if "clinic" in used else "care_phone" if "phone" in used else "emergency_number"
+        out.setdefault(field, f"{m.id} would be {check.length} characters, more than one SMS (160): "
+                              "use a shorter one.")
+    return out

@@ -209,5 +209,12 @@ def find_test_page(session: Session, clinic_id: int, message_id: int) -> Outboun
     return row
 
 
+def test_page_rung_id(row: OutboundMessage) -> int:
+    """The rung a test page went to, from its occurrence key (TEST:rung<id>:<time>); 0 if none."""
+    parts = row.occurrence_key.split(":")
+    part = parts[1] if len(parts) >= 3 else ""
+    return int(part[4:]) if part.startswith("rung") and part[4:].isdigit() else 0
+
+
 def delivery_word(row: OutboundMessage) -> str:
     return DELIVERY_WORDS.get(row.status, "queued")
