@@ -71,15 +71,13 @@ class ClinicSettingsForm(Form):
         zones = list(COMMON_ZONES)
         if current_zone and current_zone not in zones:
             zones.insert(0, current_zone)
-        typed = self.timezone.data
-        if typed and typed not in zones and typed in available_timezones():
-            zones.insert(0, typed)  # any IANA zone may be posted; the list offers the common ones
         self.timezone.choices = [(z, z.replace("_", " ")) for z in zones]
         self.hours = {}  # weekday -> (open, close) once validated
         self.sender_e164: str | None = None
 
     def validate_timezone(self, field):
-        if field.data not in available_timezones():
+        # The zones the enrolment form offers (a patient's default comes from here), each a real IANA zone.
+        if field.data not in dict(self.timezone.choices) or field.data not in available_timezones():
             raise ValidationError("Choose the clinic's time zone from the list.")
 
     def validate_sms_name(self, field):
