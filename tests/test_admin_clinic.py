@@ -166,3 +166,21 @@ def test_clinic_settings_validate_each_field_keep_input_audit_and_reach_the_next
     tick(session, sms, NOW, settings(app))
     assert sms.sent and sms.sent[0].body.startswith("Northside Care:")
     assert sms.sent[0].sender.from_number == "+12025550999"
+
+
+def test_a_setting_that_would_push_a_text_past_one_sms_is_named_by_its_field():
+    """The plan's texts are checked with the new name and numbers (today's plan leaves room for the
+    longest allowed values, so a near-full text shows the check works)."""
+    from types import SimpleNamespace
+
+    from recovery.domain import texts
+    from recovery.services.clinic_settings import ClinicSettings, text_problems
+    full = SimpleNamespace(id="S99", text="{clinic}: " + "x" * 120)
+    plan = SimpleNamespace(sms_name="Demo Clinic", budget=texts.DEFAULT_BUDGET, messages=[full])
+    short = ClinicSettings("Short", "(202) 555-0100", None, "911", "America/New_York", None, None, None)
+    assert text_problems(plan, short) == {}
+    long = ClinicSettings("Northside Community Care Team", "(202) 555-0100", None, "911", "America/New_York",
+                          None, None, None)
+    assert text_problems(plan, long) == {}  # 151 characters: still one SMS
+    plan.messages = [SimpleNamespace(id="S99", text="{clinic}: " + "x" * 135)]
+    assert list(text_problems(plan, long)) == ["sms_name"] and "S99 would be 166" in text_problems(plan, long)["sms_name"]
