@@ -123,3 +123,20 @@ def test_a_test_page_to_a_phone_rung_goes_through_the_outbox_and_reports_its_del
     assert on_call.delivery_word(row) == "sent" and sms.sent[-1].to == "+12025550172"
     assert "test page" in sms.sent[-1].body
     assert on_call.find_test_page(session, clinic.id + 1, row.id) is None
+
+
+def test_an_alert_that_becomes_urgent_outside_service_hours_pages_on_the_next_tick(app, session, sms, frozen):
+    clinic, staff, patient = clinic_with_ladder(session, hours=WEEKDAYS_8_TO_18)
+    [watch] = alerting.raise_rules(session, patient=patient, enrolment=patient.enrolments[0], rule_ids=["M2"],
+                                   now=TUE_10)
+    session.commit()
+    assert watch.outside_service_hours is False and watch.next_escalation_at is None
+    tue_22 = TUE_10 + timedelta(hours=12)
+    [same] = alerting.raise_rules(session, patient=patient, enrolment=patient.enrolments[0], rule_ids=["M2x2"],
+                                  now=tue_22)
+    session.commit()
+    assert same.id == watch.id and same.level == "URGENT" and same.next_escalation_at == tue_22
+    assert same.outside_service_hours is False  # recorded when it opened
+    ticks(session, sms, app, tue_22 + timedelta(seconds=5))
+    [page] = pages(session, same.id)
+    assert page.staff_id == staff.id and page.status == OutboxStatus.SENT
