@@ -634,7 +634,7 @@ def build(db_factory, time_machine):
                 want = sorted(a.id for a in alerts if a.clinic_id == c["id"] and a.status != AlertStatus.RESOLVED)
                 assert listed == want, f"clinic {c['id']} worklist {listed}, unresolved {want}"
             # no rung paged twice for one alert
-            pages = s.execute(sa.select(OutboundMessage.alert_id, OutboundMessage.staff_id)
+            pages = s.execute(sa.select(OutboundMessage.alert_id, OutboundMessage.staff_id, OutboundMessage.to_e164)
                               .where(OutboundMessage.recipient == "staff", OutboundMessage.alert_id.is_not(None))).all()
             assert len(pages) == len(set(pages)), f"a rung paged twice: {sorted(pages)}"
             # one check-in, one alert

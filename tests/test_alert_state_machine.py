@@ -222,7 +222,7 @@ def run_machine(session):
                     self.ack_pages.pop(a.id, None)
                 if pages:
                     assert a.level in ("URGENT", "EMERGENCY")
-                assert len({p.staff_id for p in pages}) == len(pages), f"a rung paged twice for alert {a.id}"
+                assert len({(p.staff_id, p.to_e164) for p in pages}) == len(pages), f"a rung paged twice for alert {a.id}"
                 if a.level == "EMERGENCY":
                     kinds = set(session.scalars(sa.select(AlertEvent.kind).where(AlertEvent.alert_id == a.id)))
                     assert kinds & {"escalated", "ladder_exhausted"}

@@ -25,7 +25,11 @@ CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key 
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
 NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/test_admin_access.py).
-ADMIN_SCOPED = {"admin.home"}
+ADMIN_SCOPED = {"admin.home", "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung",
+                "admin.clinic_settings"}
+# Admin routes naming a rung of the on-call ladder or a test page: another clinic's admin gets 404
+# (tests/test_admin_clinic.py proves it for each, with the rightful admin's success).
+ADMIN_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_page", "admin.test_page_status"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
@@ -92,7 +96,7 @@ def _call(client, rule, url):
 
 
 def test_every_route_is_classified(app):
-    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | PATIENT_SCOPED | set(OBJECT)
+    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | ADMIN_OBJECT | PATIENT_SCOPED | set(OBJECT)
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     assert endpoints - known == set(), "classify these routes in tests/test_authorization.py"
     assert known - endpoints == set(), "these classified routes no longer exist"
@@ -128,12 +132,13 @@ def test_nurse_lists_show_only_their_own_clinic(app, world):
 
 
 def test_admin_pages_refuse_nurses_patients_and_anonymous(app, world):
+    clients = {who: _client(app, world, who) for who in ("nurse_a", "ann", "anonymous")}  # a link works once
     for endpoint in sorted(ADMIN_SCOPED):
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
         url = _url(app, endpoint, {})
-        assert _call(_client(app, world, "nurse_a"), rule, url).status_code == 403, endpoint
+        assert _call(clients["nurse_a"], rule, url).status_code == 403, endpoint
         for who in ("ann", "anonymous"):
-            r = _call(_client(app, world, who), rule, url)
+            r = _call(clients[who], rule, url)
             assert r.status_code in (302, 403), (who, endpoint, r.status_code)
             assert r.status_code == 403 or "/login" in r.headers["Location"]
 

@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 from recovery.messaging import (
     MAX_ATTEMPTS,
     SendError,
+    Sender,
     SendResult,
     SmsGateway,
     backoff_delay,
@@ -78,6 +79,18 @@ def test_messaging_service_is_sent_instead_of_from(twilio_http_client):
     assert result.provider_id.startswith("SM")
     assert sent_form(gateway) == {
         "To": PATIENT, "Body": BODY, "StatusCallback": CALLBACK, "MessagingServiceSid": SERVICE_SID}
+
+
+def test_a_clinics_own_sender_replaces_the_configured_one(twilio_gateway):
+    """Set at /admin/clinic: the clinic's number or messaging service, never mixed with the app's."""
+    twilio_gateway.send(to=PATIENT, body=BODY, status_callback=CALLBACK, sender=Sender(messaging_service_sid=SERVICE_SID))
+    assert sent_form(twilio_gateway) == {
+        "To": PATIENT, "Body": BODY, "StatusCallback": CALLBACK, "MessagingServiceSid": SERVICE_SID}
+    twilio_gateway.send(to=PATIENT, body=BODY, status_callback=CALLBACK, sender=Sender(from_number="+15005550006"))
+    assert sent_form(twilio_gateway)["From"] == "+15005550006" and "MessagingServiceSid" not in sent_form(twilio_gateway)
+    with pytest.raises(SendError) as err:
+        twilio_gateway.send(to=PATIENT, body=BODY, status_callback=CALLBACK, sender=Sender(from_number="12"))
+    assert err.value.kind == "permanent"
 
 
 def test_no_status_callback_means_the_field_is_not_sent(twilio_gateway):

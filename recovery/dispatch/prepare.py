@@ -21,6 +21,7 @@ from recovery.domain import sms_encoding, texts
 from recovery.domain.plan.offsets import parse_clock
 from recovery.domain.timeline import local_to_utc, next_allowed_send
 from recovery.files import templates as templates_repo
+from recovery.messaging import Sender
 from recovery.services.sessions import issue_link
 from recovery.store import outbox
 from recovery.store.db import is_sqlite, write_unit
@@ -65,6 +66,7 @@ class Prepared:
     status_callback: str
     message_id: str
     slot: datetime  # pacing: not before this
+    sender: Sender | None = None  # the clinic's own sender; None: the gateway's (the app config)
 
 
 _plan_cache: dict[tuple, tuple] = {}
@@ -80,13 +82,21 @@ class SendContext:
 
     def __init__(self, settings: DispatchSettings):
         self.settings = settings
-        self._clinics: dict[int, tuple[str, str, str | None]] = {}
+        self._clinics: dict[int, tuple] = {}
 
-    def _clinic(self, session: Session, clinic_id: int) -> tuple[str, str, str | None]:
+    def _clinic(self, session: Session, clinic_id: int) -> tuple:
+        """Read once per run (a scheduler tick): a change at /admin/clinic applies from the next one."""
         if clinic_id not in self._clinics:
             clinic = session.get(Clinic, clinic_id)
-            self._clinics[clinic_id] = (clinic.emergency_number, clinic.care_phone, clinic.template_file)
+            sender = (Sender(from_number=clinic.sender_number, messaging_service_sid=clinic.messaging_service_sid)
+                      if clinic.sender_number or clinic.messaging_service_sid else None)
+            self._clinics[clinic_id] = (clinic.emergency_number, clinic.care_phone, clinic.template_file,
+                                        clinic.sms_name, sender)
         return self._clinics[clinic_id]
+
+    def sender(self, session: Session, clinic_id: int) -> Sender | None:
+        """The clinic's own sender, or None for the app's (TWILIO_FROM_NUMBER / _MESSAGING_SERVICE_SID)."""
+        return self._clinic(session, clinic_id)[4]
 
     def contact(self, session: Session, clinic_id: int) -> tuple[str, str]:
         """({emerg}, {phone}) of a clinic."""
@@ -125,6 +135,9 @@ class SendContext:
         return found[1] if safety else found[0]
 
     def sms_name(self, session: Session, enrolment: Enrolment | None) -> str:
+        """{clinic}: the name set at /admin/clinic, else the plan's [contact] name."""
+        if enrolment is not None and self._clinic(session, enrolment.clinic_id)[3]:
+            return self._clinic(session, enrolment.clinic_id)[3]
         found = self._plan(session, enrolment)
         return found[2] if found else ""
 
@@ -132,6 +145,8 @@ class SendContext:
 def _recipient_problem(row: OutboundMessage, patient: Patient | None, staff: StaffUser | None) -> str | None:
     """Why this recipient must not be texted now (a suppression reason), or None."""
     if row.recipient == "staff":
+        if row.staff_id is None and row.to_e164:  # a phone rung of the on-call ladder
+            return None
         if staff is None or not staff.active or not staff.mobile_e164:
             return "staff_unreachable"
         return None
@@ -286,10 +301,14 @@ def _check_and_render(session: Session, row: OutboundMessage, patient: Patient |
         log.warning("%s (row %d) is %d %s units: %d SMS segments", row.message_id, row.id, size.units,
                     size.encoding, size.count)
     slot = reserve_slot(session, row, now, s) if s.pacing else now
-    to = staff.mobile_e164 if row.recipient == "staff" else (
-        patient.caregiver_mobile_e164 if row.recipient == "caregiver" else patient.mobile_e164)
+    if row.recipient == "staff":
+        to = staff.mobile_e164 if staff is not None else row.to_e164
+    else:
+        to = patient.caregiver_mobile_e164 if row.recipient == "caregiver" else patient.mobile_e164
+    clinic_id = patient.clinic_id if patient is not None else row.clinic_id or (staff.clinic_id if staff else None)
     return Prepared(id=row.id, to=to, body=body, message_id=row.message_id, slot=slot,
-                    status_callback=f"{s.public_base_url}/twilio/status?ob={row.id}")
+                    status_callback=f"{s.public_base_url}/twilio/status?ob={row.id}",
+                    sender=ctx.sender(session, clinic_id) if clinic_id is not None else None)
 
 
 def _opt_in_hold(row: OutboundMessage, now: datetime, tz: ZoneInfo, quiet: tuple,

@@ -45,7 +45,9 @@ def deliver(session: Session, gateway: SmsGateway, claim: Claim | Prepared | Not
         if wait > 0:
             sleep(wait)
     try:
-        result = gateway.send(to=prepared.to, body=prepared.body, status_callback=prepared.status_callback)
+        # The clinic's own sender only when it has one: gateways that know one sender keep working.
+        own = {"sender": prepared.sender} if prepared.sender is not None else {}
+        result = gateway.send(to=prepared.to, body=prepared.body, status_callback=prepared.status_callback, **own)
     except SendError as err:
         outcome = record_error(session, prepared.id, err, clock(), ctx.settings)
         log.warning("%s (row %d) to %s not sent: %s -> %s", prepared.message_id, prepared.id,

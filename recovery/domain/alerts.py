@@ -146,10 +146,17 @@ def escalates(level: Level) -> bool:
     return level >= Level.URGENT
 
 
-def next_escalation(level: Level, rule_ids: list[str], at: datetime, clinic_tz: ZoneInfo) -> datetime | None:
-    """When the next rung of the on-call ladder is texted if nobody has acknowledged."""
+def next_escalation(level: Level, rule_ids: list[str], at: datetime, clinic_tz: ZoneInfo, *,
+                    outside_service_hours: bool | None = None) -> datetime | None:
+    """When the next rung of the on-call ladder is texted if nobody has acknowledged.
+
+    `outside_service_hours` (given when an alert opens or gets worse, None when the clinic set no
+    hours): an URGENT alert then pages at once, since nobody watches the worklist to meet its
+    response time (issue 13 decision); EMERGENCY pages at once anyway, WATCH never."""
     if not escalates(level):
         return None
+    if level == Level.URGENT and outside_service_hours:
+        return at
     return respond_by(rule_ids, level, at, clinic_tz)
 
 

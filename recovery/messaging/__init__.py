@@ -25,6 +25,7 @@ __all__ = [
     "SendError",
     "SendErrorKind",
     "SendResult",
+    "Sender",
     "SmsGateway",
     "backoff_delay",
     "check_message",
@@ -121,10 +122,21 @@ class SendError(Exception):
                          reason=self.reason)
 
 
+@dataclass(frozen=True)
+class Sender:
+    """A clinic's own sender (set at /admin/clinic): a From number or a Messaging Service, used instead
+    of the gateway's configured one (TWILIO_FROM_NUMBER / TWILIO_MESSAGING_SERVICE_SID)."""
+
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+
+
 @runtime_checkable
 class SmsGateway(Protocol):
-    def send(self, *, to: str, body: str, status_callback: str | None) -> SendResult:
-        """Hand one text to the provider. Raises SendError; never retries by itself."""
+    def send(self, *, to: str, body: str, status_callback: str | None, sender: Sender | None = None) -> SendResult:
+        """Hand one text to the provider (from `sender` when given). Raises SendError; never
+        retries by itself. Dispatch passes `sender` only when the clinic has its own, so a
+        gateway that knows one sender only still works for clinics without one."""
         ...
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from recovery.logsetup import SafeFormatter
-from recovery.messaging import URL_PATTERN, SendError, SendResult, check_message, mask_links, mask_number
+from recovery.messaging import URL_PATTERN, Sender, SendError, SendResult, check_message, mask_links, mask_number
 
 __all__ = ["ConsoleGateway", "RecordingGateway", "SendAttempt", "SentSms"]
 
@@ -32,6 +32,7 @@ class SentSms:
     body: str
     status_callback: str | None
     provider_id: str
+    sender: Sender | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SendAttempt:
     status_callback: str | None
     result: SendResult | None
     error: SendError | None
+    sender: Sender | None = None
 
 
 class _CurrentStdoutHandler(logging.StreamHandler):
@@ -90,11 +92,11 @@ class ConsoleGateway:
         self._sent: list[SentSms] = []
         self._log = _console_logger()
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> SendResult:
+    def send(self, *, to: str, body: str, status_callback: str | None, sender: Sender | None = None) -> SendResult:
         check_message(to, body)
         provider_id = "CO" + secrets.token_hex(16)
         with self._lock:
-            self._sent.append(SentSms(to, body, status_callback, provider_id))
+            self._sent.append(SentSms(to, body, status_callback, provider_id, sender))
         self._log.info("%s", describe(to, body, status_callback))
         return SendResult(provider_id=provider_id, status="queued")
 
@@ -143,21 +145,21 @@ class RecordingGateway:
             self._by_number.clear()
             self._next.clear()
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> SendResult:
+    def send(self, *, to: str, body: str, status_callback: str | None, sender: Sender | None = None) -> SendResult:
         try:
             check_message(to, body)
         except SendError as exc:
             with self._lock:
-                self._attempts.append(SendAttempt(to, body, status_callback, None, exc))
+                self._attempts.append(SendAttempt(to, body, status_callback, None, exc, sender))
             raise
         with self._lock:
             planned = self._next.pop(0) if self._next else self._by_number.get(to)
             if planned is not None:
                 error = planned.copy()
-                self._attempts.append(SendAttempt(to, body, status_callback, None, error))
+                self._attempts.append(SendAttempt(to, body, status_callback, None, error, sender))
             else:
                 result = SendResult(provider_id=f"SM{next(self._ids):032x}", status="queued")
-                self._attempts.append(SendAttempt(to, body, status_callback, result, None))
+                self._attempts.append(SendAttempt(to, body, status_callback, result, None, sender))
                 return result
         raise error
 
@@ -170,7 +172,7 @@ class RecordingGateway:
     def sent(self) -> tuple[SentSms, ...]:
         """Successful sends only, in order."""
         with self._lock:
-            return tuple(SentSms(a.to, a.body, a.status_callback, a.result.provider_id)
+            return tuple(SentSms(a.to, a.body, a.status_callback, a.result.provider_id, a.sender)
                          for a in self._attempts if a.result is not None)
 
     def sent_to(self, to: str) -> tuple[SentSms, ...]:

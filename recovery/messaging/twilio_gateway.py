@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from recovery.messaging import SendError, SendResult, check_message, error_kind, parse_retry_after
+from recovery.messaging import Sender, SendError, SendResult, check_message, error_kind, parse_retry_after
 
 __all__ = [
     "GatewayHttpClient",
@@ -151,13 +151,20 @@ class TwilioGateway:
         self.http_client = http_client
         self._client = Client(account_sid, auth_token, http_client=http_client)
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> SendResult:
+    def send(self, *, to: str, body: str, status_callback: str | None, sender: Sender | None = None) -> SendResult:
         check_message(to, body)
         params: dict[str, Any] = {"to": to, "body": body}
-        if self._from_number is not None:
-            params["from_"] = self._from_number
-        if self._messaging_service_sid is not None:
-            params["messaging_service_sid"] = self._messaging_service_sid
+        # A clinic's own sender replaces the configured one entirely (its number is not in our service).
+        from_number, service_sid = ((sender.from_number, sender.messaging_service_sid) if sender is not None
+                                    else (self._from_number, self._messaging_service_sid))
+        if sender is not None and not (from_number is None or _SENDER.fullmatch(from_number)):
+            raise SendError("permanent", reason="the clinic's sender number is not E.164 or a short code")
+        if sender is not None and not (service_sid is None or _SERVICE_SID.fullmatch(service_sid)):
+            raise SendError("permanent", reason="the clinic's messaging service SID is malformed")
+        if from_number is not None:
+            params["from_"] = from_number
+        if service_sid is not None:
+            params["messaging_service_sid"] = service_sid
         if status_callback is not None:
             params["status_callback"] = status_callback
         try:

@@ -13,7 +13,10 @@ lose, not duplicate.
 
 Paging: an alert pages the next rung of the ladder at once when it first becomes EMERGENCY; after
 that only the escalation tick pages, one rung at a time, each rung at most once per alert, and
-never while the alert is acknowledged. Every change writes an AlertEvent (the alert's history) and
+never while the alert is acknowledged. Outside the clinic's service hours (services/clinic_settings.py;
+a clinic without them set behaves as before) an URGENT alert is due for its first page at once, so
+the next tick pages rung 1 instead of waiting for a response time nobody is watching; the alert
+records `outside_service_hours` when it opens. Every change writes an AlertEvent (the alert's history) and
 an audit row, in the same transaction.
 """
 from __future__ import annotations
@@ -27,11 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.domain import alerts as domain
-from recovery.domain.timeline import PlannedMessage
 from recovery.domain.triage import RULES, Level
 from recovery.store import audit
-from recovery.store.models import Alert, AlertEvent, AlertStatus, Clinic, Enrolment, OnCallStep, Patient, StaffUser
-from recovery.store.outbox import add_if_new, new_row
+from recovery.services import on_call
+from recovery.services.clinic_settings import outside_service_hours
+from recovery.store.models import Alert, AlertEvent, AlertStatus, Clinic, Enrolment, Patient, StaffUser
 
 STAFF_PAGE_TEXT = ("Recovery Tracker: {level} alert waiting {minutes} min for a nurse. "
                    "Please open the worklist: {link}")
@@ -87,6 +90,7 @@ class _Raise:
     ruleset: object
     source: str
     request_id: str | None
+    outside: bool | None  # outside the clinic's service hours now (None: none set)
 
 
 def raise_rules(session: Session, *, patient: Patient, enrolment: Enrolment | None, rule_ids: list[str],
@@ -104,7 +108,7 @@ def raise_rules(session: Session, *, patient: Patient, enrolment: Enrolment | No
         return []
     clinic = session.get(Clinic, patient.clinic_id)
     ctx = _Raise(clinic, ZoneInfo(clinic.timezone), patient, enrolment, now, checkin_id, ruleset, source,
-                 request_id)
+                 request_id, outside_service_hours(clinic, now))
     if checkin_id is not None:
         return [_raise_for_checkin(session, ctx, scored)]
     by_family: dict[str, dict[str, Level]] = defaultdict(dict)
@@ -156,7 +160,9 @@ def _open(session: Session, ctx: _Raise, family: str, rules: dict[str, Level], f
                   family=family, level=level.name, rules=rule_ids, summary=_summary(rule_ids, ctx.ruleset),
                   status=AlertStatus.OPEN, opened_at=now, updated_at=now,
                   respond_by=domain.respond_by(rule_ids, level, now, ctx.tz), escalation_step=0,
-                  next_escalation_at=domain.next_escalation(level, rule_ids, now, ctx.tz))
+                  next_escalation_at=domain.next_escalation(level, rule_ids, now, ctx.tz,
+                                                            outside_service_hours=ctx.outside),
+                  outside_service_hours=ctx.outside)
     session.add(alert)
     session.flush()
     extra = {"follows_alert_id": follows} if follows else {}
@@ -184,7 +190,8 @@ def _update(session: Session, ctx: _Raise, alert: Alert, rules: dict[str, Level]
         alert.status = AlertStatus.OPEN
         alert.respond_by = domain.respond_by(change.rules, change.level, now, ctx.tz)
         # The ladder goes on from the rung it had reached: each rung is paged at most once per alert.
-        alert.next_escalation_at = domain.next_escalation(change.level, change.rules, now, ctx.tz)
+        alert.next_escalation_at = domain.next_escalation(change.level, change.rules, now, ctx.tz,
+                                                          outside_service_hours=ctx.outside)
     _event(session, alert, "updated", now, level=change.level.name, rules=list(rules), added=change.added,
            source=ctx.source, checkin_id=ctx.checkin_id, reopened=change.reopened)
     _system_audit(session, alert, now, "alert_updated",
@@ -266,22 +273,21 @@ def record_outcome(session: Session, alert: Alert, staff: StaffUser, now: dateti
 
 def _page_next(session: Session, alert: Alert, clinic: Clinic, now: datetime, reason: str,
                base_url: str = "") -> bool:
-    """Text the next rung of the on-call ladder through the outbox. A rung whose person cannot be
-    texted (inactive, no mobile) is skipped on the record and the next one is paged at once.
-    False when the ladder is used up."""
-    ladder = session.scalars(sa.select(OnCallStep).where(OnCallStep.clinic_id == clinic.id)
-                             .order_by(OnCallStep.position)).all()
+    """Text the next rung of the on-call ladder through the outbox (services/on_call.py). A rung
+    that cannot be texted (a disabled account, no mobile) is skipped on the record and the next
+    one is paged at once. False when the ladder is used up."""
+    ladder = on_call.ladder(session, clinic.id)
     step = alert.escalation_step + 1
-    person = None
+    rung = None
     while step <= len(ladder):
-        candidate = session.get(StaffUser, ladder[step - 1].staff_id)
-        if candidate is not None and candidate.active and candidate.mobile_e164:
-            person = candidate
+        candidate = on_call.describe(session, ladder[step - 1])
+        if candidate.number is not None:
+            rung = candidate
             break
-        _event(session, alert, "escalation_skipped", now, step=step, staff_id=ladder[step - 1].staff_id,
-               why="account disabled" if candidate is None or not candidate.active else "no mobile number")
+        _event(session, alert, "escalation_skipped", now, step=step, staff_id=candidate.staff_id,
+               why=candidate.problem)
         step += 1
-    if person is None:
+    if rung is None:
         alert.escalation_step = len(ladder)
         _event(session, alert, "ladder_exhausted", now, step=step)
         audit.record(session, at=now, actor_type="system", actor_id=None, action="alert_ladder_exhausted",
@@ -291,14 +297,15 @@ def _page_next(session: Session, alert: Alert, clinic: Clinic, now: datetime, re
     alert.escalation_step = step
     minutes = max(0, int((now - alert.opened_at).total_seconds() // 60))
     text = STAFF_PAGE_TEXT.replace("{level}", alert.level).replace("{minutes}", str(minutes))
-    message = PlannedMessage(id="ESC", key=f"ESC:alert{alert.id}:step{step}", kind="staff_page",
-                             send_at=now, due_at=now, text_template=text, urgent=True, quiet_moved=False)
-    add_if_new(session, new_row(enrolment=None, patient_id=None, recipient="staff", message=message,
-                                now=now, staff_id=person.id, alert_id=alert.id))
-    _event(session, alert, "escalated", now, step=step, to_staff_id=person.id, reason=reason)
+    on_call.queue_page(session, clinic=clinic, rung=rung, message_id="ESC", key=f"ESC:alert{alert.id}:step{step}",
+                       kind="staff_page", text=text, now=now, alert_id=alert.id)
+    # A phone rung has no account: its name is on the record (never its number).
+    target = {"to_staff_id": rung.staff_id} if rung.staff_id is not None else {"to_rung_id": rung.id,
+                                                                               "to_name": rung.name}
+    _event(session, alert, "escalated", now, step=step, reason=reason, **target)
     audit.record(session, at=now, actor_type="system", actor_id=None, action="alert_escalated",
                  patient_id=alert.patient_id, subject_type="alert", subject_id=alert.id,
-                 detail={"step": step, "to_staff_id": person.id, "reason": reason})
+                 detail={"step": step, "reason": reason, **target})
     return True
 
 
@@ -313,7 +320,9 @@ def escalate_due(session: Session, now: datetime) -> int:
     for alert in due:
         clinic = session.get(Clinic, alert.clinic_id)
         tz = ZoneInfo(clinic.timezone)
-        paged = _page_next(session, alert, clinic, now, reason="not acknowledged in time")
+        # Paged before its response time ran out: it opened (or got worse) outside service hours.
+        reason = "outside service hours" if now < alert.respond_by else "not acknowledged in time"
+        paged = _page_next(session, alert, clinic, now, reason=reason)
         level = Level[alert.level]
         alert.next_escalation_at = domain.next_escalation(level, list(alert.rules), now, tz) if paged else None
         count += paged

@@ -263,6 +263,7 @@ def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: Z
         return f"Resolved: {label}" + (f". Note: {d['note']}" if d.get("note") else "")
     if kind == "escalated":
         why = d.get("reason", "")
+        target = target or d.get("to_name")  # a phone rung has no account
         return f"Paged on-call rung {d.get('step')}" + (f" ({target})" if target else "") + (f": {why}" if why else "")
     if kind == "escalation_skipped":
         return f"On-call rung {d.get('step')} skipped: {d.get('why', '')}"

@@ -186,13 +186,14 @@ def escalations(session: Session, clinic_id: int, period: rules.Period) -> list[
     """Alerts opened in the period that were escalated, by the ladder rung they reached (alert_event
     rows of kind "escalated"; each rung at most once per alert). One statement."""
     step = AlertEvent.detail["step"].as_integer()
+    name = sa.func.coalesce(StaffUser.name, OnCallStep.name)  # a staff rung or a phone rung
     rows = session.execute(
-        sa.select(step, sa.func.count(sa.distinct(AlertEvent.alert_id)), StaffUser.name)
+        sa.select(step, sa.func.count(sa.distinct(AlertEvent.alert_id)), name)
         .join(Alert, Alert.id == AlertEvent.alert_id)
         .outerjoin(OnCallStep, sa.and_(OnCallStep.clinic_id == clinic_id, OnCallStep.position == step))
         .outerjoin(StaffUser, StaffUser.id == OnCallStep.staff_id)
         .where(AlertEvent.kind == "escalated", Alert.clinic_id == clinic_id, _between(Alert.opened_at, period))
-        .group_by(step, StaffUser.name).order_by(step)).all()
+        .group_by(step, name).order_by(step)).all()
     return [(int(s or 0), name or "–", n) for s, n, name in rows]
 
 

@@ -80,6 +80,15 @@ class Clinic(db.Model):
     emergency_number: so.Mapped[str] = so.mapped_column(sa.String(8), default="911")
     care_phone: so.Mapped[str] = so.mapped_column(sa.String(32))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    # Set at /admin/clinic (recovery/services/clinic_settings.py); None: as before these settings.
+    sms_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(30))  # {clinic} in texts; None: the plan's
+    after_hours_phone: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    # The clinic's own Twilio sender (a number or a messaging service); None: the app's config.
+    sender_number: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    messaging_service_sid: so.Mapped[Optional[str]] = so.mapped_column(sa.String(34))
+    # {"0": ["08:00", "17:00"], ...}: weekday (Monday 0) -> open, close in the clinic's zone
+    # (recovery/domain/service_hours.py). None: no service hours, every alert as before.
+    service_hours: so.Mapped[Optional[dict[str, Any]]] = so.mapped_column(sa.JSON)
 
 
 class StaffUser(db.Model):
@@ -97,14 +106,18 @@ class StaffUser(db.Model):
 
 
 class OnCallStep(db.Model):
-    """The clinic's escalation ladder: position 1 is asked first after the duty nurse."""
+    """The clinic's escalation ladder: position 1 is asked first after the duty nurse. A rung is a
+    staff member (their account's mobile, skipped while disabled) or a name and a mobile number."""
     __tablename__ = "on_call_step"
-    __table_args__ = (sa.UniqueConstraint("clinic_id", "position"),)
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "position"),
+                      sa.CheckConstraint("(staff_id IS NULL) <> (mobile_e164 IS NULL)", name="ck_on_call_step_target"))
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"))
     position: so.Mapped[int]
-    staff_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("staff_user.id"))
-    staff: so.Mapped[StaffUser] = so.relationship()
+    staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(120))  # a phone rung's name
+    mobile_e164: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))  # a phone rung's number
+    staff: so.Mapped[Optional[StaffUser]] = so.relationship()
 
 
 class Patient(db.Model):
@@ -187,6 +200,10 @@ class OutboundMessage(db.Model):
     patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
     staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
     alert_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("alert.id"))
+    # A page to an on-call rung: its clinic (whose sender it goes from; test pages have no alert),
+    # and for a phone rung (no staff account) the number as it was when paged.
+    clinic_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("clinic.id"))
+    to_e164: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
     recipient: so.Mapped[str] = so.mapped_column(sa.String(16))  # patient | caregiver | staff
     message_id: so.Mapped[str] = so.mapped_column(sa.String(16))  # S06, S11, ESC …
     occurrence_key: so.Mapped[str] = so.mapped_column(sa.String(64))
@@ -309,6 +326,9 @@ class Alert(db.Model):
     next_escalation_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
     # "No answer – will try again": when the alert comes back to the top of the worklist
     follow_up_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # Opened outside the clinic's service hours (an URGENT one then pages the ladder at once);
+    # None: the clinic had no service hours set, or the alert is older than the setting.
+    outside_service_hours: so.Mapped[Optional[bool]]
     patient: so.Mapped[Patient] = so.relationship()
     events: so.Mapped[list["AlertEvent"]] = so.relationship(order_by="AlertEvent.id")
 
