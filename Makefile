@@ -63,8 +63,19 @@ postgres:
 	  fi; \
 	fi
 
+# The whole suite in two runs: the in-process tests on TEST_WORKERS workers (pytest-xdist), then the
+# multi-process ones (marked slow: they time leases, kill processes, start servers) on their own, so
+# that what they time is not the other run's load. PYTEST_ARGS runs just what it names, in one run.
+TEST_WORKERS ?= 2
 test: venv node browser postgres
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@rc=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" || rc=$$?; \
+	$(BIN)/python -m pytest -m slow || rc=$$?; \
+	exit $$rc
+else
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
 
 bench: venv node browser postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)

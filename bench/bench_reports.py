@@ -29,7 +29,7 @@ SCAN_ROUNDS = 10  # x missed.SCAN_LIMIT (200) slots
 
 
 def _config(url: str) -> dict:
-    from tests.settings import app_config
+    from tests.support.settings import app_config
     return app_config(SQLALCHEMY_DATABASE_URI=url)
 
 
@@ -144,7 +144,7 @@ def run() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         _backend("SQLite", f"sqlite:///{Path(tmp) / 'reports.sqlite'}", now)
     try:
-        from tests.dbs import PostgresFactory
+        from tests.support.dbs import PostgresFactory
         factory = PostgresFactory()
     except Exception as e:  # noqa: BLE001 - no server: the SQLite figures still print
         print(f"  PostgreSQL skipped: {type(e).__name__}: {e}")

@@ -186,7 +186,7 @@ def ten_thousand(db_url: str, *, claim_only: bool, concurrency: int = 1) -> tupl
 
 
 def run() -> None:
-    from tests.dbs import PostgresFactory, SqliteFactory, pg_available
+    from tests.support.dbs import PostgresFactory, SqliteFactory, pg_available
     from tests.twilio.prism import start_prism
 
     for name in ("recovery", "app", "alembic", "twilio"):

@@ -175,7 +175,7 @@ class Prepared:
 
 
 def _config(url: str) -> dict:
-    from tests.settings import app_config
+    from tests.support.settings import app_config
     return app_config(SQLALCHEMY_DATABASE_URI=url)
 
 
@@ -188,7 +188,7 @@ def prepare(url: str) -> Prepared:
     from recovery.services.sessions import issue_link
     from recovery.store.db import db
     from recovery.store.models import Patient
-    from tests.durability_helpers import CALM, complete_answers
+    from tests.support.durability_helpers import CALM, complete_answers
 
     app = create_app(_config(url))
     with app.app_context():
@@ -312,7 +312,7 @@ class Stack:
 
 
 def start_stack(db_url: str, workdir: Path, name: str) -> Stack:
-    from tests.durability_helpers import Service, free_port, web_env
+    from tests.support.durability_helpers import Service, free_port, web_env
 
     port = free_port()
     env = web_env(db_url, port, secrets.token_hex(32), SCHEDULER_TICK_SECONDS="1")
@@ -334,7 +334,7 @@ NO_GZIP = {"Accept-Encoding": "identity"}
 
 def open_sessions(base_url: str, prepared: Prepared) -> list[tuple[str, str, list[int]]]:
     """(cookie, csrf token, check-in ids) per patient: open the Today link, load a review page."""
-    from tests.durability_helpers import csrf_from, open_patient_session, session_cookie
+    from tests.support.durability_helpers import csrf_from, open_patient_session, session_cookie
 
     def one(i: int):
         with requests.Session() as http:
@@ -437,7 +437,7 @@ def nurse_sql(db_url: str, prepared: Prepared) -> dict:
 
 def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, report: Report,
                   wrk_problem: str | None) -> None:
-    from tests.durability_helpers import Service, free_port, open_patient_session, session_cookie
+    from tests.support.durability_helpers import Service, free_port, open_patient_session, session_cookie
     from recovery.store.models import Checkin
 
     print(f"\n--- {label} ---", flush=True)
@@ -552,7 +552,7 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
 
 
 def run() -> None:
-    from tests.dbs import PostgresFactory, migrate, pg_available
+    from tests.support.dbs import PostgresFactory, migrate, pg_available
 
     for name in ("recovery", "app", "alembic", "flask_migrate"):
         logging.getLogger(name).setLevel(logging.WARNING)

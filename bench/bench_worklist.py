@@ -118,7 +118,7 @@ def bench_backend(label: str, url: str) -> list[tuple[str, str, str]]:
     from app import create_app
     from bench.seeding import BENCH_PASSWORD
     from recovery.store.db import db
-    from tests.settings import app_config
+    from tests.support.settings import app_config
 
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=url))
     t = time.perf_counter()
@@ -155,7 +155,7 @@ def bench_backend(label: str, url: str) -> list[tuple[str, str, str]]:
 
 
 def run() -> None:
-    from tests.dbs import PostgresFactory, migrate, pg_available
+    from tests.support.dbs import PostgresFactory, migrate, pg_available
 
     for name in ("recovery", "app", "alembic", "flask_migrate"):
         logging.getLogger(name).setLevel(logging.WARNING)

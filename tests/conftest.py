@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.dbs import PostgresFactory, SqliteFactory
-from tests.settings import app_config
+from tests.support.dbs import PostgresFactory, SqliteFactory
+from tests.support.settings import app_config
 
 pytest_plugins = ["tests.twilio.fixtures"]
 
@@ -19,7 +19,7 @@ def pytest_configure(config):
     import logging
     import tempfile
 
-    from tests.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
+    from tests.support.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
     # Never the checkout's instance/: `make run` keeps its secret key and database there. Set in
     # the environment, so the app servers the tests start inherit it too.
     if not (_is_worker(config) and "recovery-instance-" in os.environ.get("INSTANCE_PATH", "")):
@@ -46,7 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
     its own records and hands its findings to the controller, which fails the run."""
     import logging
 
-    from tests.privacy import COLLECTOR, privacy_problems, scan_log_files
+    from tests.support.privacy import COLLECTOR, privacy_problems, scan_log_files
     problems: list[str] = []
     if getattr(session, "items", None) and not session.config.option.collectonly:
         installed = COLLECTOR in logging.getLogger().handlers
@@ -141,7 +141,7 @@ def make_app(db_url):
 
     from app import create_app
     from recovery.store.db import db
-    from tests.settings import app_config
+    from tests.support.settings import app_config
 
     @contextmanager
     def factory(**overrides):

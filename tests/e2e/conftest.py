@@ -54,7 +54,7 @@ def _unavailable(message: str):
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Iterator[RunningApp]:
-    from tests.privacy import log_dir
+    from tests.support.privacy import log_dir
     # The logs go where the end-of-run privacy check scans them for the canary phone number.
     logs = Path(tempfile.mkdtemp(prefix="e2e-", dir=log_dir()))
     try:

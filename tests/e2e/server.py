@@ -102,7 +102,7 @@ class RunningApp:
     def _app(self):
         if self._link_app is None:
             from app import create_app
-            from tests.settings import app_config
+            from tests.support.settings import app_config
             self._link_app = create_app(app_config(SQLALCHEMY_DATABASE_URI=self.db_url))
         return self._link_app
 
@@ -161,7 +161,7 @@ def app_env(db_url: str, base_url: str, port: int) -> dict[str, str]:
         "SMS_BACKEND": "console",
         "SCHEDULER_TICK_SECONDS": "1",
         # One run opens many patient sessions and nurse sign-ins from 127.0.0.1; the limits
-        # themselves are covered by tests/test_security_sessions.py.
+        # themselves are covered by tests/web/test_security_sessions.py.
         "LINK_RATE_LIMIT": "500 per hour",
         "LOGIN_RATE_LIMIT": "100 per 15 minutes",
         "PYTHONUNBUFFERED": "1",

@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Browsing, open_patient_link, sign_in
 from tests.e2e.test_patient_today import _ENLARGE_TEXT_JS, small_targets
-from tests.privacy import CANARY_SYMPTOM
+from tests.support.privacy import CANARY_SYMPTOM
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import pytest
 from recovery.web.forms import COMMON_ZONES
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import sign_in
-from tests.privacy import CANARY_PHONE
+from tests.support.privacy import CANARY_PHONE
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +53,7 @@ def test_nurse_signs_in_enrols_a_patient_and_sees_the_first_texts(open_context, 
     local = now.astimezone(ZoneInfo(zone))
     page.get_by_label("First name").fill("Ivy")
     page.get_by_label("Last name").fill("Browser")
-    page.get_by_label("Mobile number").fill(national(CANARY_PHONE))  # tests/privacy.py watches the logs for it
+    page.get_by_label("Mobile number").fill(national(CANARY_PHONE))  # tests/support/privacy.py watches the logs for it
     page.get_by_label("Patient's time zone").select_option(zone)
     page.get_by_label("The patient agrees to receive recovery texts").check()
     page.get_by_label("Balloon kyphoplasty").check()

@@ -14,5 +14,5 @@ both. Every problem is reported as ``file:line: entry: problem``.
 
 The package: `offsets` (the grammar), `model` (the frozen data classes), `builder` (raw TOML to a
 Template, every field checked), `overrides` (per-patient changes), `errors`. Import each name from
-the module that holds it (package inits import nothing: tests/test_architecture.py).
+the module that holds it (package inits import nothing: tests/system/test_architecture.py).
 """
