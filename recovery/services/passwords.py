@@ -37,7 +37,9 @@ def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, *, name: str = "", email: str = "") -> str | None:
+    """Why this password is refused (for the form or the CLI), or None. The one password policy:
+    the set-password page, the CLI and every other place that sets a password call this."""
     if len(password) < MIN_LENGTH:
         return f"Use at least {MIN_LENGTH} characters."
     if len(password) > MAX_LENGTH:
