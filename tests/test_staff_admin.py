@@ -72,6 +72,10 @@ def test_an_admin_invites_a_nurse_who_sets_her_password_once_and_signs_in(app, s
         assert form.status_code == 200 and b"Welcome, Nora Nurse" in form.data
     short = nurse.post(f"/staff/password/{token}", data={"password": "short", "confirm": "short"})
     assert short.status_code == 422 and b"at least 12 characters" in short.data
+    common = nurse.post(f"/staff/password/{token}", data={"password": "password1234", "confirm": "password1234"})
+    assert common.status_code == 422 and b"too easy to guess" in common.data
+    own_name = nurse.post(f"/staff/password/{token}", data={"password": "nora@example.org", "confirm": "nora@example.org"})
+    assert own_name.status_code == 422 and b"too easy to guess" in own_name.data
     differ = nurse.post(f"/staff/password/{token}", data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"})
     assert differ.status_code == 422 and b"not the same" in differ.data
     done = nurse.post(f"/staff/password/{token}", data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
