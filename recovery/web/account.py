@@ -97,6 +97,8 @@ def _sign_in_fully(ws) -> str:
 @limiter.limit(_code_limit, methods=["POST"], key_func=_account_key, deduct_when=_wrong_code)
 def second_factor():
     ws = _pending(SECOND_FACTOR_SCOPE)
+    if ws is None and _pending(ENROL_SCOPE) is not None:
+        return redirect(url_for("auth.two_factor_setup"), 303)  # no code yet: set the app up first
     if ws is None:
         session.pop(PENDING_KEY, None)
         flash("Please sign in again.")
