@@ -117,7 +117,9 @@ def change_role(staff_id: int):
     return redirect(url_for("admin.staff_member", staff_id=member.id), 303)
 
 
-def _button(staff_id: int, change, done: str):
+def _button(staff_id: int, change, done: str = "", answer=None):
+    """A button on the member's page: do `change`, then flash `done` and go back to the page (or
+    give `answer(member, result)`, for a result that is shown once: a link)."""
     member = _member(staff_id)
     if not ActionForm().validate_on_submit():
         return _member_page(member, problem="This form is out of date: open it again.", code=422)
@@ -127,6 +129,8 @@ def _button(staff_id: int, change, done: str):
         db.session.rollback()
         return _member_page(member, problem=str(e), code=409)
     db.session.commit()
+    if answer is not None:
+        return answer(member, result)
     flash(done.format(name=member.name, result=result))
     return redirect(url_for("admin.staff_member", staff_id=member.id), 303)
 
@@ -151,13 +155,5 @@ def reset_second_factor(staff_id: int):
 
 @bp.post("/staff/<int:staff_id>/password")
 def reset_password(staff_id: int):
-    member = _member(staff_id)
-    if not ActionForm().validate_on_submit():
-        return _member_page(member, problem="This form is out of date: open it again.", code=422)
-    try:
-        token = staff_accounts.reset_password(db.session, member, now=utcnow(), actor=_actor())
-    except StaffProblem as e:
-        db.session.rollback()
-        return _member_page(member, problem=str(e), code=409)
-    db.session.commit()
-    return _link_page(member, token, "reset")
+    return _button(staff_id, lambda m: staff_accounts.reset_password(db.session, m, now=utcnow(), actor=_actor()),
+                   answer=lambda m, token: _link_page(m, token, "reset"))
