@@ -171,3 +171,13 @@ def test_disabling_ends_sessions_at_once_and_the_last_admin_is_kept(app, session
     with pytest.raises(StaffProblem, match="last active admin"):
         staff_accounts.change_role(session, admin, "nurse", now=NOW, actor=Actor(None))
     session.rollback()
+
+
+def test_the_set_password_form_is_rate_limited(make_app, session, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    with make_app(RATELIMIT_ENABLED=True, SET_PASSWORD_RATE_LIMIT="2 per hour") as app:
+        anon = app.test_client()
+        codes = [anon.post("/staff/password/" + "x" * 43, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+                 .status_code for _ in range(3)]
+        assert codes == [404, 404, 429]
+        assert anon.get("/staff/password/" + "x" * 43).status_code == 404  # showing the form is not counted

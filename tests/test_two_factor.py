@@ -137,8 +137,8 @@ def test_a_clinic_that_requires_it_sends_staff_to_enrol_before_anything_else(app
     session.expire_all()
     assert session.get(StaffUser, nurse.id).totp_secret is None
     (reset,) = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "staff_totp_reset")).all()
-    assert reset.actor_id == admin.id and reset.detail == {"old": True, "new": False}
-    n.post("/logout")
+    assert reset.actor_id == admin.id and reset.detail == {"old": True, "new": False, "sessions_ended": 1}
+    assert n.get("/nurse/").status_code == 302  # the clinic requires it: her session ended with it
     assert login(n, nurse).headers["Location"].endswith("/account/two-factor")
     assert secret.encode() not in n.get("/account/two-factor").data  # a new secret
 

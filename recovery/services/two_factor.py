@@ -14,6 +14,7 @@ from datetime import datetime
 import pyotp
 from sqlalchemy.orm import Session
 
+from recovery.services.sessions import revoke_all_for_staff
 from recovery.services.staff_accounts import Actor, StaffProblem
 from recovery.store import audit
 from recovery.store.models import StaffUser
@@ -75,6 +76,8 @@ def reset(session: Session, staff: StaffUser, *, now: datetime, actor: Actor) ->
         raise StaffProblem("Two-step sign-in is not set up for this account.")
     was_on = staff.totp_secret is not None
     staff.totp_secret = staff.totp_pending_secret = staff.totp_last_step = None
+    # Where the clinic requires a second factor, no session may go on without one.
+    ended = revoke_all_for_staff(session, staff.id, now) if staff.clinic.require_totp else 0
     audit.record(session, at=now, actor_type=actor.kind, actor_id=actor.staff_id, action="staff_totp_reset",
-                 subject_type="staff_user", subject_id=staff.id, detail={"old": was_on, "new": False},
-                 request_id=actor.request_id)
+                 subject_type="staff_user", subject_id=staff.id,
+                 detail={"old": was_on, "new": False, "sessions_ended": ended}, request_id=actor.request_id)

@@ -9,6 +9,7 @@ import time
 import pyotp
 import pytest
 
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -88,3 +89,11 @@ def test_admin_invites_a_nurse_who_sets_a_password_and_two_step_sign_in(open_con
     admin.goto("/admin/staff")
     row = admin.page.get_by_role("row", name="Ines Invited")
     assert "On" in row.inner_text() and "Never" not in row.inner_text()
+
+    # the staff page and the set-up page pass axe (a context that lets axe-core in past the CSP)
+    admin_axe = open_context("desktop", axe=True, storage_state=admin.context.storage_state())
+    admin_axe.goto("/admin/staff")
+    assert_accessible(admin_axe.page, "admin staff page")
+    nurse_axe = open_context("phone", axe=True, storage_state=nurse.context.storage_state())
+    nurse_axe.goto("/account/two-factor")
+    assert_accessible(nurse_axe.page, "two-step sign-in set-up page")
