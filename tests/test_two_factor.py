@@ -10,7 +10,7 @@ import pyotp
 import sqlalchemy as sa
 
 from recovery.store.models import AuditEvent, StaffRole, StaffUser
-from tests.factories import login, make_clinic, make_staff
+from tests.factories import PASSWORD, login, make_clinic, make_staff
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
 
@@ -101,6 +101,12 @@ def test_wrong_codes_are_rate_limited(make_app, session, time_machine):
         assert codes == [422, 422, 422, 429]
         assert client.post("/login/code", data={"code": right}).status_code == 429
         assert client.get("/nurse/").status_code == 302
+        # the password again, from another address: a new half-signed-in session, but no new tries
+        again = app.test_client()
+        assert again.post("/login", data={"email": nurse.email, "password": PASSWORD},
+                          environ_overrides={"REMOTE_ADDR": "192.0.2.77"}).status_code == 303
+        assert again.post("/login/code", data={"code": right},
+                          environ_overrides={"REMOTE_ADDR": "192.0.2.77"}).status_code == 429
 
 
 def test_a_clinic_that_requires_it_sends_staff_to_enrol_before_anything_else(app, session, time_machine):

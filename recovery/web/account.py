@@ -39,10 +39,14 @@ def _wrong_code(response) -> bool:
 
 
 def _account_key() -> str:
-    """Per account being signed in (or set up) and per address: guesses at one account's code."""
-    pending = session.get(PENDING_KEY) or ""
-    who = str(current_user.staff.id) if current_user.is_authenticated else digest(pending)
-    return "tf:" + ratelimits.hashed("second-factor", ratelimits.client_address(), who)
+    """Per account, whatever the address or the half-signed-in session: signing in with the
+    password again (a new half session) must not bring new guesses at the code."""
+    if current_user.is_authenticated:
+        who = str(current_user.staff.id)
+    else:
+        pending = load_pending(db.session, session.get(PENDING_KEY), utcnow())
+        who = str(pending.staff_id) if pending is not None else "none"
+    return "tf:" + ratelimits.hashed("second-factor", who)
 
 
 # ---- set a password through a link ----------------------------------------------------------
