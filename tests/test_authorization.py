@@ -20,7 +20,7 @@ NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
 
 PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_out", "patient.new_link",
           "patient.sign_out",
-          "auth.second_factor"}  # only a half-signed-in session of its own scope gets past it (test_staff_admin.py)  # sign-out ends whatever session the caller has, nothing else
+          "auth.second_factor"}  # only a half-signed-in session of its own scope gets past it (test_two_factor.py)  # sign-out ends whatever session the caller has, nothing else
 SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (tests/test_hooks.py)
 CAPABILITY = {"patient.link", "patient.redeem",  # the 256-bit token is the key (test below)
               "auth.set_password"}  # the staff set-password link: single use, 72 h (tests/test_staff_admin.py)
