@@ -87,6 +87,9 @@ class Config:
     LOGIN_IP_RATE_LIMIT = os.environ.get("LOGIN_IP_RATE_LIMIT", "20 per 15 minutes")
     # Patient links: every request to a link page per address; new-link TEXTS per patient.
     LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "20 per hour")
+    # staff set-password links (per address) and wrong two-step codes (per address and account)
+    SET_PASSWORD_RATE_LIMIT = os.environ.get("SET_PASSWORD_RATE_LIMIT", "10 per hour")
+    TOTP_RATE_LIMIT = os.environ.get("TOTP_RATE_LIMIT", "5 per 15 minutes")
     LINK_SEND_LIMIT = os.environ.get("LINK_SEND_LIMIT", "3 per hour")
     # Password hashes at once on this host (argon2id takes every core for tens of ms), and how long
     # a sign-in waits for a free slot before being told to try again.

@@ -21,16 +21,11 @@ def create_staff_command(clinic_slug, email, name, role, mobile, password):
     import sqlalchemy as sa
 
     from recovery.clock import utcnow
-    from recovery.services.passwords import hash_password, password_problem
     from recovery.services.phones import parse_mobile, region_for_zone
-    from recovery.store import audit
+    from recovery.services.staff_accounts import StaffProblem, create_with_password
     from recovery.store.db import begin_write, db
-    from recovery.store.models import Clinic, StaffRole, StaffUser
+    from recovery.store.models import Clinic
 
-    email = email.strip().lower()
-    problem = password_problem(password)
-    if problem:
-        fail(problem)
     begin_write(db.session)
     clinic = db.session.scalar(sa.select(Clinic).where(Clinic.slug == clinic_slug))
     if clinic is None:
@@ -41,20 +36,12 @@ def create_staff_command(clinic_slug, email, name, role, mobile, password):
             mobile_e164 = parse_mobile(mobile.strip(), region_for_zone(clinic.timezone))
         except ValueError as e:
             fail(f"--mobile: {e}")
-    duplicate = f"a staff account with the email {email} already exists"
-    if db.session.scalar(sa.select(StaffUser.id).where(sa.func.lower(StaffUser.email) == email)) is not None:
-        fail(duplicate)
-    now = utcnow()
-    staff = StaffUser(clinic_id=clinic.id, email=email, name=name.strip(),
-                      role=StaffRole(role), password_hash=hash_password(password),
-                      mobile_e164=mobile_e164, active=True, created_at=now)
-    db.session.add(staff)
-    try:
-        db.session.flush()
-    except sa.exc.IntegrityError:  # created meanwhile by someone else
+    try:  # the same use-case as the admin's pages: one password policy, one audit row
+        staff = create_with_password(db.session, clinic, name=name, email=email, role=role, password=password,
+                                     mobile_e164=mobile_e164, now=utcnow())
+    except StaffProblem as e:
         db.session.rollback()
-        fail(duplicate)
-    audit.record(db.session, at=now, actor_type="system", actor_id=None, action="staff_created",
-                 subject_type="staff_user", subject_id=staff.id, detail={"role": role})
+        message = str(e).rstrip(".")
+        fail(message[:1].lower() + message[1:])
     db.session.commit()
-    click.echo(f"created {role} {email} in {clinic.name}")
+    click.echo(f"created {role} {staff.email} in {clinic.name}")

@@ -19,6 +19,13 @@ from recovery.store.models import AccessLink, Patient, StaffUser, WebSession
 STAFF_SCOPE = "staff"
 PATIENT_SCOPE = "patient"
 CHECKIN_SCOPE = "checkin"
+# Half signed in: the password was right, the second step is still to come. Neither scope is
+# "staff", so no page but the second step itself accepts such a session (access.py loads only
+# staff sessions as a signed-in user).
+SECOND_FACTOR_SCOPE = "2fa"  # give the code from the authenticator app
+ENROL_SCOPE = "2fa_enrol"  # the clinic requires a second factor: set one up before anything else
+PENDING_SCOPES = (SECOND_FACTOR_SCOPE, ENROL_SCOPE)
+PENDING_TTL = timedelta(minutes=10)
 # A busy page refreshes itself; only write last_seen when it moved this much (no write per poll).
 _TOUCH_EVERY = timedelta(seconds=60)
 
@@ -37,6 +44,27 @@ def start_staff_session(session: Session, staff: StaffUser, now: datetime,
                            created_at=now, last_seen_at=now,
                            expires_at=now + policy.staff_absolute))
     return token
+
+
+def start_pending_session(session: Session, staff: StaffUser, scope: str, now: datetime) -> str:
+    assert scope in PENDING_SCOPES
+    token = new_token()
+    session.add(WebSession(token_hash=digest(token), staff_id=staff.id, scope=scope, created_at=now,
+                           last_seen_at=now, expires_at=now + PENDING_TTL))
+    return token
+
+
+def load_pending(session: Session, token: str | None, now: datetime) -> WebSession | None:
+    """The half-signed-in session for a cookie token (an active account's, not ended), or None."""
+    if not token:
+        return None
+    ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token))
+                        .options(so.joinedload(WebSession.staff)))
+    if ws is None or ws.scope not in PENDING_SCOPES or ws.revoked_at is not None or now >= ws.expires_at:
+        return None
+    if ws.staff is None or not ws.staff.active:
+        return None
+    return ws
 
 
 def start_patient_session(session: Session, patient_id: int, scope: str, now: datetime,

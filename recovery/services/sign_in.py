@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.services.passwords import hash_password, needs_rehash, verify_password
-from recovery.services.sessions import SessionPolicy, start_staff_session
+from recovery.services.sessions import (ENROL_SCOPE, SECOND_FACTOR_SCOPE, STAFF_SCOPE, SessionPolicy,
+                                       start_pending_session, start_staff_session)
 from recovery.store import audit
 from recovery.store.db import begin_write
-from recovery.store.models import StaffUser
+from recovery.store.models import StaffUser, WebSession
 
 # Verifying against a real hash for unknown e-mails keeps the timing the same (no account probing).
 DUMMY_HASH = hash_password("not-a-real-password-0000")
@@ -42,9 +43,11 @@ def check_password(candidate: Candidate, password: str) -> tuple[bool, str | Non
 
 
 def complete(session: Session, candidate: Candidate, ok: bool, rehash: str | None, *, now: datetime,
-             request_id: str | None, policy: SessionPolicy) -> tuple[StaffUser, str] | None:
+             request_id: str | None, policy: SessionPolicy) -> tuple[StaffUser, str, str] | None:
     """Finish a sign-in in one write transaction. None: refused (audited and committed). Otherwise
-    (staff, session token), with the sign-in audited; the caller commits once it holds the session.
+    (staff, session token, its scope), audited; the caller commits once it holds the session.
+    The scope is "staff" (signed in) or, for an account with a second factor or in a clinic that
+    requires one, a half-signed-in scope that only the second step accepts (`finish_second_step`).
     A password changed while this one was being checked refuses the sign-in."""
     begin_write(session)
     staff = session.get(StaffUser, candidate.staff_id) if candidate.staff_id is not None else None
@@ -55,7 +58,27 @@ def complete(session: Session, candidate: Candidate, ok: bool, rehash: str | Non
         return None
     if rehash:
         staff.password_hash = rehash
+    if staff.totp_secret or staff.clinic.require_totp:
+        scope = SECOND_FACTOR_SCOPE if staff.totp_secret else ENROL_SCOPE
+        token = start_pending_session(session, staff, scope, now)
+        audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="login_password_ok",
+                     detail={"next": scope}, request_id=request_id)
+        return staff, token, scope
+    return staff, _signed_in(session, staff, now, policy, request_id), STAFF_SCOPE
+
+
+def _signed_in(session: Session, staff: StaffUser, now: datetime, policy: SessionPolicy,
+               request_id: str | None) -> str:
+    staff.last_sign_in_at = now
     token = start_staff_session(session, staff, now, policy)
     session.flush()
     audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="login", request_id=request_id)
-    return staff, token
+    return token
+
+
+def finish_second_step(session: Session, pending: WebSession, *, now: datetime, policy: SessionPolicy,
+                       request_id: str | None) -> str:
+    """The code was right (or the second factor was just set up): end the half-signed-in session
+    and sign in. Returns the new staff session's token; the caller commits."""
+    pending.revoked_at = now
+    return _signed_in(session, pending.staff, now, policy, request_id)

@@ -79,6 +79,8 @@ class Clinic(db.Model):
     template_file: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
     emergency_number: so.Mapped[str] = so.mapped_column(sa.String(8), default="911")
     care_phone: so.Mapped[str] = so.mapped_column(sa.String(32))
+    # every staff member must use a second factor (TOTP) to sign in (set on /admin/staff)
+    require_totp: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     # Set at /admin/clinic (recovery/services/clinic_settings.py); None: as before these settings.
     sms_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(30))  # {clinic} in texts; None: the plan's
@@ -102,7 +104,29 @@ class StaffUser(db.Model):
     mobile_e164: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
     active: so.Mapped[bool] = so.mapped_column(default=True)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    last_sign_in_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    # TOTP second factor: the confirmed secret (base32), one being enrolled, and the last time step
+    # a code was accepted for (a code is never accepted twice).
+    totp_secret: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    totp_pending_secret: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    totp_last_step: so.Mapped[Optional[int]] = so.mapped_column(sa.BigInteger)
     clinic: so.Mapped[Clinic] = so.relationship()
+
+
+class StaffPasswordLink(db.Model):
+    """A single-use set-password link an admin hands over (invite or reset). Only the SHA-256 of
+    the token is stored; a newer link for the same account voids the older ones."""
+    __tablename__ = "staff_password_link"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    staff_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("staff_user.id"), index=True)
+    purpose: so.Mapped[str] = so.mapped_column(sa.String(16))  # invite | reset
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    used_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    voided_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    staff: so.Mapped[StaffUser] = so.relationship(foreign_keys=[staff_id])
 
 
 class OnCallStep(db.Model):

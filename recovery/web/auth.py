@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length
 from recovery.clock import utcnow
 from recovery.services import sign_in
 from recovery.services.passwords import HashingBusy, HashSlots
-from recovery.services.sessions import load_session, revoke
+from recovery.services.sessions import SECOND_FACTOR_SCOPE, STAFF_SCOPE, load_session, revoke
 from recovery.store import audit
 from recovery.store.db import db
 from recovery.web import ratelimits
@@ -23,6 +23,8 @@ from recovery.web.extensions import limiter
 from recovery.web.redirects import same_origin_path
 
 bp = Blueprint("auth", __name__)
+# The cookie key of a half-signed-in session (password right, second step to come): recovery/web/account.py
+PENDING_KEY = "half_signed_in"
 log = logging.getLogger(__name__)
 
 
@@ -113,8 +115,14 @@ def login():
         if signed_in is None:
             form.password.errors.append("That email and password do not match an active account.")
             return render_template("auth/login.html", form=form), 422
-        staff, token = signed_in
+        staff, token, scope = signed_in
         session.clear()  # a fresh session on sign-in (no fixation)
+        if scope != STAFF_SCOPE:  # half signed in: the code, or setting up the app, comes next
+            session[PENDING_KEY] = token
+            db.session.commit()
+            _forget_failures_of_this_account()
+            return redirect(url_for("auth.second_factor" if scope == SECOND_FACTOR_SCOPE
+                                    else "auth.two_factor_setup"), 303)
         ws = load_session(db.session, token, now, policy())
         login_user(StaffPrincipal(staff, ws, token))
         db.session.commit()

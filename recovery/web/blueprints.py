@@ -9,6 +9,8 @@ def register_blueprints(app: Flask) -> None:
                               patient, reports, responses, static_files)
     from recovery.web import admin
     from recovery.web import admin_clinic  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
+    from recovery.web import admin_staff  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
+    from recovery.web import account  # noqa: F401  (its routes are on the auth blueprint)
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     input.init_app(app)  # first: routes compile their converters when they are added

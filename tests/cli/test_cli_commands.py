@@ -63,6 +63,16 @@ def test_create_staff_refuses_a_bad_mobile_in_one_line(cli, session, mobile, pro
     assert session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 0
 
 
+@pytest.mark.parametrize("password, problem", [("short-1", "use at least 12 characters"),
+                                               ("password1234", "too easy to guess: this is a very common password")])
+def test_create_staff_uses_the_one_password_policy(cli, session, password, problem):
+    make_clinic(session, slug="north")
+    session.commit()
+    r = cli("create-staff", "--clinic", "north", "--email", "x@example.org", "--name", "X", "--password", password)
+    assert r.exit_code == 2 and problem in r.output, r.output
+    assert session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 0
+
+
 def test_creating_the_same_email_twice_is_a_one_line_message_and_exit_2(cli, session):
     make_clinic(session, slug="north")
     session.commit()

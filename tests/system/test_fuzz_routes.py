@@ -33,7 +33,7 @@ from recovery.messaging.twilio_gateway import compute_signature
 from recovery.services import alerting, checkins
 from recovery.services.records import current_enrolment
 from recovery.store.db import db
-from recovery.store.models import StaffUser
+from recovery.store.models import StaffRole, StaffUser
 from tests.support.factories import enrol, make_clinic, make_staff, patient_link
 from tests.services.test_dispatch import plant, settings
 from tests.web.test_hooks import BASE, TOKEN
@@ -156,6 +156,9 @@ class World:
         self.clinic = make_clinic(session, now=NOW)
         self.nurse = make_staff(session, self.clinic, now=NOW)
         session.get(StaffUser, self.nurse.id).password_hash = cheap.hash(PASSWORD)
+        self.admin = make_staff(session, self.clinic, role=StaffRole.ADMIN, now=NOW)
+        self.admin.password_hash = cheap.hash(PASSWORD)
+        self.member = make_staff(session, self.clinic, now=NOW)  # whom the admin pages act on
         self.ann = enrol(session, self.clinic, procedure_end=NOW - timedelta(hours=30), now=NOW, first="Annabel",
                          mobile="+12025550177")
         enrolment = current_enrolment(self.ann)
@@ -181,10 +184,11 @@ class World:
         if role in self.clients and not fresh:
             return self.clients[role]
         c = self.app.test_client()
-        if role == "nurse":
+        if role in ("nurse", "admin"):
             csrf = self._csrf(c)
             fresh_request_globals()
-            r = c.post("/login", data={"email": self.nurse.email, "password": PASSWORD, "csrf_token": csrf})
+            who = self.nurse if role == "nurse" else self.admin
+            r = c.post("/login", data={"email": who.email, "password": PASSWORD, "csrf_token": csrf})
             assert r.status_code == 303
         elif role in ("patient", "checkin"):
             token = self.link("today") if role == "patient" else self.link("checkin", "day1")
@@ -206,7 +210,7 @@ class World:
         self.clients.pop(role, None)
 
 
-ROLES_BY_BLUEPRINT = {"nurse": ["nurse"], "reports": ["nurse"], "alerts": ["nurse"], "checkin": ["patient"], "hooks": ["twilio"],
+ROLES_BY_BLUEPRINT = {"nurse": ["nurse"], "reports": ["nurse"], "admin": ["admin", "nurse"], "alerts": ["nurse"], "checkin": ["patient"], "hooks": ["twilio"],
                       "static": ["anonymous"]}
 ROLES_BY_ENDPOINT = {
     "checkin.start": ["patient", "checkin"], "checkin.begin": ["patient", "checkin"],
@@ -242,6 +246,9 @@ def baseline_form(w: World, endpoint: str) -> dict[str, object]:
         "nurse.edit_patient": {"mobile": "(202) 555-0177", "timezone": "America/New_York", "language": "en",
                                "sms_consent": "y", "caregiver_name": "", "caregiver_mobile": ""},
         "nurse.end_monitoring": {"reason": "completed", "note": ""},
+        "admin.invite_staff": {"name": "Nora Nurse", "email": "nora@example.org", "role": "nurse"},
+        "admin.change_role": {"role": "nurse"},
+        "admin.require_second_factor": {"required": ""},
         "alerts.resolve": {"disposition": "other", "note": "called", "next": "/nurse/"},
         "alerts.acknowledge": {"next": "/nurse/"},
         "checkin.answer": dict(CALM_EMERGENCY), "checkin.draft": dict(CALM_EMERGENCY),
@@ -263,6 +270,7 @@ def baseline_query(w: World, endpoint: str) -> dict[str, str]:
 
 def path_values(w: World, token: str) -> dict[str, str]:
     return {"patient_id": str(w.ann.id), "alert_id": str(w.alert.id), "checkin_id": str(w.checkin.id),
+            "staff_id": str(w.member.id),
             "group_id": "emergency", "token": token, "filename": "app.css"}
 
 

@@ -19,17 +19,23 @@ from tests.support.factories import enrol, login, make_clinic, make_staff, open_
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
 
 PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_out", "patient.new_link",
-          "patient.sign_out"}  # sign-out ends whatever session the caller has, nothing else
+          "patient.sign_out",  # sign-out ends whatever session the caller has, nothing else
+          "auth.second_factor"}  # only a half-signed-in session of its own scope gets past it (test_two_factor.py)
 SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (tests/web/test_hooks.py)
-CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key (test below)
+CAPABILITY = {"patient.link", "patient.redeem",  # the 256-bit token is the key (test below)
+              "auth.set_password"}  # the staff set-password link: single use, 72 h (tests/web/test_staff_admin.py)
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
-NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
+NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export",
+                "auth.two_factor_setup"}  # the signed-in staff member's own second factor
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/web/test_admin_access.py).
-ADMIN_SCOPED = {"admin.home", "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung",
-                "admin.clinic_settings"}
+ADMIN_SCOPED = {"admin.home", "admin.staff", "admin.invite_staff", "admin.require_second_factor",
+                "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung", "admin.clinic_settings"}
+# Admin routes that name a staff member: another clinic's admin gets 404 (test below).
+ADMIN_OBJECT = {"admin.staff_member", "admin.change_role", "admin.disable_staff", "admin.enable_staff",
+                "admin.reset_password", "admin.reset_second_factor"}
 # Admin routes naming a rung of the on-call ladder or a test page: another clinic's admin gets 404
 # (tests/web/test_admin_clinic.py proves it for each, with the rightful admin's success).
-ADMIN_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_page", "admin.test_page_status"}
+ADMIN_LADDER_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_page", "admin.test_page_status"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
@@ -96,7 +102,7 @@ def _call(client, rule, url):
 
 
 def test_every_route_is_classified(app):
-    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | ADMIN_OBJECT | PATIENT_SCOPED | set(OBJECT)
+    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | ADMIN_OBJECT | ADMIN_LADDER_OBJECT | PATIENT_SCOPED | set(OBJECT)
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     assert endpoints - known == set(), "classify these routes in tests/web/test_authorization.py"
     assert known - endpoints == set(), "these classified routes no longer exist"
@@ -141,6 +147,27 @@ def test_admin_pages_refuse_nurses_patients_and_anonymous(app, world):
             r = _call(clients[who], rule, url)
             assert r.status_code in (302, 403), (who, endpoint, r.status_code)
             assert r.status_code == 403 or "/login" in r.headers["Location"]
+
+
+def test_admin_pages_naming_a_staff_member_are_404_to_another_clinics_admin(app, session, world):
+    from recovery.store.models import StaffRole
+    admin_a = make_staff(session, world["ann"].clinic, role=StaffRole.ADMIN, now=NOW)
+    admin_b = make_staff(session, world["carl"].clinic, role=StaffRole.ADMIN, now=NOW)
+    session.commit()
+    a, b = app.test_client(), app.test_client()
+    assert login(a, admin_a).status_code == 303 and login(b, admin_b).status_code == 303
+    member = world["nurse_a"]
+    others = {who: _client(app, world, who) for who in ("nurse_a", "anonymous", "ann")}
+    for endpoint in sorted(ADMIN_OBJECT):
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        url = _url(app, endpoint, {"staff_id": member.id})
+        r = _call(b, rule, url)
+        assert r.status_code == 404 and member.email.encode() not in r.data, (endpoint, r.status_code)
+        for who, c in others.items():
+            assert _call(c, rule, url).status_code == 403, (who, endpoint)
+    # the rightful admin is not refused (a GET, and a harmless POST: a role it already has)
+    assert a.get(f"/admin/staff/{member.id}").status_code == 200
+    assert a.post(f"/admin/staff/{member.id}/role", data={"role": "nurse"}).status_code == 303
 
 
 def test_patient_pages_show_only_the_patients_own_record(app, world):
