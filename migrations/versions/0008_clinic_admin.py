@@ -1,7 +1,7 @@
 """clinic settings, phone rungs on the on-call ladder, service hours (issue 13 §1)
 
 Revision ID: 0008_clinic_admin
-Revises: 0006_episode_status
+Revises: 0007_staff_admin
 Create Date: 2026-12-02 14:00:00
 
 A rung is a staff member or a name and a mobile number (the CHECK says exactly one of the two).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0008_clinic_admin'
-down_revision = '0006_episode_status'
+down_revision = '0007_staff_admin'
 branch_labels = None
 depends_on = None
 
