@@ -21,9 +21,9 @@ def pytest_configure(config):
 
     from tests.support.privacy import COLLECTOR, OWN_HANDLER_LOGGERS, log_dir
     # Never the checkout's instance/: `make run` keeps its secret key and database there. Set in
-    # the environment, so the app servers the tests start inherit it too.
-    if not (_is_worker(config) and "recovery-instance-" in os.environ.get("INSTANCE_PATH", "")):
-        os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
+    # the environment, so the app servers the tests start inherit it too. Each xdist worker has its
+    # own, as each host would: what is in it (the hash slots) is shared by one host's processes.
+    os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="recovery-instance-")
     log_dir()
     root = logging.getLogger()
     root.addHandler(COLLECTOR)
@@ -69,8 +69,6 @@ def pytest_testnodedown(node, error):
 
 def pytest_unconfigure(config):
     import shutil
-    if _is_worker(config):
-        return  # the controller made the folder and the workers share it
     folder = os.environ.get("INSTANCE_PATH", "")
     if os.path.basename(folder).startswith("recovery-instance-"):
         shutil.rmtree(folder, ignore_errors=True)
