@@ -88,6 +88,8 @@ class Config:
     # Patient links: every request to a link page per address; new-link TEXTS per patient.
     LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "20 per hour")
     LINK_SEND_LIMIT = os.environ.get("LINK_SEND_LIMIT", "3 per hour")
+    # FHIR API (recovery/web/fhir.py): per API token (per address without one).
+    FHIR_RATE_LIMIT = os.environ.get("FHIR_RATE_LIMIT", "300 per minute")
     # Password hashes at once on this host (argon2id takes every core for tens of ms), and how long
     # a sign-in waits for a free slot before being told to try again.
     HASH_CONCURRENCY = int(os.environ.get("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) - 1))))

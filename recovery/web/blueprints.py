@@ -7,7 +7,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from recovery.web import (access, auth, checkin, errors, filters, hooks, input, nurse,
                               patient, reports, responses, static_files)
-    from recovery.web import admin
+    from recovery.web import admin, fhir
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     input.init_app(app)  # first: routes compile their converters when they are added
@@ -16,5 +16,5 @@ def register_blueprints(app: Flask) -> None:
     access.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
-    for module in (auth, nurse, reports, admin, patient, checkin, alerts_views, hooks):
+    for module in (auth, nurse, reports, admin, patient, checkin, alerts_views, hooks, fhir):
         app.register_blueprint(module.bp)

@@ -1,0 +1,158 @@
+"""The FHIR R4 API at /fhir (issue 15; docs/fhir.md): JSON only (`application/fhir+json`), a clinic
+API token in `Authorization: Bearer …` on everything but /fhir/metadata, each token seeing its own
+clinic only (another clinic's resource is 404, as one that does not exist). Every use of a token
+is audited with the patients the answer showed. CSRF does not apply: no cookie is read here."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from recovery.clock import utcnow
+from recovery.domain.fhir import bundles, codes
+from recovery.domain.fhir.bundles import READABLE, SEARCHABLE, SearchError
+from recovery.files import templates as templates_repo
+from recovery.services import api_tokens
+from recovery.services.fhir import Reader
+from recovery.store.db import begin_write, db
+from recovery.store.models import Clinic
+from recovery.web import ratelimits
+from recovery.web.extensions import csrf, limiter
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+csrf.exempt(bp)
+
+NO_TOKEN = {"fhir.metadata"}
+ERROR_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               413: "too-costly", 415: "not-supported", 422: "invariant", 429: "throttled"}
+
+
+def _limit() -> str:
+    return current_app.config["FHIR_RATE_LIMIT"]
+
+
+limiter.limit(_limit, key_func=ratelimits.bearer_key)(bp)
+
+
+def base_url() -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/fhir"
+
+
+def fhir_response(resource: dict, status: int = 200, headers: dict | None = None):
+    resp = current_app.response_class(json.dumps(resource, ensure_ascii=False), status=status,
+                                      mimetype=codes.MIME)
+    resp.headers["Cache-Control"] = "no-store"  # patient data: never in a shared cache
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def problem(status: int, text: str, where: str | None = None, headers: dict | None = None):
+    return fhir_response(bundles.outcome([(ERROR_CODES.get(status, "processing"), text, where)]), status, headers)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(e: HTTPException):
+    text = {404: "No such resource in this clinic.", 405: "That interaction is not supported here.",
+            429: "Too many requests with this token: wait a minute and try again."}.get(e.code, e.description)
+    return problem(e.code or 500, text)
+
+
+@bp.before_request
+def _authenticate():
+    g.api_token = None
+    if request.endpoint in NO_TOKEN:
+        return None
+    begin_write(db.session)  # every use of a token is audited
+    auth = request.headers.get("Authorization", "")
+    secret = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    now = utcnow()
+    token = api_tokens.authenticate(db.session, secret, now)
+    if token is None:
+        return problem(401, "A valid clinic API token is needed: Authorization: Bearer rt_…",
+                       headers={"WWW-Authenticate": 'Bearer realm="fhir"'})
+    needed = api_tokens.READ if request.method in ("GET", "HEAD") else api_tokens.WRITE
+    g.api_token = token
+    g.fhir = Reader(db.session, db.session.get(Clinic, token.clinic_id), base_url(), now, _template_of)
+    if needed not in token.scopes:
+        return problem(403, f"This token does not have the scope {needed}.")
+    return None
+
+
+@bp.after_request
+def _audit(response):
+    token = g.get("api_token")
+    if token is not None and response.status_code < 500:
+        reader = g.get("fhir")
+        api_tokens.record_use(db.session, token, now=reader.now, method=request.method, path=request.path,
+                              status=response.status_code, patient_ids=sorted(reader.shown),
+                              request_id=g.get("request_id"))
+    return response
+
+
+def _template_of(enrolment):
+    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, g.fhir.clinic)
+
+
+# ---- read ----------------------------------------------------------------------------------------
+
+@bp.get("/metadata")
+def metadata():
+    return fhir_response(bundles.capability_statement(base_url(), now=utcnow(), software_version="1"))
+
+
+@bp.get("/Patient/<int:patient_id>")
+def read_patient(patient_id: int):
+    p = g.fhir.patient(patient_id)
+    if p is None:
+        return problem(404, f"No Patient/{patient_id} in this clinic.")
+    return fhir_response(g.fhir.patient_resource(p))
+
+
+@bp.get("/Patient")
+def search_patients():
+    identifier = request.args.get("identifier")
+    if identifier is None:
+        found = g.fhir.clinic_patients()
+    else:
+        _system, value = bundles.identifier_value(identifier)
+        found = g.fhir.patients_by_mrn(value.strip()[:64]) if value.strip() else []
+    return fhir_response(bundles.searchset([g.fhir.patient_resource(p) for p in found], base_url(),
+                                           self_url=request.url))
+
+
+@bp.get("/Patient/<int:patient_id>/$everything")
+def everything(patient_id: int):
+    p = g.fhir.patient(patient_id)
+    if p is None:
+        return problem(404, f"No Patient/{patient_id} in this clinic.")
+    return fhir_response(bundles.searchset(g.fhir.everything(p), base_url(), self_url=request.url,
+                                           included=("Questionnaire",)))
+
+
+@bp.get("/<kind>")
+def search(kind: str):
+    if kind not in SEARCHABLE:
+        return problem(404, f"{kind[:40]} is not a resource type this server searches.")
+    try:
+        if not request.args.get("patient"):
+            raise SearchError("patient", "Search by patient: ?patient=Patient/12 (the clinic's whole record: "
+                                         "the bulk export).")
+        patient_id = bundles.patient_param(request.args["patient"], base_url())
+        dates = [bundles.date_param(v) for v in request.args.getlist("date") + request.args.getlist("authored-on")]
+    except SearchError as e:
+        return problem(400, str(e), e.param)
+    p = g.fhir.patient(patient_id)
+    found = g.fhir.search(kind, p, dates) if p is not None else []
+    return fhir_response(bundles.searchset(found, base_url(), self_url=request.url))
+
+
+@bp.get("/<kind>/<rid>")
+def read(kind: str, rid: str):
+    if kind not in READABLE:
+        return problem(404, f"{kind[:40]} is not a resource type this server reads.")
+    found = g.fhir.read(kind, rid)
+    if found is None:
+        return problem(404, "No such resource in this clinic.")
+    return fhir_response(found)
