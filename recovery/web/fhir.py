@@ -5,20 +5,30 @@ is audited with the patients the answer showed. CSRF does not apply: no cookie i
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from recovery.clock import utcnow
 from recovery.domain.fhir import bundles, codes
 from recovery.domain.fhir.bundles import READABLE, SEARCHABLE, SearchError
+from recovery.domain.fhir.transaction import read_transaction
+from recovery.domain.plan import OverrideError
+from recovery.domain.timeline import TimelineError
 from recovery.files import templates as templates_repo
-from recovery.services import api_tokens
+from recovery.services import api_tokens, fhir_enrolment
+from recovery.services.enrolment import EnrolmentInput
 from recovery.services.fhir import Reader
+from recovery.services.phones import region_for_zone
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
 from recovery.web import ratelimits
 from recovery.web.extensions import csrf, limiter
+from recovery.web.forms import EnrolmentForm
+from recovery.web.input import clean_text
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 csrf.exempt(bp)
@@ -156,3 +166,68 @@ def read(kind: str, rid: str):
     if found is None:
         return problem(404, "No such resource in this clinic.")
     return fhir_response(found)
+
+
+# ---- enrolment in ----------------------------------------------------------------------------------
+
+@bp.post("/")
+def transaction():
+    """A transaction Bundle that enrols a patient, judged by the nurse's own enrolment form: the
+    same validation, every problem named by its FHIR element, nothing written on error; a resent
+    Bundle (same Procedure identifier) answers with the enrolment it made."""
+    bundle = request.get_json(force=True, silent=True)
+    clinic = g.fhir.clinic
+    tz = ZoneInfo(clinic.timezone)
+    parsed = read_transaction(bundle, tz)
+    if parsed.problems:
+        return _invalid(parsed.problems)
+    found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key)
+    if found is not None:
+        return _transaction_response(found, created=False)
+    fields = {k: clean_text(v, multiline=False) if isinstance(v, str) else v for k, v in parsed.form.items()}
+    fields["timezone"] = clinic.timezone
+    form = EnrolmentForm(formdata=MultiDict(fields), meta={"csrf": False}, region=region_for_zone(clinic.timezone))
+    now = g.fhir.now
+    valid = form.validate()
+    times = form.check_times(tz, now)
+    if not (valid and times.ok):
+        problems = [(parsed.where.get(name, "Bundle"), str(message))
+                    for name, messages in form.errors.items() for message in messages]
+        return _invalid(problems)
+    data = EnrolmentInput(
+        first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,
+        timezone=clinic.timezone, procedure_type=form.procedure_type.data, procedure_end=times.procedure_end,
+        discharge_at=times.discharge_at, language=form.language.data, sms_consent=form.sms_consent.data)
+    template = templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
+                                              current_app.config["DEFAULT_TEMPLATE"])
+    try:
+        result = fhir_enrolment.enrol_from_feed(
+            db.session, clinic=clinic, token=g.api_token, data=data, mrn=parsed.mrn, birth_date=parsed.birth_date,
+            procedure_key=parsed.procedure_key, template=template, now=now, request_id=g.request_id)
+    except ValueError as e:  # OverrideError, TimelineError and a taken MRN are ValueErrors
+        db.session.rollback()
+        begin_write(db.session)
+        where = parsed.where.get("procedure_end") if isinstance(e, (OverrideError, TimelineError)) else "Patient.identifier"
+        return _invalid([(where, str(e))])
+    except sa.exc.IntegrityError:  # the same Bundle, sent twice at once: the other one enrolled
+        db.session.rollback()
+        begin_write(db.session)
+        found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key)
+        if found is None:
+            raise
+        return _transaction_response(found, created=False)
+    db.session.commit()
+    return _transaction_response(result.enrolment, created=True)
+
+
+def _invalid(problems: list[tuple[str, str]]):
+    return fhir_response(bundles.outcome([("invalid", text, where) for where, text in problems]), 422)
+
+
+def _transaction_response(enrolment, *, created: bool):
+    g.fhir.shown.add(enrolment.patient_id)
+    status = "201 Created" if created else "200 OK"
+    return fhir_response({"resourceType": "Bundle", "type": "transaction-response", "entry": [
+        {"response": {"status": status, "location": f"Patient/{enrolment.patient_id}"}},
+        {"response": {"status": status, "location": f"Procedure/{enrolment.id}"}},
+    ]}, 200)

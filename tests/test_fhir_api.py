@@ -1,0 +1,205 @@
+"""The FHIR R4 API (issue 15): tokens, the read API, the bulk export and enrolment by transaction
+Bundle. Every resource returned is checked against the official R4 JSON schema and the
+fhir.resources R4B models (tests/fhir_validation.py); a FHIR client no one here wrote (fhirpy)
+reads the API from a live server on 127.0.0.1 (werkzeug's server in a thread, on the test's
+database: cheaper than gunicorn, and a real HTTP exchange)."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from flask import current_app
+from werkzeug.serving import make_server
+
+from recovery.domain.questionnaire import coerce_answers
+from recovery.files import templates as templates_repo
+from recovery.services import alerting, checkins
+from recovery.services.api_tokens import create_token
+from recovery.services.records import current_enrolment
+from recovery.store.models import (Alert, ApiToken, AuditEvent, Enrolment, InboundMessage, OutboundMessage,
+                                   Patient, StaffRole)
+from tests.factories import enrol, make_clinic, make_staff, template_for
+from tests.fhir_validation import validate
+
+NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
+T0 = NOW - timedelta(hours=30)
+MIME = "application/fhir+json"
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def world(app, session, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    clinic, other = make_clinic(session, now=NOW), make_clinic(session, now=NOW)
+    nurse = make_staff(session, clinic, now=NOW)
+    ann = enrol(session, clinic, procedure_end=T0, now=T0 + timedelta(hours=2), first="Annabel")
+    ann.mrn, ann.birth_date = "MRN-1001", date(1948, 5, 17)
+    carl = enrol(session, other, procedure_end=T0, now=T0 + timedelta(hours=2), first="Carlotta")
+    enrolment = current_enrolment(ann)
+    ruleset = templates_repo.ruleset(current_app.config["RULESET_PATH"])
+    c = checkins.start_checkin(session, enrolment=enrolment, patient=ann, slot="day1", source="web", now=NOW)
+    answers = {"cardioresp": ["none"], "neuro": ["none"], "bladder_bowel": "no_change", "back_pain": 6,
+               "pain_change": "worse", "new_pain_sites": ["ribs_or_side"], "rib_pain": 4, "temp_status": "measured",
+               "temp_value": "38.4", "temp_unit": "C", "chills": True}
+    checkins.submit_checkin(session, checkin=c, enrolment=enrolment, patient=ann, answers=coerce_answers(answers),
+                            template=template_for(clinic), ruleset=ruleset, now=NOW)
+    alert = session.scalars(sa.select(Alert).where(Alert.patient_id == ann.id)).first() or \
+        alerting.raise_rules(session, patient=ann, enrolment=enrolment, rule_ids=["U20"], now=NOW)[0]
+    alerting.acknowledge(session, alert, nurse, NOW + timedelta(minutes=5))
+    session.add(InboundMessage(provider_sid="SM" + "1" * 32, patient_id=ann.id, sender_role="patient",
+                               body="feeling rough", handled_as="free_text", received_at=NOW))
+    read = create_token(session, clinic=clinic, scopes=["fhir.read"], label="EHR", now=NOW)
+    write = create_token(session, clinic=clinic, scopes=["fhir.write"], label="ADT feed", now=NOW)
+    other_token = create_token(session, clinic=other, scopes=["fhir.read", "fhir.write"], label="B", now=NOW)
+    session.commit()
+    return {"clinic": clinic, "ann": ann, "carl": carl, "alert": alert, "checkin": c, "read": read.secret,
+            "write": write.secret, "other": other_token.secret, "nurse": nurse}
+
+
+def everything(client, world, secret=None) -> dict:
+    r = client.get(f"/fhir/Patient/{world['ann'].id}/$everything", headers=bearer(secret or world["read"]))
+    assert r.status_code == 200 and r.mimetype == MIME
+    return r.json
+
+
+def test_everything_validates_and_maps_the_record_with_standard_codes(app, client, session, world):
+    bundle = everything(client, world)
+    validate(bundle)  # every entry: the R4 JSON schema and the R4B models
+    by_type: dict[str, list[dict]] = {}
+    for e in bundle["entry"]:
+        by_type.setdefault(e["resource"]["resourceType"], []).append(e["resource"])
+    assert set(by_type) == {"Patient", "Procedure", "CarePlan", "Questionnaire", "QuestionnaireResponse",
+                            "Observation", "Flag", "Task", "Communication"}
+    (patient,) = by_type["Patient"]
+    assert patient["identifier"][0]["value"] == "MRN-1001" and patient["birthDate"] == "1948-05-17"
+    assert patient["telecom"][0]["use"] == "mobile" and patient["name"][0]["given"] == ["Annabel"]
+    (proc,) = by_type["Procedure"]
+    t0 = T0.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert proc["performedPeriod"]["end"] == t0
+    (plan,) = by_type["CarePlan"]
+    assert plan["period"]["start"] == t0 and plan["status"] == "active"
+    assert {a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]} >= {"TL03"}
+    (q,) = by_type["Questionnaire"]
+    (qr,) = by_type["QuestionnaireResponse"]
+    assert qr["questionnaire"] == f"{q['url']}|{q['version']}" and qr["status"] == "completed"
+    obs = {o["id"]: o for o in by_type["Observation"]}
+    cid = world["checkin"].id
+    assert obs[f"{cid}-back-pain"]["code"]["coding"][0]["code"] == "72514-3"
+    assert obs[f"{cid}-back-pain"]["valueInteger"] == 6 and obs[f"{cid}-rib-pain"]["valueInteger"] == 4
+    temp = obs[f"{cid}-temperature"]
+    assert temp["code"]["coding"][0]["code"] == "8310-5"
+    assert temp["valueQuantity"] == {"value": 38.4, "unit": "°C", "system": "http://unitsofmeasure.org", "code": "Cel"}
+    assert temp["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{cid}"}]
+    alert = world["alert"]
+    flag = next(f for f in by_type["Flag"] if f["id"] == str(alert.id))
+    assert [c["code"] for c in flag["code"]["coding"]] == alert.rules and flag["status"] == "active"
+    assert flag["extension"][0]["valueCodeableConcept"]["text"] == alert.level
+    task = next(t for t in by_type["Task"] if t["id"] == str(alert.id))
+    assert task["status"] == "in-progress" and task["focus"] == {"reference": f"Flag/{alert.id}"}
+    texts = by_type["Communication"]
+    assert all(t["medium"][0]["coding"][0]["code"] == "SMSWRIT" for t in texts)
+    assert not any("payload" in t for t in texts), "the words of texts are shown only where the clinic allows"
+    assert any(t["id"].startswith("in-") for t in texts)
+    # a clinic that allows it sees the words
+    world["clinic"].fhir_text_bodies = True
+    session.commit()
+    assert any(t["resource"].get("payload") for t in everything(client, world)["entry"]
+               if t["resource"]["resourceType"] == "Communication")
+    # each answer a PHI read on the audit trail, with the token's use
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.actor_type == "api_token")).all()
+    assert actions.count("fhir_read") == 2 and actions.count("api_token_used") == 2
+
+
+def test_search_by_patient_and_date_and_by_mrn(app, client, session, world):
+    h, ann = bearer(world["read"]), world["ann"]
+    for kind in ("Observation", "QuestionnaireResponse", "Flag", "Communication", "CarePlan", "Task"):
+        all_ = client.get(f"/fhir/{kind}?patient=Patient/{ann.id}", headers=h).json
+        validate(all_)
+        assert all_["total"] >= 1, kind
+        later = client.get(f"/fhir/{kind}?patient={ann.id}&date=gt2026-03-10", headers=h).json
+        assert later["total"] < all_["total"] or kind == "Communication", kind
+        one = all_["entry"][0]["resource"]
+        assert client.get(f"/fhir/{kind}/{one['id']}", headers=h).json == one
+    today = client.get(f"/fhir/Observation?patient={ann.id}&date=2026-03-09", headers=h).json
+    assert today["total"] == 3
+    found = client.get("/fhir/Patient?identifier=MRN-1001", headers=h).json
+    assert [e["resource"]["id"] for e in found["entry"]] == [str(ann.id)]
+    bad = client.get(f"/fhir/Observation?patient={ann.id}&date=yesterday", headers=h)
+    assert bad.status_code == 400 and bad.json["issue"][0]["expression"] == ["date"]
+    validate(bad.json)
+
+
+def test_tokens_are_made_once_revoked_and_see_only_their_own_clinic(app, client, session, world):
+    ann, carl = world["ann"], world["carl"]
+    assert client.get(f"/fhir/Patient/{ann.id}").status_code == 401
+    assert client.get(f"/fhir/Patient/{ann.id}", headers=bearer("rt_wrong")).status_code == 401
+    for url in (f"/fhir/Patient/{ann.id}", f"/fhir/Patient/{ann.id}/$everything",
+                f"/fhir/Flag/{world['alert'].id}", f"/fhir/Observation?patient={ann.id}"):
+        r = client.get(url, headers=bearer(world["other"]))
+        assert r.status_code in (404, 200) and b"Annabel" not in r.data and b"MRN-1001" not in r.data, url
+    assert client.get(f"/fhir/Patient/{carl.id}", headers=bearer(world["read"])).status_code == 404
+    # a read token cannot enrol, a write token cannot read
+    assert client.post("/fhir/", json={}, headers=bearer(world["read"])).status_code == 403
+    assert client.get(f"/fhir/Patient/{ann.id}", headers=bearer(world["write"])).status_code == 403
+    validate(client.get("/fhir/metadata").json)
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["api-token", "create", "--clinic", world["clinic"].slug, "--scope", "fhir.read"])
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[-1]
+    row = session.scalar(sa.select(ApiToken).order_by(ApiToken.id.desc()))
+    assert secret.startswith("rt_") and secret not in row.token_hash and len(row.token_hash) == 64
+    assert client.get(f"/fhir/Patient/{ann.id}", headers=bearer(secret)).status_code == 200
+    listed = runner.invoke(args=["api-token", "list", "--clinic", world["clinic"].slug])
+    assert secret not in listed.output and "last used" in listed.output
+    assert runner.invoke(args=["api-token", "revoke", "--clinic", world["clinic"].slug, str(row.id)]).exit_code == 0
+    session.expire_all()
+    assert client.get(f"/fhir/Patient/{ann.id}", headers=bearer(secret)).status_code == 401
+    bad = runner.invoke(args=["api-token", "create", "--clinic", world["clinic"].slug, "--scope", "fhir.admin"])
+    assert bad.exit_code == 2
+
+
+def test_a_fhir_client_reads_the_api_from_a_live_server(app, session, world):
+    from fhirpy import SyncFHIRClient
+    server = make_server("127.0.0.1", 0, app, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = SyncFHIRClient(f"http://127.0.0.1:{server.server_port}/fhir", authorization=f"Bearer {world['read']}")
+        (patient,) = client.resources("Patient").search(identifier="MRN-1001").fetch()
+        assert patient["name"][0]["family"] == world["ann"].last_name
+        pain = client.resources("Observation").search(patient=patient.reference, date="ge2026-03-09").fetch_all()
+        assert {o["code"]["coding"][0]["code"] for o in pain} == {"72514-3", "8310-5"}
+        flag = client.reference("Flag", str(world["alert"].id)).to_resource()
+        assert flag["subject"]["reference"] == patient.reference
+        bundle = client.execute(f"Patient/{patient.id}/$everything", method="get")
+        assert bundle["resourceType"] == "Bundle" and bundle["total"] > 5
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_bulk_export_writes_valid_ndjson_per_resource_type(app, session, world, tmp_path):
+    out = tmp_path / "export"
+    result = app.test_cli_runner().invoke(args=["fhir", "export", "--clinic", world["clinic"].slug, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    kinds = {o["type"] for o in manifest["output"]}
+    assert {"Patient", "Observation", "Flag", "Task", "Communication", "CarePlan", "Questionnaire"} <= kinds
+    for o in manifest["output"]:
+        lines = (out / o["url"]).read_text().splitlines()
+        assert len(lines) == o["count"]
+        for line in lines:
+            resource = json.loads(line)
+            assert resource["resourceType"] == o["type"]
+            validate(resource)
+    patients = [json.loads(x) for x in (out / "Patient.ndjson").read_text().splitlines()]
+    assert [p["id"] for p in patients] == [str(world["ann"].id)], "only the clinic's own patients"
+    assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "fhir_exported")) == 1
+    assert app.test_cli_runner().invoke(args=["fhir", "export", "--clinic", "nope", "--out", str(out)]).exit_code == 2
