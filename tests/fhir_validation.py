@@ -42,7 +42,8 @@ def validate(resource: dict) -> None:
     kind = resource["resourceType"]
     if kind == "Bundle":
         for entry in resource.get("entry", []):
-            validate(entry["resource"])
+            if "resource" in entry:  # a transaction-response's entries have none
+                validate(entry["resource"])
         shell = {**resource, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in resource.get("entry", [])]}
         problems = schema_errors(shell)
     else:

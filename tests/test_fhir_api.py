@@ -203,3 +203,75 @@ def test_bulk_export_writes_valid_ndjson_per_resource_type(app, session, world, 
     assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "fhir_exported")) == 1
     assert app.test_cli_runner().invoke(args=["fhir", "export", "--clinic", "nope", "--out", str(out)]).exit_code == 2
+
+
+def adt_bundle(*, mrn="MRN-2002", mobile="+12025550163", family="Dalton", code=("http://www.ama-assn.org/go/cpt", "22513"),
+               end="2026-03-09T09:30:00-05:00", discharge="2026-03-09T13:00:00-05:00", procedure_id="PROC-77") -> dict:
+    patient = {"resourceType": "Patient", "identifier": [
+        {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+         "system": "urn:oid:1.2.3.4", "value": mrn}],
+        "name": [{"family": family, "given": ["Dora"]}], "birthDate": "1950-02-03",
+        "telecom": [{"system": "phone", "value": mobile, "use": "mobile"}],
+        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]}}]}
+    procedure = {"resourceType": "Procedure", "status": "completed", "subject": {"reference": "urn:uuid:p1"},
+                 "identifier": [{"system": "urn:oid:1.2.3.5", "value": procedure_id}],
+                 "code": {"coding": [{"system": code[0], "code": code[1]}]}, "performedPeriod": {"end": end}}
+    encounter = {"resourceType": "Encounter", "status": "finished", "class": {"code": "IMP"},
+                 "period": {"end": discharge}}
+    consent = {"resourceType": "Consent", "status": "active", "scope": {"text": "texts"}, "category": [{"text": "SMS"}]}
+    entries = [patient, procedure, encounter, consent]
+    return {"resourceType": "Bundle", "type": "transaction",
+            "entry": [{"fullUrl": f"urn:uuid:p{i}", "resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
+                      for i, r in enumerate(entries, 1)]}
+
+
+def _counts(session) -> tuple[int, ...]:
+    return tuple(session.scalar(sa.select(sa.func.count()).select_from(m)) for m in (Patient, Enrolment, OutboundMessage))
+
+
+def test_a_transaction_bundle_enrols_as_the_form_does_once_and_bad_ones_write_nothing(app, client, session, world):
+    h = bearer(world["write"])
+    validate(adt_bundle())  # what the test sends is itself valid R4
+    before = _counts(session)
+    # bad bundles: every problem named by its element, nothing written
+    bad = client.post("/fhir/", json=adt_bundle(mobile="+12025550", family="", code=("http://www.ama-assn.org/go/cpt", "99213"),
+                                                end="2026-03-09T09:30:00"), headers=h)
+    assert bad.status_code == 422
+    validate(bad.json)
+    where = {i["expression"][0] for i in bad.json["issue"]}
+    assert where == {"Bundle.entry[0].resource.telecom[0].value", "Bundle.entry[0].resource.name[0].family",
+                     "Bundle.entry[1].resource.code", "Bundle.entry[1].resource.performedPeriod.end"}, bad.json
+    assert len(bad.json["issue"]) == 4
+    no_patient = client.post("/fhir/", json={**adt_bundle(), "entry": adt_bundle()["entry"][1:]}, headers=h)
+    assert no_patient.status_code == 422 and "one Patient" in no_patient.json["issue"][0]["diagnostics"]
+    old = client.post("/fhir/", json=adt_bundle(end="2025-01-09T09:30:00-05:00", discharge="2025-01-09T13:00:00-05:00"), headers=h)
+    assert old.status_code == 422 and "90 days" in old.json["issue"][0]["diagnostics"]
+    assert client.post("/fhir/", data=b"\xff not json", headers=h).status_code == 422
+    assert _counts(session) == before
+    # a good one enrols; the same again enrols nobody new
+    ok = client.post("/fhir/", json=adt_bundle(), headers=h)
+    assert ok.status_code == 200, ok.json
+    validate(ok.json)
+    assert ok.json["entry"][0]["response"]["status"] == "201 Created"
+    patient_id = int(ok.json["entry"][0]["response"]["location"].split("/")[1])
+    again = client.post("/fhir/", json=adt_bundle(), headers=h)
+    assert again.json["entry"][0]["response"] == {"status": "200 OK", "location": f"Patient/{patient_id}"}
+    session.expire_all()
+    dora = session.get(Patient, patient_id)
+    assert (dora.mrn, dora.birth_date, dora.mobile_e164, dora.sms_consent) == ("MRN-2002", date(1950, 2, 3), "+12025550163", True)
+    e = current_enrolment(dora)
+    assert (e.procedure_type, e.procedure_end, e.source_procedure) == (
+        "kyphoplasty", datetime(2026, 3, 9, 14, 30, tzinfo=timezone.utc), "urn:oid:1.2.3.5|PROC-77")
+    assert _counts(session)[:2] == (before[0] + 1, before[1] + 1)
+    # the same texts as a patient the nurse enrolled with the same details
+    by_hand = enrol(session, world["clinic"], procedure_end=e.procedure_end, discharge_at=e.discharge_at, now=NOW,
+                    first="Dora", tz=world["clinic"].timezone)
+    session.commit()
+
+    def plan(p):
+        return sorted((m.message_id, m.send_after) for m in session.scalars(
+            sa.select(OutboundMessage).where(OutboundMessage.patient_id == p.id)))
+    assert plan(dora) == plan(by_hand) and plan(dora)
+    # the same MRN with another procedure: refused, named
+    taken = client.post("/fhir/", json=adt_bundle(procedure_id="PROC-78"), headers=h)
+    assert taken.status_code == 422 and "medical record number" in taken.json["issue"][0]["diagnostics"]

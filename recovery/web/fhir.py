@@ -179,9 +179,9 @@ def transaction():
     clinic = g.fhir.clinic
     tz = ZoneInfo(clinic.timezone)
     parsed = read_transaction(bundle, tz)
-    if parsed.problems:
+    if not parsed.readable:
         return _invalid(parsed.problems)
-    found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key)
+    found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key) if parsed.procedure_key else None
     if found is not None:
         return _transaction_response(found, created=False)
     fields = {k: clean_text(v, multiline=False) if isinstance(v, str) else v for k, v in parsed.form.items()}
@@ -190,9 +190,11 @@ def transaction():
     now = g.fhir.now
     valid = form.validate()
     times = form.check_times(tz, now)
-    if not (valid and times.ok):
-        problems = [(parsed.where.get(name, "Bundle"), str(message))
-                    for name, messages in form.errors.items() for message in messages]
+    if parsed.problems or not (valid and times.ok):
+        named = {where for where, _ in parsed.problems}  # a field the Bundle got wrong is not also "missing"
+        problems = parsed.problems + [(parsed.where.get(name, "Bundle"), str(message))
+                                      for name, messages in form.errors.items() for message in messages
+                                      if parsed.where.get(name, "Bundle") not in named]
         return _invalid(problems)
     data = EnrolmentInput(
         first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,

@@ -30,6 +30,7 @@ class Enrolment:
     mrn: str | None = None
     birth_date: date | None = None
     procedure_key: str | None = None  # "system|value" of Procedure.identifier
+    readable: bool = False  # the Bundle has a Patient and a Procedure, so its fields can be judged
 
 
 def _is_obj(v) -> bool:
@@ -80,6 +81,7 @@ def read_transaction(bundle: Any, tz: ZoneInfo) -> Enrolment:
             out.problems.append(("Bundle.entry", f"The Bundle must hold {'exactly' if required else 'at most'} one {kind}."))
     if out.problems:
         return out
+    out.readable = True
     _patient(out, *found["Patient"][0], tz)
     _procedure(out, *found["Procedure"][0], tz)
     if "Encounter" in found:
