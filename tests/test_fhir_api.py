@@ -19,7 +19,7 @@ from recovery.files import templates as templates_repo
 from recovery.services import alerting, checkins
 from recovery.services.api_tokens import create_token
 from recovery.services.records import current_enrolment
-from recovery.store.models import (Alert, ApiToken, AuditEvent, Enrolment, InboundMessage, OutboundMessage,
+from recovery.store.models import (Alert, ApiToken, AuditEvent, Clinic, Enrolment, InboundMessage, OutboundMessage,
                                    Patient, StaffRole)
 from tests.factories import enrol, make_clinic, make_staff, template_for
 from tests.fhir_validation import validate
@@ -184,7 +184,18 @@ def test_a_fhir_client_reads_the_api_from_a_live_server(app, session, world):
         thread.join(5)
 
 
-def test_bulk_export_writes_valid_ndjson_per_resource_type(app, session, world, tmp_path):
+def test_bulk_export_and_each_demo_patients_everything_are_valid(app, client, session, world, tmp_path):
+    from recovery.cli.demo import DEMO_PATIENTS, DEMO_SLUG, seed
+    seed(session, now=NOW, base_url="http://127.0.0.1:5000")
+    demo = session.scalar(sa.select(Clinic).where(Clinic.slug == DEMO_SLUG))
+    secret = create_token(session, clinic=demo, scopes=["fhir.read"], label="demo", now=NOW).secret
+    session.commit()
+    demo_patients = session.scalars(sa.select(Patient).where(Patient.clinic_id == demo.id)).all()
+    assert len(demo_patients) == len(DEMO_PATIENTS)
+    for p in demo_patients:
+        r = client.get(f"/fhir/Patient/{p.id}/$everything", headers=bearer(secret))
+        assert r.status_code == 200
+        validate(r.json)
     out = tmp_path / "export"
     result = app.test_cli_runner().invoke(args=["fhir", "export", "--clinic", world["clinic"].slug, "--out", str(out)])
     assert result.exit_code == 0, result.output
