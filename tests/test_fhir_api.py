@@ -286,3 +286,36 @@ def test_a_transaction_bundle_enrols_as_the_form_does_once_and_bad_ones_write_no
     # the same MRN with another procedure: refused, named
     taken = client.post("/fhir/", json=adt_bundle(procedure_id="PROC-78"), headers=h)
     assert taken.status_code == 422 and "medical record number" in taken.json["issue"][0]["diagnostics"]
+
+
+def test_hostile_ids_parameters_and_bundles_get_an_operation_outcome_and_write_nothing(app, client, session, world):
+    from tests.test_fuzz_routes import HOSTILE, HOSTILE_IDS
+    h, w = bearer(world["read"]), bearer(world["write"])
+    before = _counts(session)
+    texts = [v.decode("latin-1") if isinstance(v, bytes) else v for v in HOSTILE + HOSTILE_IDS]
+    texts = [v for v in texts if "\x00" not in v] + ["Patient/1", "out-1", "in-99999999999", "1-back-pain", "$everything"]
+    for v in texts:
+        for url, params in ((f"/fhir/Patient/{v}", None), (f"/fhir/Flag/{v}", None), (f"/fhir/{v}", None),
+                            (f"/fhir/Communication/{v}", None), ("/fhir/Patient", {"identifier": v}),
+                            ("/fhir/Task", {"patient": v}),
+                            ("/fhir/Observation", {"patient": str(world["ann"].id), "date": v})):
+            r = client.get(url, query_string=params, headers=h)
+            assert r.status_code < 500 and r.mimetype == MIME, (url, v, r.status_code)
+            if r.status_code >= 400:
+                assert r.json["resourceType"] == "OperationOutcome"
+    good = adt_bundle()
+    p_entry, proc_entry = good["entry"][0]["resource"], good["entry"][1]["resource"]
+    broken = [None, [], "x", {"resourceType": "Bundle", "type": "transaction", "entry": "x"},
+              {"resourceType": "Bundle", "type": "transaction", "entry": [1, {"resource": []}]},
+              {**good, "entry": [{"resource": {**p_entry, "name": "Dora", "telecom": {"a": 1}, "identifier": [None]}},
+                                 {"resource": {**proc_entry, "performedPeriod": "x", "code": []}}]},
+              {**good, "entry": [{"resource": {**p_entry, "birthDate": 1950, "communication": [{"language": "en"}]}},
+                                 {"resource": {**proc_entry, "performedDateTime": None, "performedPeriod": {"end": 7},
+                                               "identifier": [{"value": "x" * 300}]}}]},
+              adt_bundle(end="9999-12-31T23:59:00-12:00"), adt_bundle(mobile="\u202e+12025550163"),
+              adt_bundle(family="x" * 5000), adt_bundle(mrn="9" * 400)]
+    for body in broken:
+        r = client.post("/fhir/", data=json.dumps(body), content_type=MIME, headers=w)
+        assert r.status_code == 422 and r.json["resourceType"] == "OperationOutcome", (body, r.status_code, r.data[:300])
+        validate(r.json)
+    assert _counts(session) == before
