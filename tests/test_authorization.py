@@ -26,7 +26,9 @@ CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key 
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
 NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/test_admin_access.py).
-ADMIN_SCOPED = {"admin.home"}
+ADMIN_SCOPED = {"admin.home", "admin.api_tokens", "admin.create_api_token"}
+# Admin routes that name an object of the clinic (another clinic's admin gets 404: tests/test_fhir_api.py).
+ADMIN_OBJECT = {"admin.revoke_api_token"}
 # A clinic API token instead of a user (the FHIR API, issue 15): the token's clinic only (test below
 # and tests/test_fhir_api.py).
 TOKEN = {"fhir.read_patient", "fhir.search_patients", "fhir.everything", "fhir.search", "fhir.read",
@@ -97,7 +99,7 @@ def _call(client, rule, url):
 
 
 def test_every_route_is_classified(app):
-    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | PATIENT_SCOPED | TOKEN | set(OBJECT)
+    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | PATIENT_SCOPED | TOKEN | ADMIN_OBJECT | set(OBJECT)
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     assert endpoints - known == set(), "classify these routes in tests/test_authorization.py"
     assert known - endpoints == set(), "these classified routes no longer exist"

@@ -164,6 +164,36 @@ def test_tokens_are_made_once_revoked_and_see_only_their_own_clinic(app, client,
     assert bad.exit_code == 2
 
 
+def test_an_admin_makes_a_token_on_the_admin_page_sees_it_once_and_revokes_it(app, session, world):
+    from tests.factories import login
+    clinic, ann = world["clinic"], world["ann"]
+    admin = make_staff(session, clinic, role=StaffRole.ADMIN, now=NOW)
+    other_admin = make_staff(session, world["carl"].clinic, role=StaffRole.ADMIN, now=NOW)
+    session.commit()
+    c = app.test_client()
+    assert login(c, admin).status_code == 303
+    assert b"API tokens" in c.get("/admin").data
+    assert c.post("/admin/api-tokens", data={"label": "EHR"}).status_code == 422  # no scope ticked
+    page = c.post("/admin/api-tokens", data={"label": "EHR export", "scopes": ["fhir.read"]})
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    secret = page.get_data(as_text=True).split('<code class="secret">')[1].split("</code>")[0]
+    assert secret.startswith("rt_") and secret not in c.get("/admin/api-tokens").get_data(as_text=True)
+    assert app.test_client().get(f"/fhir/Patient/{ann.id}", headers=bearer(secret)).status_code == 200
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.label == "EHR export"))
+    nurse = app.test_client()
+    login(nurse, world["nurse"])
+    assert nurse.post(f"/admin/api-tokens/{token.id}/revoke").status_code == 403
+    stranger = app.test_client()
+    login(stranger, other_admin)
+    assert stranger.post(f"/admin/api-tokens/{token.id}/revoke").status_code == 404
+    assert b"EHR export" not in stranger.get("/admin/api-tokens").data
+    assert c.post(f"/admin/api-tokens/{token.id}/revoke").status_code == 303
+    session.expire_all()
+    assert app.test_client().get(f"/fhir/Patient/{ann.id}", headers=bearer(secret)).status_code == 401
+    assert {"api_token_created", "api_token_revoked"} <= set(session.scalars(sa.select(AuditEvent.action).where(
+        AuditEvent.actor_type == "staff", AuditEvent.actor_id == admin.id)).all())
+
+
 def test_a_fhir_client_reads_the_api_from_a_live_server(app, session, world):
     from fhirpy import SyncFHIRClient
     server = make_server("127.0.0.1", 0, app, threaded=False)
