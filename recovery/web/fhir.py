@@ -7,28 +7,21 @@ from __future__ import annotations
 import json
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from recovery.clock import utcnow
 from recovery.domain.fhir import bundles, codes
 from recovery.domain.fhir.bundles import READABLE, SEARCHABLE, SearchError
 from recovery.domain.fhir.transaction import read_transaction
-from recovery.domain.plan import OverrideError
-from recovery.domain.timeline import TimelineError
 from recovery.files import templates as templates_repo
-from recovery.services import api_tokens, fhir_enrolment
-from recovery.services.enrolment import EnrolmentInput
+from recovery.services import api_tokens
 from recovery.services.fhir import Reader
-from recovery.services.phones import region_for_zone
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
 from recovery.web import ratelimits
 from recovery.web.extensions import csrf, limiter
-from recovery.web.forms import EnrolmentForm
-from recovery.web.input import clean_text
+from recovery.web.feed_enrolment import enrol_from
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 csrf.exempt(bp)
@@ -177,49 +170,12 @@ def transaction():
     Bundle (same Procedure identifier) answers with the enrolment it made."""
     bundle = request.get_json(force=True, silent=True)
     clinic = g.fhir.clinic
-    tz = ZoneInfo(clinic.timezone)
-    parsed = read_transaction(bundle, tz)
-    if not parsed.readable:
-        return _invalid(parsed.problems)
-    found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key) if parsed.procedure_key else None
-    if found is not None:
-        return _transaction_response(found, created=False)
-    fields = {k: clean_text(v, multiline=False) if isinstance(v, str) else v for k, v in parsed.form.items()}
-    fields["timezone"] = clinic.timezone
-    form = EnrolmentForm(formdata=MultiDict(fields), meta={"csrf": False}, region=region_for_zone(clinic.timezone))
-    now = g.fhir.now
-    valid = form.validate()
-    times = form.check_times(tz, now)
-    if parsed.problems or not (valid and times.ok):
-        named = {where for where, _ in parsed.problems}  # a field the Bundle got wrong is not also "missing"
-        problems = parsed.problems + [(parsed.where.get(name, "Bundle"), str(message))
-                                      for name, messages in form.errors.items() for message in messages
-                                      if parsed.where.get(name, "Bundle") not in named]
-        return _invalid(problems)
-    data = EnrolmentInput(
-        first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,
-        timezone=clinic.timezone, procedure_type=form.procedure_type.data, procedure_end=times.procedure_end,
-        discharge_at=times.discharge_at, language=form.language.data, sms_consent=form.sms_consent.data)
-    template = templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
-                                              current_app.config["DEFAULT_TEMPLATE"])
-    try:
-        result = fhir_enrolment.enrol_from_feed(
-            db.session, clinic=clinic, token=g.api_token, data=data, mrn=parsed.mrn, birth_date=parsed.birth_date,
-            procedure_key=parsed.procedure_key, template=template, now=now, request_id=g.request_id)
-    except ValueError as e:  # OverrideError, TimelineError and a taken MRN are ValueErrors
-        db.session.rollback()
-        begin_write(db.session)
-        where = parsed.where.get("procedure_end") if isinstance(e, (OverrideError, TimelineError)) else "Patient.identifier"
-        return _invalid([(where, str(e))])
-    except sa.exc.IntegrityError:  # the same Bundle, sent twice at once: the other one enrolled
-        db.session.rollback()
-        begin_write(db.session)
-        found = fhir_enrolment.existing(db.session, clinic, parsed.procedure_key)
-        if found is None:
-            raise
-        return _transaction_response(found, created=False)
-    db.session.commit()
-    return _transaction_response(result.enrolment, created=True)
+    parsed = read_transaction(bundle, ZoneInfo(clinic.timezone))
+    outcome = enrol_from(parsed, clinic=clinic, token=g.api_token, now=g.fhir.now, request_id=g.request_id,
+                         fallback="Bundle")
+    if outcome.problems:
+        return _invalid(outcome.problems)
+    return _transaction_response(outcome.enrolment, created=outcome.created)
 
 
 def _invalid(problems: list[tuple[str, str]]):

@@ -125,6 +125,7 @@ def _patient(out: Enrolment, i: int, p: dict, tz: ZoneInfo) -> None:
             if value and len(value) <= 64:
                 out.mrn = value
             break
+    out.where["mrn"] = mrn_at
     if out.mrn is None:
         out.problems.append((mrn_at, "Give the medical record number: an identifier of type MR "
                                      f"({codes.V2_0203}), at most 64 characters."))
