@@ -17,9 +17,8 @@ from recovery.domain.fhir.transaction import read_transaction
 from recovery.files import templates as templates_repo
 from recovery.services import api_tokens
 from recovery.services.fhir import Reader
-from recovery.store.db import begin_write, db
-from recovery.store.models import Clinic
-from recovery.web import ratelimits
+from recovery.store.db import db
+from recovery.web import api_auth, ratelimits
 from recovery.web.extensions import csrf, limiter
 from recovery.web.feed_enrolment import enrol_from
 
@@ -64,34 +63,21 @@ def _http_error(e: HTTPException):
 
 @bp.before_request
 def _authenticate():
-    g.api_token = None
     if request.endpoint in NO_TOKEN:
+        g.api_caller = None
         return None
-    begin_write(db.session)  # every use of a token is audited
-    auth = request.headers.get("Authorization", "")
-    secret = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    now = utcnow()
-    token = api_tokens.authenticate(db.session, secret, now)
-    if token is None:
-        return problem(401, "A valid clinic API token is needed: Authorization: Bearer rt_…",
-                       headers={"WWW-Authenticate": 'Bearer realm="fhir"'})
     needed = api_tokens.READ if request.method in ("GET", "HEAD") else api_tokens.WRITE
-    g.api_token = token
-    g.fhir = Reader(db.session, db.session.get(Clinic, token.clinic_id), base_url(), now, _template_of)
-    if needed not in token.scopes:
-        return problem(403, f"This token does not have the scope {needed}.")
+    refused = api_auth.authenticate(needed)
+    caller = g.api_caller
+    if caller is not None:
+        g.fhir = Reader(db.session, caller.clinic, base_url(), caller.now, _template_of, shown=caller.shown)
+    if refused:
+        status, message = refused
+        return problem(status, message, headers=api_auth.CHALLENGE if status == 401 else None)
     return None
 
 
-@bp.after_request
-def _audit(response):
-    token = g.get("api_token")
-    if token is not None and response.status_code < 500:
-        reader = g.get("fhir")
-        api_tokens.record_use(db.session, token, now=reader.now, method=request.method, path=request.path,
-                              status=response.status_code, patient_ids=sorted(reader.shown),
-                              request_id=g.get("request_id"))
-    return response
+bp.after_request(api_auth.audit)
 
 
 def _template_of(enrolment):
@@ -171,7 +157,7 @@ def transaction():
     bundle = request.get_json(force=True, silent=True)
     clinic = g.fhir.clinic
     parsed = read_transaction(bundle, ZoneInfo(clinic.timezone))
-    outcome = enrol_from(parsed, clinic=clinic, token=g.api_token, now=g.fhir.now, request_id=g.request_id,
+    outcome = enrol_from(parsed, clinic=clinic, token=g.api_caller.token, now=g.fhir.now, request_id=g.request_id,
                          fallback="Bundle")
     if outcome.problems:
         return _invalid(outcome.problems)
