@@ -164,6 +164,17 @@ def test_tokens_are_made_once_revoked_and_see_only_their_own_clinic(app, client,
     assert bad.exit_code == 2
 
 
+def test_each_token_is_rate_limited_on_its_own(make_app, session, world):
+    with make_app(RATELIMIT_ENABLED=True, FHIR_RATE_LIMIT="3 per minute") as limited:
+        c = limited.test_client()
+        url = f"/fhir/Patient/{world['ann'].id}"
+        assert [c.get(url, headers=bearer(world["read"])).status_code for _ in range(3)] == [200, 200, 200]
+        over = c.get(url, headers=bearer(world["read"]))
+        assert over.status_code == 429 and over.json["issue"][0]["code"] == "throttled"
+        validate(over.json)
+        assert c.get("/fhir/Patient?identifier=x", headers=bearer(world["other"])).status_code == 200
+
+
 def test_an_admin_makes_a_token_on_the_admin_page_sees_it_once_and_revokes_it(app, session, world):
     from tests.factories import login
     clinic, ann = world["clinic"], world["ann"]

@@ -54,11 +54,16 @@ def problem(status: int, text: str, where: str | None = None, headers: dict | No
     return fhir_response(bundles.outcome([(ERROR_CODES.get(status, "processing"), text, where)]), status, headers)
 
 
-@bp.errorhandler(HTTPException)
 def _http_error(e: HTTPException):
     text = {404: "No such resource in this clinic.", 405: "That interaction is not supported here.",
             429: "Too many requests with this token: wait a minute and try again."}.get(e.code, e.description)
     return problem(e.code or 500, text)
+
+
+# By code: Flask prefers an app-wide handler for the code (the HTML pages of recovery/web/errors.py)
+# over a blueprint's handler for HTTPException in general.
+for _code in (400, 401, 403, 404, 405, 413, 415, 429):
+    bp.register_error_handler(_code, _http_error)
 
 
 @bp.before_request

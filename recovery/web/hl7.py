@@ -100,6 +100,15 @@ def _escape(text: str) -> str:
     return " ".join(out.split())
 
 
+def _http_error(e):
+    words = {429: "Too many requests with this token: wait a minute and try again."}
+    return _ack("AR", "", [("MSH", words.get(e.code, e.description or e.name))], status=e.code)
+
+
+for _code in (400, 403, 404, 405, 413, 429):  # by code: see recovery/web/fhir.py
+    bp.register_error_handler(_code, _http_error)
+
+
 @bp.post("/v2")
 def adt():
     refused = api_auth.authenticate(api_tokens.WRITE)
