@@ -17,6 +17,9 @@ from recovery.services.enrolment import timeline_for
 from recovery.store.models import Alert, Checkin, Clinic, Enrolment, EnrolmentStatus, InboundMessage, OutboundMessage, Patient
 
 
+MAX_ID = 2**31 - 1  # an INTEGER id column's largest value
+
+
 def row(obj) -> dict[str, Any]:
     """A row's columns as a plain dict (enums as their values), what the mapping takes."""
     out = {}
@@ -39,6 +42,8 @@ class Reader:
     # ---- loaders (every one checks the clinic: another clinic's record is "not found") ----------
 
     def patient(self, patient_id: int) -> Patient | None:
+        if not 1 <= patient_id <= MAX_ID:  # PostgreSQL refuses a larger integer outright
+            return None
         p = self.session.get(Patient, patient_id)
         return p if p is not None and p.clinic_id == self.clinic.id else None
 
@@ -127,7 +132,7 @@ class Reader:
 
     def _owner(self, kind: str, rid: str) -> int | None:
         m = re.fullmatch(r"(?:(out|in)-)?([0-9]{1,12})(?:-[a-z-]{1,40})?", rid)
-        if not m or int(m.group(2)) > 2**31 - 1:
+        if not m or not 1 <= int(m.group(2)) <= MAX_ID:
             return None
         n = int(m.group(2))
         s = self.session
