@@ -354,9 +354,10 @@ def test_hostile_ids_parameters_and_bundles_get_an_operation_outcome_and_write_n
                                  {"resource": {**proc_entry, "performedDateTime": None, "performedPeriod": {"end": 7},
                                                "identifier": [{"value": "x" * 300}]}}]},
               adt_bundle(end="9999-12-31T23:59:00-12:00"), adt_bundle(mobile="\u202e+12025550163"),
-              adt_bundle(family="x" * 5000), adt_bundle(mrn="9" * 400)]
+              adt_bundle(family="x" * 5000), adt_bundle(mrn="9" * 400), adt_bundle(mrn="\x00\x01"),
+              {**good, "padding": "x" * 300_000}]
     for body in broken:
         r = client.post("/fhir/", data=json.dumps(body), content_type=MIME, headers=w)
-        assert r.status_code == 422 and r.json["resourceType"] == "OperationOutcome", (body, r.status_code, r.data[:300])
+        assert r.status_code in (413, 422) and r.json["resourceType"] == "OperationOutcome", (r.status_code, r.data[:300])
         validate(r.json)
     assert _counts(session) == before

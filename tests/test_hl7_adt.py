@@ -52,9 +52,10 @@ def test_an_adt_a03_enrols_once_like_the_form_and_a_bad_one_gets_an_error_ack(ap
     errs = [s for s in ack.children if s.name == "ERR"]
     assert {e.err_2.to_er7() for e in errs} == {"PID^1^13", "PID^1^5", "PR1^1^3", "PR1^1^5"}, [e.to_er7() for e in errs]
     for body in (b"not hl7", b"MSH|^~\\&|A|B|C|D|2026||ADT^A03|1|P|9.9", a03(kind="ADT^A01^ADT_A01"),
-                 a03(mrn=""), b"\xff\xfe" * 10, a03(end="209903090930-0500")):
+                 a03(mrn=""), b"\xff\xfe" * 10, a03(end="209903090930-0500"), a03(mrn="\x00\x01"),
+                 a03() + b"\rNTE|" + b"x" * 70_000):
         r = client.post("/hl7/v2", data=body, headers=h)
-        assert r.status_code in (400, 422), (body[:40], r.status_code)
+        assert r.status_code in (400, 413, 422), (body[:40], r.status_code)
         assert parse_message(r.get_data(as_text=True).strip()).msa.msa_1.to_er7() in ("AE", "AR")
     assert _counts(session) == before
     # good: enrolled, acknowledged; resent: acknowledged, nobody new

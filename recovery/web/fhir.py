@@ -21,11 +21,13 @@ from recovery.store.db import db
 from recovery.web import api_auth, ratelimits
 from recovery.web.extensions import csrf, limiter
 from recovery.web.feed_enrolment import enrol_from
+from recovery.web.input import clean_text
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 csrf.exempt(bp)
 
 NO_TOKEN = {"fhir.metadata"}
+MAX_BUNDLE_BYTES = 256 * 1024  # an enrolment Bundle is a few kB
 ERROR_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                413: "too-costly", 415: "not-supported", 422: "invariant", 429: "throttled"}
 
@@ -159,7 +161,8 @@ def transaction():
     """A transaction Bundle that enrols a patient, judged by the nurse's own enrolment form: the
     same validation, every problem named by its FHIR element, nothing written on error; a resent
     Bundle (same Procedure identifier) answers with the enrolment it made."""
-    bundle = request.get_json(force=True, silent=True)
+    request.max_content_length = MAX_BUNDLE_BYTES  # a larger body: 413
+    bundle = _cleaned(request.get_json(force=True, silent=True))
     clinic = g.fhir.clinic
     parsed = read_transaction(bundle, ZoneInfo(clinic.timezone))
     outcome = enrol_from(parsed, clinic=clinic, token=g.api_caller.token, now=g.fhir.now, request_id=g.request_id,
@@ -167,6 +170,18 @@ def transaction():
     if outcome.problems:
         return _invalid(outcome.problems)
     return _transaction_response(outcome.enrolment, created=outcome.created)
+
+
+def _cleaned(value):
+    """Every string of the JSON as recovery/web/input.py cleans form values (no NUL, no control
+    characters, NFC): the Bundle's MRN and identifiers go to the database as they are."""
+    if isinstance(value, str):
+        return clean_text(value, multiline=False)
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k, multiline=False): _cleaned(v) for k, v in value.items()}
+    return value
 
 
 def _invalid(problems: list[tuple[str, str]]):

@@ -20,6 +20,7 @@ from recovery.services import api_tokens
 from recovery.web import api_auth, ratelimits
 from recovery.web.extensions import csrf, limiter
 from recovery.web.feed_enrolment import enrol_from
+from recovery.web.input import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,11 @@ def adt():
         status, message = refused
         return _ack("AR", "", [("MSH", message)], status=status) if status != 401 else \
             current_app.response_class(message, status=401, mimetype="text/plain", headers=api_auth.CHALLENGE)
-    raw = request.get_data(cache=False)[: MAX_BYTES + 1]
-    if len(raw) > MAX_BYTES:
-        return _ack("AR", "", [("MSH", "The message is larger than 64 KiB.")], status=413)
-    text = raw.decode("utf-8", "replace").replace("\r\n", "\r").replace("\n", "\r").strip()
+    request.max_content_length = MAX_BYTES  # a larger body: 413 with an AR
+    raw = request.get_data(cache=False)
+    lines = raw.decode("utf-8", "replace").replace("\r\n", "\r").replace("\n", "\r").strip().split("\r")
+    # as recovery/web/input.py cleans form values: no NUL or control character reaches the database
+    text = "\r".join(clean_text(line, multiline=False) for line in lines)
     try:
         received = parse_message(text, find_groups=False)
         fields = _fields(received)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cache
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
@@ -146,6 +147,7 @@ def _answer_system(base: str, item_id: str) -> str:
     return local_system(base, "checkin-" + item_id.replace("_", "-"))
 
 
+@cache
 def questionnaire_version() -> str:
     """The questionnaire has no version number of its own: its version is a digest of what it asks
     and how answers are coded, so any change to an item is a new version."""
