@@ -91,6 +91,8 @@ class Config:
     SET_PASSWORD_RATE_LIMIT = os.environ.get("SET_PASSWORD_RATE_LIMIT", "10 per hour")
     TOTP_RATE_LIMIT = os.environ.get("TOTP_RATE_LIMIT", "5 per 15 minutes")
     LINK_SEND_LIMIT = os.environ.get("LINK_SEND_LIMIT", "3 per hour")
+    # FHIR API (recovery/web/fhir.py): per API token (per address without one).
+    FHIR_RATE_LIMIT = os.environ.get("FHIR_RATE_LIMIT", "300 per minute")
     # Password hashes at once on this host (argon2id takes every core for tens of ms), and how long
     # a sign-in waits for a free slot before being told to try again.
     HASH_CONCURRENCY = int(os.environ.get("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) - 1))))

@@ -6,7 +6,9 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
+    from recovery.cli.api_tokens import api_token_group
     from recovery.cli.demo import seed_demo_command
+    from recovery.cli.fhir import fhir_group
     from recovery.cli.rules import rules_group
     from recovery.cli.sms import sms_group
     from recovery.cli.staff import create_staff_command
@@ -20,3 +22,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_demo_command, "seed-demo")
     app.cli.add_command(create_staff_command, "create-staff")
     app.cli.add_command(sms_group, "sms")
+    app.cli.add_command(api_token_group, "api-token")
+    app.cli.add_command(fhir_group, "fhir")

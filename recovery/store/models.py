@@ -5,7 +5,7 @@ Nothing here reads the clock: every timestamp is set by a use-case from the `now
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -81,6 +81,9 @@ class Clinic(db.Model):
     care_phone: so.Mapped[str] = so.mapped_column(sa.String(32))
     # every staff member must use a second factor (TOTP) to sign in (set on /admin/staff)
     require_totp: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    # Whether the FHIR API may show the words of the texts sent (Communication.payload); default not:
+    # a text names the patient and may say what they are recovering from.
+    fhir_text_bodies: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     # Set at /admin/clinic (recovery/services/clinic_settings.py); None: as before these settings.
     sms_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(30))  # {clinic} in texts; None: the plan's
@@ -146,10 +149,14 @@ class OnCallStep(db.Model):
 
 class Patient(db.Model):
     __tablename__ = "patient"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "mrn", name="uq_patient_clinic_mrn"),)
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
     first_name: so.Mapped[str] = so.mapped_column(sa.String(60))
     last_name: so.Mapped[str] = so.mapped_column(sa.String(60))
+    # The hospital's medical record number (FHIR Patient.identifier), unique within the clinic.
+    mrn: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    birth_date: so.Mapped[Optional[date]] = so.mapped_column(sa.Date)
     mobile_e164: so.Mapped[str] = so.mapped_column(sa.String(16), index=True)
     timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
     language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en")
@@ -184,6 +191,7 @@ class Patient(db.Model):
 
 class Enrolment(db.Model):
     __tablename__ = "enrolment"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "source_procedure", name="uq_enrolment_source_procedure"),)
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
     clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
@@ -208,6 +216,9 @@ class Enrolment(db.Model):
     end_note: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    # "system|value" of the hospital's Procedure.identifier when enrolled through FHIR: a resent
+    # feed finds the enrolment it made instead of enrolling twice (unique per clinic).
+    source_procedure: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     patient: so.Mapped[Patient] = so.relationship(back_populates="enrolments")
 
 
@@ -398,7 +409,7 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_event"
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), index=True)
-    actor_type: so.Mapped[str] = so.mapped_column(sa.String(16))  # staff | patient | system | twilio
+    actor_type: so.Mapped[str] = so.mapped_column(sa.String(16))  # staff | patient | system | twilio | api_token
     actor_id: so.Mapped[Optional[int]]
     action: so.Mapped[str] = so.mapped_column(sa.String(48))
     patient_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
@@ -416,3 +427,19 @@ class RateLimitCounter(db.Model):
     count: so.Mapped[int] = so.mapped_column(sa.Integer)
     # Epoch seconds, on the clock the `limits` library windows with (time.time()).
     expires_at: so.Mapped[float] = so.mapped_column(sa.Float, index=True)
+
+
+class ApiToken(db.Model):
+    """A clinic's key to the FHIR API (recovery/services/api_tokens.py). Only the SHA-256 of the
+    256-bit secret is stored; the secret is shown once, when it is made."""
+    __tablename__ = "api_token"
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    label: so.Mapped[str] = so.mapped_column(sa.String(120))
+    scopes: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)  # fhir.read | fhir.write
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    last_used_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    clinic: so.Mapped[Clinic] = so.relationship()

@@ -7,10 +7,11 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from recovery.web import (access, auth, checkin, errors, filters, hooks, input, nurse,
                               patient, reports, responses, static_files)
-    from recovery.web import admin
+    from recovery.web import admin, fhir, hl7
     from recovery.web import admin_clinic  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
     from recovery.web import admin_staff  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
     from recovery.web import account  # noqa: F401  (its routes are on the auth blueprint)
+    from recovery.web import admin_tokens  # noqa: F401  (its routes are on the admin blueprint)
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     input.init_app(app)  # first: routes compile their converters when they are added
@@ -19,5 +20,5 @@ def register_blueprints(app: Flask) -> None:
     access.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
-    for module in (auth, nurse, reports, admin, patient, checkin, alerts_views, hooks):
+    for module in (auth, nurse, reports, admin, patient, checkin, alerts_views, hooks, fhir, hl7):
         app.register_blueprint(module.bp)

@@ -1,7 +1,7 @@
 """Error pages. A 500 rolls the session back (microblog); nothing about the patient is logged."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 
 from recovery.store.db import db
 
@@ -22,9 +22,23 @@ def init_app(app: Flask) -> None:
                                        "to sign in again; patients, please open the newest link from "
                                        "your care team.", sign_in=True), 403
 
+    def fhir_api() -> bool:
+        # A URL under /fhir that no route matched: the FHIR API answers in FHIR (recovery/web/fhir.py)
+        return request.path == "/fhir" or request.path.startswith("/fhir/")
+
     @app.errorhandler(404)
     def not_found(e):
+        if fhir_api():
+            from recovery.web.fhir import problem
+            return problem(404, "No such resource type or interaction here (see /fhir/metadata).")
         return page(404, "Page not found", "We could not find that page.")
+
+    @app.errorhandler(405)
+    def not_allowed(e):
+        if fhir_api():
+            from recovery.web.fhir import problem
+            return problem(405, "That interaction is not supported here (see /fhir/metadata).")
+        return e
 
     @app.errorhandler(410)
     def gone(e):

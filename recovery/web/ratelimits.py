@@ -178,3 +178,11 @@ def address_and_email_key() -> str:
 
 def patient_key(patient_id: int) -> str:
     return "p:" + hashed("patient", str(patient_id))
+
+
+def bearer_key() -> str:
+    """The FHIR API counts per token presented (an HMAC of it), or per address without one."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        return "t:" + hashed("bearer", auth[7:].strip())
+    return address_key()

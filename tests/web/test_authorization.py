@@ -20,7 +20,8 @@ NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
 
 PUBLIC = {"static", "auth.home", "auth.login", "auth.logout", "patient.signed_out", "patient.new_link",
           "patient.sign_out",  # sign-out ends whatever session the caller has, nothing else
-          "auth.second_factor"}  # only a half-signed-in session of its own scope gets past it (test_two_factor.py)
+          "auth.second_factor",  # only a half-signed-in session of its own scope gets past it (test_two_factor.py)
+          "fhir.metadata"}  # the FHIR CapabilityStatement: says what the API does, nothing about anyone
 SIGNED = {"hooks.sms", "hooks.status"}  # Twilio signature instead of a user (tests/web/test_hooks.py)
 CAPABILITY = {"patient.link", "patient.redeem",  # the 256-bit token is the key (test below)
               "auth.set_password"}  # the staff set-password link: single use, 72 h (tests/web/test_staff_admin.py)
@@ -29,13 +30,20 @@ NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dash
                 "auth.two_factor_setup"}  # the signed-in staff member's own second factor
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/web/test_admin_access.py).
 ADMIN_SCOPED = {"admin.home", "admin.staff", "admin.invite_staff", "admin.require_second_factor",
-                "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung", "admin.clinic_settings"}
+                "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung", "admin.clinic_settings",
+                "admin.api_tokens", "admin.create_api_token"}
 # Admin routes that name a staff member: another clinic's admin gets 404 (test below).
 ADMIN_OBJECT = {"admin.staff_member", "admin.change_role", "admin.disable_staff", "admin.enable_staff",
                 "admin.reset_password", "admin.reset_second_factor"}
-# Admin routes naming a rung of the on-call ladder or a test page: another clinic's admin gets 404
-# (tests/web/test_admin_clinic.py proves it for each, with the rightful admin's success).
-ADMIN_LADDER_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_page", "admin.test_page_status"}
+# Admin routes naming another object of the clinic: a rung of the on-call ladder or a test page
+# (tests/web/test_admin_clinic.py), an API token (tests/web/test_fhir_api.py); another clinic's admin
+# gets 404, proven there for each with the rightful admin's success.
+ADMIN_OTHER_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_page", "admin.test_page_status",
+                      "admin.revoke_api_token"}
+# A clinic API token instead of a user (the FHIR API and HL7 v2, issue 15): the token's clinic only
+# (test below, tests/web/test_fhir_api.py and tests/web/test_hl7_adt.py).
+TOKEN = {"fhir.read_patient", "fhir.search_patients", "fhir.everything", "fhir.search", "fhir.read",
+         "fhir.transaction", "hl7.adt"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
@@ -102,7 +110,8 @@ def _call(client, rule, url):
 
 
 def test_every_route_is_classified(app):
-    known = PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | ADMIN_OBJECT | ADMIN_LADDER_OBJECT | PATIENT_SCOPED | set(OBJECT)
+    known = (PUBLIC | SIGNED | CAPABILITY | NURSE_SCOPED | ADMIN_SCOPED | ADMIN_OBJECT | ADMIN_OTHER_OBJECT
+             | PATIENT_SCOPED | TOKEN | set(OBJECT))
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     assert endpoints - known == set(), "classify these routes in tests/web/test_authorization.py"
     assert known - endpoints == set(), "these classified routes no longer exist"
@@ -188,3 +197,28 @@ def test_a_link_token_opens_only_its_own_patient(app, world):
     assert open_link(c, world["tokens"]["Bartholomew"]).status_code == 303
     assert b"Bartholomew" in c.get("/me").data
     assert app.test_client().get("/l/" + world["tokens"]["Annabel"][:-2] + "xx").status_code == 404
+
+
+def test_token_routes_refuse_no_token_a_session_and_another_clinics_token(app, world, session):
+    from recovery.services.api_tokens import create_token
+    ann = world["ann"]
+    own = create_token(session, clinic=ann.clinic, scopes=["fhir.read", "fhir.write"], label="a", now=NOW).secret
+    other = create_token(session, clinic=world["carl"].clinic, scopes=["fhir.read", "fhir.write"], label="b",
+                         now=NOW).secret
+    session.commit()
+    values = {"fhir.read_patient": {"patient_id": ann.id}, "fhir.everything": {"patient_id": ann.id},
+              "fhir.search": {"kind": "Flag"}, "fhir.read": {"kind": "Patient", "rid": str(ann.id)}}
+    query = {"fhir.search": f"?patient={ann.id}", "fhir.search_patients": ""}
+    sessions = {who: _client(app, world, who) for who in ("anonymous", "nurse_a", "ann")}
+    for endpoint in sorted(TOKEN):
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        url = _url(app, endpoint, values.get(endpoint, {})) + query.get(endpoint, "")
+        method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        for who, c in sessions.items():  # a browser session is not a token
+            r = c.open(url, method=method, json={})
+            assert r.status_code == 401 and b"Annabel" not in r.data, (who, endpoint, r.status_code)
+        ref = f'"Patient/{ann.id}"'.encode()
+        r = app.test_client().open(url, method=method, json={}, headers={"Authorization": f"Bearer {other}"})
+        assert r.status_code in (200, 400, 404, 422) and b"Annabel" not in r.data and ref not in r.data, endpoint
+        r = app.test_client().open(url, method=method, json={}, headers={"Authorization": f"Bearer {own}"})
+        assert endpoint in ("fhir.transaction", "hl7.adt") or (r.status_code == 200 and (b"Annabel" in r.data or ref in r.data)), endpoint
