@@ -9,7 +9,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from recovery.domain.plan import Template
+from recovery.domain.plan.model import Template
 from recovery.services.enrolment import EnrolmentInput, enrol_patient
 from recovery.store import audit
 from recovery.store.models import ApiToken, Clinic, Enrolment, Patient

@@ -14,7 +14,7 @@ from flask import current_app
 from werkzeug.datastructures import MultiDict
 
 from recovery.domain.fhir.transaction import Enrolment as Parsed
-from recovery.domain.plan import OverrideError
+from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
 from recovery.files import templates as templates_repo
 from recovery.services import fhir_enrolment
