@@ -174,13 +174,17 @@ def nearest_checkin_day(planned_days: Sequence[int], day: int) -> int | None:
 
 
 def point_for_checkin(instrument: Instrument, *, scheduled_day: int | None, planned_days: Sequence[int],
-                      started_day: int, first_checkin: bool, done: frozenset[str] | set[str]) -> str | None:
+                      started_day: int, done: frozenset[str] | set[str]) -> str | None:
     """Which PEG time point a web check-in asks, if any.
 
     `scheduled_day`: the plan day of the check-in's slot (None: a symptom report, never asked);
     `planned_days`: every scheduled check-in day of the patient's plan; `started_day`: the
-    recovery day the check-in was started on; `first_checkin`: no check-in was sent before it;
-    `done`: the points already answered in full (by the nurse or in another check-in)."""
+    recovery day the check-in was started on; `done`: the points already answered in full (by the
+    nurse or in another check-in).
+
+    day14 / week6: the scheduled check-in nearest to that day. Baseline: a scheduled check-in
+    started by the baseline's `until_day` (day 0: the first check-in of the plan, whose "past
+    week" is the week before the procedure), when no nurse entered it."""
     if scheduled_day is None:
         return None
     for pid in ("day14", "week6"):
@@ -188,7 +192,7 @@ def point_for_checkin(instrument: Instrument, *, scheduled_day: int | None, plan
         if pid not in done and scheduled_day == nearest_checkin_day(planned_days, p.checkin_day):
             return pid
     base = instrument.points["baseline"]
-    if "baseline" not in done and first_checkin and started_day <= (base.until_day or 0):
+    if "baseline" not in done and started_day <= (base.until_day or 0):
         return "baseline"
     return None
 

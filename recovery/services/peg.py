@@ -90,8 +90,7 @@ def ask_for(session: Session, setting: Setting, instrument: rules.Instrument) ->
     done = {r.point for r in rows if r.completed_at is not None and r.checkin_id != checkin.id}
     point = rules.point_for_checkin(
         instrument, scheduled_day=planned.day if planned else None,
-        planned_days=[c.day for c in timeline.checkins], started_day=setting.day,
-        first_checkin=setting.first, done=done)
+        planned_days=[c.day for c in timeline.checkins], started_day=setting.day, done=done)
     if point is None:
         return None
     mine = next((r for r in rows if r.point == point and r.checkin_id == checkin.id), None)
