@@ -246,7 +246,7 @@ def cohort(session: Session, clinic_id: int, period: Period, instrument: rules.I
         .join(Enrolment, Enrolment.id == w.enrolment_id)
         .join(Patient, Patient.id == Enrolment.patient_id)
         .where(Patient.clinic_id == clinic_id, w.point == "week6", w.completed_at.is_not(None),
-               b.completed_at.is_not(None), w.completed_at >= period.start_utc,
+               b.completed_at.is_not(None), bt.is_not(None), wt.is_not(None), w.completed_at >= period.start_utc,
                w.completed_at < period.end_utc)).all()
     n_items = len(rules.ITEM_IDS)
     base = sorted(r[0] / n_items for r in rows)
