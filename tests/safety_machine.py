@@ -91,7 +91,7 @@ LINK_RE = re.compile(re.escape(BASE) + r"/l/([A-Za-z0-9_-]{16,64})")
 
 
 # What a run did, for the figures the test prints: examples started, rule steps run.
-COUNTS = {"examples": 0, "steps": 0}
+COUNTS = {"examples": 0, "steps": 0, "peg": 0}
 
 
 def examples() -> int:
@@ -537,6 +537,7 @@ def build(db_factory, time_machine):
                 assert resp.status_code in (303, 422), f"PEG {screen}: {resp.status_code}"
                 assert self._checkin_state(p.checkin_id)[1] == fired_before, "a PEG answer fired a rule"
                 event(f"PEG answer: {resp.status_code}")
+                COUNTS["peg"] += 1
                 return None
             if resume.status_code != 303 or "/step/" not in where:
                 return "review" if where.endswith("/review") else "done" if resume.status_code == 303 else None
