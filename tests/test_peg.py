@@ -175,8 +175,9 @@ def test_the_nurse_enters_the_baseline_and_the_patient_page_shows_every_score_an
     r = client.post(f"/nurse/patients/{patient.id}/peg-baseline",
                     data={"peg_pain": "6", "peg_enjoyment": "7", "peg_activity": "8"})
     assert r.status_code == 303
-    assert client.post(f"/nurse/patients/{patient.id}/peg-baseline",
-                       data={"peg_pain": "1", "peg_enjoyment": "1", "peg_activity": "1"}).status_code == 409
+    again = client.post(f"/nurse/patients/{patient.id}/peg-baseline",
+                        data={"peg_pain": "1", "peg_enjoyment": "1", "peg_activity": "1"})
+    assert again.status_code == 409 and b"A baseline PEG is already recorded" in again.data
     row = _rows(session, patient)["baseline"]
     assert (row.pain, row.enjoyment, row.activity, row.source, row.staff_id) == (6, 7, 8, "nurse", nurse.id)
     audit = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "peg_recorded")).all()

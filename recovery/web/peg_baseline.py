@@ -21,6 +21,7 @@ from recovery.services import peg
 from recovery.services.enrolment import timeline_for
 from recovery.services.records import current_enrolment, patient_record
 from recovery.store.db import begin_write, db
+from recovery.store.models import EnrolmentStatus
 from recovery.web.access import patient_for_staff
 from recovery.web.forms import CorrectTimesForm, Form
 from recovery.web.nurse import _safety_problems, bp, enrolment_template
@@ -66,6 +67,9 @@ def peg_baseline(patient_id: int):
     instrument = _instrument()
     form = PegBaselineForm().worded(instrument)
     now = utcnow()
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        form.form_errors.append("Monitoring has ended: no baseline PEG can be entered.")
+        return _patient_page(p, form, 409)
     if form.validate_on_submit():
         values = {i: getattr(form, peg_rules.screen_id(i)).data for i in peg_rules.ITEM_IDS}
         try:
