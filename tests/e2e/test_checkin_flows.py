@@ -508,7 +508,7 @@ def test_the_6_week_checkin_asks_the_peg_after_the_questions_accessible_and_the_
     nurse.goto("/nurse/patients")
     with nurse.page.expect_navigation():
         nurse.page.get_by_role("link", name="Forty, Fred").click()
-    card = nurse.page.locator("section.peg-card")
+    card = nurse.page.locator(".peg-card")
     week6 = card.locator("tr", has=nurse.page.get_by_role("rowheader", name=re.compile("^6 weeks")))
     assert week6.locator("td").all_inner_texts()[:4] == ["4", "5", "6", "5.0"]
     assert "no baseline" in week6.inner_text()
