@@ -3,7 +3,8 @@ GET /nurse/reports (targets: <= 15 statements, < 300 ms) and of a CSV export, fo
 
 Set-up: a migrated SQLite database (and a PostgreSQL one when a server answers on 127.0.0.1:5432)
 seeded through the real use-cases (bench/seeding.py: 500 patients, 5,000 submitted check-ins and the
-alerts their answers raise). Then, so that every section has rows to count: the check-in invitations
+alerts their answers raise), and a baseline and 6-week PEG per patient. Then, so that every section
+has rows to count: the check-in invitations
 whose time has passed are marked sent and delivered (the seeding plans them but never runs the
 sender), the missed-check-in scan decides up to 2,000 of them (its own audit markers and nurse
 tasks), and a nurse acknowledges most open alerts and resolves half of those, at seeded random delays.
@@ -55,6 +56,19 @@ def _past_invitations(app, s, clinic_id: int, now) -> None:
     s.commit()
 
 
+def _peg_answers(s, clinic_id: int, now, rng) -> None:
+    """A baseline and a 6-week PEG for every patient, the 6-week one within the default period, so
+    that the PEG figure has 500 pairs to count and take medians of."""
+    from recovery.store.models import Enrolment, PegAnswer
+
+    for e in s.scalars(sa.select(Enrolment).where(Enrolment.clinic_id == clinic_id)).all():
+        for point, at in (("baseline", e.procedure_end), ("week6", now - timedelta(days=rng.randint(0, 25)))):
+            s.add(PegAnswer(enrolment_id=e.id, patient_id=e.patient_id, point=point, pain=rng.randint(0, 10),
+                            enjoyment=rng.randint(0, 10), activity=rng.randint(0, 10), source="patient",
+                            instrument_version=1, language="en", created_at=at, updated_at=at, completed_at=at))
+    s.commit()
+
+
 def _seed(app, now) -> dict:
     from bench.seeding import seed_large
     from recovery.dispatch.settings import DispatchSettings
@@ -80,6 +94,7 @@ def _seed(app, now) -> dict:
                 alerting.resolve(s, alert, nurse, min(now, ack + timedelta(minutes=rng.randint(5, 240))),
                                  "called_patient")
     s.commit()
+    _peg_answers(s, seeded["clinic_id"], now, rng)
     seeded["alerts"] = s.scalar(sa.select(sa.func.count()).select_from(Alert)
                                 .where(Alert.clinic_id == seeded["clinic_id"]))
     seeded["invites_sent"] = s.scalar(sa.select(sa.func.count()).select_from(OM)

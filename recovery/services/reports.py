@@ -16,10 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
+from recovery.domain import peg as peg_rules
 from recovery.domain import reports as rules
 from recovery.domain.charts import DayBand
 from recovery.domain.quantiles import Spread, spread
 from recovery.messaging import error_kind
+from recovery.services import peg
 from recovery.services.missed import MARKER, SENT_STATES
 from recovery.store import audit
 from recovery.store.models import (Alert, AlertEvent, AuditEvent, Checkin, CheckinStatus, Enrolment, OnCallStep,
@@ -65,7 +67,7 @@ class Dashboard:
     escalations: list[tuple[int, str, int]]  # rung, who (the ladder's current holder), alerts escalated
     texts: TextSummary
     pain: list[DayBand]
-    peg: list = field(default_factory=list)  # no PEG answers are stored yet (issue 16, PEG screens)
+    peg: peg_rules.Cohort | None = None  # PEG change, baseline to 6 weeks (recovery/services/peg.py)
 
 
 def _core(session: Session):
@@ -254,14 +256,18 @@ def pain_bands(session: Session, clinic_id: int, period: rules.Period,
     return bands
 
 
-def dashboard(session: Session, clinic_id: int, period: rules.Period) -> Dashboard:
+def dashboard(session: Session, clinic_id: int, period: rules.Period,
+              peg_instrument: peg_rules.Instrument | None = None) -> Dashboard:
+    """`peg_instrument`: the PEG (recovery/files/instruments.py) for its improvement threshold;
+    without it the PEG figure is left out."""
     enrolled = _enrolments(session, clinic_id)
     inv = invites(session, clinic_id, period, enrolled)
     by_day, total = rules.tally(inv)
     return Dashboard(period=period, adherence_by_day=by_day, adherence_total=total,
                      missed_runs=rules.missed_runs(inv), alerts=alert_rows(session, clinic_id, period),
                      escalations=escalations(session, clinic_id, period), texts=texts(session, clinic_id, period),
-                     pain=pain_bands(session, clinic_id, period, enrolled))
+                     pain=pain_bands(session, clinic_id, period, enrolled),
+                     peg=peg.cohort(session, clinic_id, period, peg_instrument) if peg_instrument else None)
 
 
 def audit_patient_list_export(session: Session, *, staff_id: int, period: rules.Period,

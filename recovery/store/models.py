@@ -319,6 +319,30 @@ class Checkin(db.Model):
     ruleset_version: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
 
 
+class PegAnswer(db.Model):
+    """The PEG outcome score at one time point of an enrolment (baseline, day14, week6), one row
+    each (recovery/domain/peg.py). Its own table, never the check-in's answers: the triage rules
+    never see it. A patient's row fills in screen by screen (its check-in); a nurse enters the
+    baseline whole. `completed_at` is set once all three items are answered."""
+    __tablename__ = "peg_answer"
+    __table_args__ = (sa.UniqueConstraint("enrolment_id", "point", name="uq_peg_answer_point"),)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    enrolment_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("enrolment.id"))
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patient.id"), index=True)
+    point: so.Mapped[str] = so.mapped_column(sa.String(16))  # baseline | day14 | week6
+    pain: so.Mapped[Optional[int]]
+    enjoyment: so.Mapped[Optional[int]]
+    activity: so.Mapped[Optional[int]]
+    source: so.Mapped[str] = so.mapped_column(sa.String(16))  # patient | nurse
+    checkin_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("checkin.id"))
+    staff_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    instrument_version: so.Mapped[int]  # the peg_v<n>.toml the questions were asked from
+    language: so.Mapped[str] = so.mapped_column(sa.String(8))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    completed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+
+
 _OPEN_TASK = "status != 'resolved' AND family != 'checkin'"
 _OPEN_CHECKIN = "status != 'resolved' AND family = 'checkin'"
 

@@ -15,7 +15,9 @@ from flask import (Blueprint, Response, abort, current_app, g, redirect, render_
 
 from recovery.clock import utcnow
 from recovery.files import templates as templates_repo
+from recovery.files import instruments
 from recovery.services import checkins
+from recovery.services import peg
 from recovery.services.enrolment import timeline_for
 from recovery.store.db import db
 from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus, TriageLevel
@@ -72,9 +74,21 @@ def _setting(c: Checkin) -> checkins.Setting:
     return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset())
 
 
-def _next_url(c: Checkin, flow: checkins.Flow, after: str | None = None) -> str:
+def peg_ask(setting: checkins.Setting) -> peg.Ask | None:
+    """The PEG screens this check-in asks after its questions (day 0, 14 and 42), or None."""
+    return peg.ask_for(db.session, setting, instruments.peg(current_app.config["SCHEDULES_DIR"]))
+
+
+def _peg_screens(ask: peg.Ask | None) -> int:
+    return len(ask.screens) if ask else 0
+
+
+def _next_url(c: Checkin, flow: checkins.Flow, after: str | None = None, ask: peg.Ask | None = None) -> str:
     nxt = flow.next_after(after) if after else flow.next_incomplete
     if nxt is None:
+        screen = ask.next_screen() if ask else None
+        if screen is not None:  # the outcome questions, once the symptom questions are answered
+            return url_for(".peg_step", checkin_id=c.id, screen=screen)
         return url_for(".review", checkin_id=c.id)
     return url_for(".step", checkin_id=c.id, group_id=nxt.id)
 
@@ -105,7 +119,7 @@ def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, 
     return render_template(
         "patient/checkin_step.html", c=setting.checkin, clinic=setting.clinic, group=group,
         first_of_section=previous is None or previous.section != group.section,
-        position=flow.position(group_id), total=flow.total, raw=raw, errors=errors,
+        position=flow.position(group_id), total=flow.total + _peg_screens(peg_ask(setting)), raw=raw, errors=errors,
         temp_confirm=confirm, confirm_field=TEMP_CONFIRM_FIELD,
         back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=previous.id) if previous else None,
     ), status
@@ -187,7 +201,8 @@ def resume(checkin_id: int):
     c = _own(checkin_id)
     if c.status == CheckinStatus.SUBMITTED:
         return redirect(url_for(".done", checkin_id=c.id), 303)
-    return redirect(_next_url(c, checkins.flow_for(_setting(c))), 303)
+    setting = _setting(c)
+    return redirect(_next_url(c, checkins.flow_for(setting), ask=peg_ask(setting)), 303)
 
 
 # ---- one screen -------------------------------------------------------------------------------
@@ -204,7 +219,7 @@ def step(checkin_id: int, group_id: str):
         section = next((s for s in flow.steps if s.section == group_id), None)  # an old section URL
         if section is not None:
             return redirect(url_for(".step", checkin_id=c.id, group_id=section.id), 303)
-        return redirect(_next_url(c, flow), 303)
+        return redirect(_next_url(c, flow, ask=peg_ask(setting)), 303)
     return _render_step(setting, flow, group_id, _raw_from_answers(flow.answers), {})
 
 
@@ -250,11 +265,11 @@ def answer(checkin_id: int, group_id: str):
         screen = group_id if not whole_section else next(
             (s.id for s in result.flow.steps if set(s.item_ids()) & set(result.errors)), None)
         if screen is None:
-            return redirect(_next_url(c, result.flow), 303)
+            return redirect(_next_url(c, result.flow, ask=peg_ask(setting)), 303)
         errors = {k: v for k, v in result.errors.items() if k in result.flow.group(screen).item_ids()}
         return _render_step(setting, result.flow, screen, posted, errors, 422)
     db.session.commit()
-    return redirect(_next_url(c, result.flow, after=group_id), 303)
+    return redirect(_next_url(c, result.flow, after=group_id, ask=peg_ask(setting)), 303)
 
 
 @bp.post("/<int:checkin_id>/step/<group_id>/draft")
@@ -294,7 +309,7 @@ def emergency(checkin_id: int):
 
 
 def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str | None = None,
-                   status: int = 200):
+                   status: int = 200, ask: peg.Ask | None = None):
     # One card per section ("Your pain"), one line per answer with a link to its own screen.
     sections: list[tuple[str, str, list[tuple[object, str]]]] = []
     for screen in flow.steps:
@@ -303,10 +318,13 @@ def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str 
         prompts = {i.id: i.prompt for i in screen.items}
         for line in answer_lines(flow.answers, screen.item_ids()):
             sections[-1][2].append((line, prompts.get(line.item_id, line.question), screen.id))
+    total = flow.total + _peg_screens(ask)
+    back_url = url_for(".step", checkin_id=setting.checkin.id, group_id=flow.last.id) if flow.last else None
+    if ask:
+        back_url = url_for(".peg_step", checkin_id=setting.checkin.id, screen=ask.screens[-1])
     return render_template("patient/checkin_review.html", c=setting.checkin, clinic=setting.clinic,
-                           sections=sections, position=flow.total, total=flow.total, problem=problem,
-                           back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=flow.last.id)
-                           if flow.last else None), status
+                           sections=sections, position=total, total=total, problem=problem, peg=ask,
+                           back_url=back_url), status
 
 
 @bp.get("/<int:checkin_id>/review")
@@ -317,9 +335,10 @@ def review(checkin_id: int):
         return redirect(url_for(".done", checkin_id=c.id), 303)
     setting = _setting(c)
     flow = checkins.flow_for(setting)
-    if flow.next_incomplete is not None:
-        return redirect(_next_url(c, flow), 303)
-    return _render_review(setting, flow)
+    ask = peg_ask(setting)
+    if flow.next_incomplete is not None or (ask is not None and not ask.complete):
+        return redirect(_next_url(c, flow, ask=ask), 303)
+    return _render_review(setting, flow, ask=ask)
 
 
 @bp.post("/<int:checkin_id>/review")
@@ -333,7 +352,7 @@ def submit(checkin_id: int):
         return redirect(url_for(".done", checkin_id=c.id), 303)
     except checkins.Incomplete as e:  # nothing was stored
         return _render_review(setting, checkins.flow_for(setting),
-                              problem=e.group.items[0].prompt, status=422)
+                              problem=e.group.items[0].prompt, status=422, ask=peg_ask(setting))
     db.session.commit()
     return redirect(url_for(".done", checkin_id=c.id), 303)
 

@@ -9,12 +9,13 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from flask_login import current_user
 
 from recovery.clock import utcnow
 from recovery.domain import reports as rules
 from recovery.domain.charts import pain_band_svg
+from recovery.files import instruments
 from recovery.services import reports as usecase
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
@@ -22,7 +23,7 @@ from recovery.web.access import staff_required
 
 bp = Blueprint("reports", __name__, url_prefix="/nurse/reports")
 
-TABLES = ("adherence", "missed", "alerts", "escalations", "texts", "opt_outs", "pain")
+TABLES = ("adherence", "missed", "alerts", "escalations", "texts", "opt_outs", "pain", "peg")
 PHI_TABLES = {"missed"}
 
 
@@ -44,13 +45,17 @@ def _period():
     return rules.parse_period(request.args.get("from"), request.args.get("to"), today=today, tz=tz)
 
 
+def _peg():
+    return instruments.peg(current_app.config["SCHEDULES_DIR"])
+
+
 @bp.get("")
 def dashboard():
     parsed = _period()
     if parsed.period is None:
         return render_template("nurse/reports.html", parsed=parsed, data=None, chart=None,
                                labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS), 422
-    data = usecase.dashboard(db.session, g.clinic.id, parsed.period)
+    data = usecase.dashboard(db.session, g.clinic.id, parsed.period, _peg())
     chart = pain_band_svg(data.pain, chart_id="pain-band")
     return render_template("nurse/reports.html", parsed=parsed, data=data, chart=chart,
                            labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS)
@@ -84,6 +89,12 @@ def _rows(table: str, data: usecase.Dashboard) -> list[list]:
                 *[[f"failed_{k}", n] for k, n in t.by_reason.items()]]
     if table == "opt_outs":
         return [["week_starting", "opt_outs"], *[[w.isoformat(), n] for w, n in data.texts.opt_outs]]
+    if table == "peg":
+        c = data.peg
+        return [["measure", "value"], ["patients_with_baseline_and_6_weeks", c.patients],
+                ["median_baseline_score", c.median_baseline], ["median_6_week_score", c.median_week6],
+                ["median_change", c.median_change], ["baseline_above_0", c.measurable],
+                [f"improved_{c.threshold_percent:g}_percent_or_more", c.improved], ["share_improved", c.improved_share]]
     return [["recovery_day", "checkins", "p25", "median", "p75"],
             *[[b.day, b.n, b.p25, b.median, b.p75] for b in data.pain]]
 
@@ -97,7 +108,7 @@ def export():
     if parsed.period is None:
         return Response("; ".join(f"{k}: {v}" for k, v in parsed.errors.items()) + "\n", 422,
                         mimetype="text/plain")
-    data = usecase.dashboard(db.session, g.clinic.id, parsed.period)
+    data = usecase.dashboard(db.session, g.clinic.id, parsed.period, _peg())
     if table in PHI_TABLES:
         usecase.audit_patient_list_export(db.session, staff_id=current_user.staff.id, period=parsed.period,
                                           patient_ids=[m.patient_id for m in data.missed_runs], now=utcnow(),

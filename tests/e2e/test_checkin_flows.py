@@ -9,6 +9,7 @@ worklist tests use Fred Forty day35, Tessa Ten day7 and Dora Day-Zero day1):
     Tom Two        day2 (JavaScript), day1 (emergency, no JavaScript), a symptom report (wrong answers)
     Tessa Ten      day10 (no JavaScript), a symptom report (temperature drafts)
     Dora Day-Zero  day2 and a symptom report (axe-core on every kind of screen, text at 200 %)
+    Fred Forty     day42 (the PEG screens of the 6-week check-in, axe-core, then the nurse's page)
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ ORDINARY: Answers = {
     "cannot_keep_fluids": "No", "mobility": "As usual or better",
     "meds_taken": ["Paracetamol (acetaminophen, Tylenol)"], "meds_more_than_told": "No", "meds_control": "Yes",
     "fall": "No", "brace_ok": "Yes", "restrictions_ok": "Yes", "call_request": "No",
+    # the PEG screens (day 0 without a nurse's baseline, day 14, 6 weeks), after the questions
+    "peg_pain": "4", "peg_enjoyment": "5", "peg_activity": "6",
     # the end-of-run privacy check (conftest) fails the run if this text reaches any process log
     "free_text": f"Walking to the garden gate twice a day. {CANARY_SYMPTOM}",
 }
@@ -113,7 +116,7 @@ def walk_to_review(page, answers: Answers, *, arrived: Callable[[str], None] | N
     seen = []
     while "/review" not in page.url:
         assert len(seen) < max_screens, f"still not at the review after {seen}"
-        assert "/step/" in page.url, f"expected a check-in screen, got {page.url}"
+        assert "/step/" in page.url or "/peg/" in page.url, f"expected a check-in screen, got {page.url}"
         heading = caption(page)
         questions = asked_items(page)
         assert len(questions) == 1 or questions == ["temp_value", "temp_unit"], (page.url, questions)
@@ -455,4 +458,59 @@ def test_with_javascript_an_emergency_answer_on_a_later_screen_shows_the_emergen
     with nurse.page.expect_navigation():
         nurse.page.get_by_role("button", name="Resolve alert").click()
     assert row.count() == 0
+    nurse.assert_clean()
+
+
+# ---- the PEG outcome screens (issue 16) ---------------------------------------------------------
+
+def test_the_6_week_checkin_asks_the_peg_after_the_questions_accessible_and_the_nurse_sees_the_score(
+        open_context, app_server):
+    """Fred's 6-week check-in: the three PEG screens come after the symptom questions, before the
+    review (a wrong answer comes back with a message); axe-core on a PEG screen, with its error and
+    the review; then the score on the nurse's patient page."""
+    b = open_context("phone", axe=True)
+    page = b.page
+    start_checkin(b, app_server.issue_link("Fred Forty", purpose="checkin", slot="day42"))
+    peg_screens: list[tuple[int, int, str]] = []
+
+    def arrived(heading: str) -> None:
+        if "/peg/" not in page.url:
+            assert not peg_screens, f"a symptom question after the PEG: {page.url}"
+            return
+        peg_screens.append((*progress(page), asked_items(page)[0]))
+        if asked_items(page) == ["peg_pain"]:
+            assert heading == "Your past week"
+            assert page.get_by_role("heading", level=1).inner_text() == \
+                "What number best describes your pain on average in the past week?"
+            assert_accessible(page, "check-in: PEG screen")
+            assert press(page, "Next").status == 422  # nothing chosen
+            assert page.locator("#q-peg_pain .error").inner_text() == "Please choose a number from 0 to 10."
+            assert_accessible(page, "check-in: PEG screen with an error")
+        assert small_targets(page) == [], page.url
+
+    walk_to_review(page, ORDINARY, arrived=arrived)
+    total = peg_screens[0][1]
+    assert peg_screens == [(total - 3, total, "peg_pain"), (total - 2, total, "peg_enjoyment"),
+                           (total - 1, total, "peg_activity")]
+    shown = review_answers(page)
+    assert list(shown)[-1] == "Your past week"
+    assert re.search(r"your pain on average in the past week\?\n4 out of 10\nChange", shown["Your past week"])
+    assert_accessible(page, "check-in: review with the PEG")
+    assert press(page, "Send my check-in").status == 200
+    assert page.locator(".outcome-message").inner_text() == SAVED
+    rejected = [p for p in b.problems if "status of 422" in p]  # the PEG screen sent back, reported by Chromium
+    assert len(rejected) == 1, b.problems
+    b.problems = [p for p in b.problems if p not in rejected]
+    b.assert_clean()
+
+    nurse = open_context("desktop", axe=True)
+    sign_in(nurse, app_server.login("nurse"))
+    nurse.goto("/nurse/patients")
+    with nurse.page.expect_navigation():
+        nurse.page.get_by_role("link", name="Forty, Fred").click()
+    card = nurse.page.locator(".peg-card")
+    week6 = card.locator("tr", has=nurse.page.get_by_role("rowheader", name=re.compile("^6 weeks")))
+    assert week6.locator("td").all_inner_texts()[:4] == ["4", "5", "6", "5.0"]
+    assert "no baseline" in week6.inner_text()
+    assert_accessible(nurse.page, "nurse: patient page with the PEG")
     nurse.assert_clean()

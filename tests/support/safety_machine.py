@@ -91,7 +91,7 @@ LINK_RE = re.compile(re.escape(BASE) + r"/l/([A-Za-z0-9_-]{16,64})")
 
 
 # What a run did, for the figures the test prints: examples started, rule steps run.
-COUNTS = {"examples": 0, "steps": 0}
+COUNTS = {"examples": 0, "steps": 0, "peg": 0}
 
 
 def examples() -> int:
@@ -528,6 +528,17 @@ def build(db_factory, time_machine):
             """Answer the screen the server asks for next; returns 'review', 'done' or None."""
             resume = self.req(p.client, "get", f"/me/checkin/{p.checkin_id}")
             where = resume.headers.get("Location", "")
+            if resume.status_code == 303 and "/peg/" in where:  # the PEG (day 0/14/42): outcome only, never triage
+                screen = where.rsplit("/", 1)[1]
+                value = data.draw(st.one_of(st.integers(0, 10).map(str), st.sampled_from(["", "11", "x"])),
+                                  label=f"answer to {screen}")
+                _, fired_before, _, _ = self._checkin_state(p.checkin_id)
+                resp = self.req(p.client, "post", f"/me/checkin/{p.checkin_id}/peg/{screen}", data={screen: value})
+                assert resp.status_code in (303, 422), f"PEG {screen}: {resp.status_code}"
+                assert self._checkin_state(p.checkin_id)[1] == fired_before, "a PEG answer fired a rule"
+                event(f"PEG answer: {resp.status_code}")
+                COUNTS["peg"] += 1
+                return None
             if resume.status_code != 303 or "/step/" not in where:
                 return "review" if where.endswith("/review") else "done" if resume.status_code == 303 else None
             screen = where.rsplit("/", 1)[1]

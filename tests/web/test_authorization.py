@@ -56,6 +56,7 @@ OBJECT = {
     "nurse.resend_link": ("nurse", "patient", {}),
     "nurse.pause_texts": ("nurse", "patient", {}),
     "nurse.resume_texts": ("nurse", "patient", {}),
+    "nurse.peg_baseline": ("nurse", "patient", {}),
     "alerts.acknowledge": ("nurse", "alert", {}),
     "alerts.resolve": ("nurse", "alert", {}),
     "alerts.resolve_form": ("nurse", "alert", {}),
@@ -67,6 +68,8 @@ OBJECT = {
     "checkin.review": ("patient", "checkin", {}),
     "checkin.submit": ("patient", "checkin", {}),
     "checkin.done": ("patient", "checkin", {}),
+    "checkin.peg_step": ("patient", "checkin", {"screen": "peg_pain"}),
+    "checkin.peg_answer": ("patient", "checkin", {"screen": "peg_pain"}),
 }
 DENIED = (403, 404)
 
