@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from recovery.domain.triage import RULES, Level
+from recovery.domain.triage import RULES, Level, ResponseTimes
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 
@@ -49,20 +49,19 @@ class TaskRule:
     id: str
     level: Level
     family: str
-    title: str
-    response_minutes: int | None  # None: one business day
+    title: str  # its response time is its level's, from the rule set (R1 is one of URGENT_SOON_RULES)
 
 
 TASKS = {t.id: t for t in (
-    TaskRule("M1", Level.URGENT, "missed_checkin", "No check-in in the first days: call the patient", 240),
-    TaskRule("M2", Level.WATCH, "missed_checkin", "Missed a daily check-in (days 3–7)", None),
-    TaskRule("M2x2", Level.URGENT, "missed_checkin", "Missed two daily check-ins in a row: call the patient", 240),
-    TaskRule("M3", Level.WATCH, "missed_checkin", "Weekly check-in not answered in 48 h", None),
-    TaskRule("M3x2", Level.URGENT, "missed_checkin", "Two weekly check-ins missed in a row: call the patient", 240),
-    TaskRule("M4", Level.WATCH, "sms_delivery", "A text could not be delivered: check the number", None),
-    TaskRule("M4e", Level.URGENT, "sms_delivery", "A text could not be delivered in the first days: call the patient", 240),
-    TaskRule("M5", Level.URGENT, "opt_out", "Patient stopped texts (STOP or in their own words): arrange phone follow-up", 240),
-    TaskRule("R1", Level.URGENT, "sms_red_flag", "Replied Y to the red-flag question by text: call now", 60),
+    TaskRule("M1", Level.URGENT, "missed_checkin", "No check-in in the first days: call the patient"),
+    TaskRule("M2", Level.WATCH, "missed_checkin", "Missed a daily check-in (days 3–7)"),
+    TaskRule("M2x2", Level.URGENT, "missed_checkin", "Missed two daily check-ins in a row: call the patient"),
+    TaskRule("M3", Level.WATCH, "missed_checkin", "Weekly check-in not answered in 48 h"),
+    TaskRule("M3x2", Level.URGENT, "missed_checkin", "Two weekly check-ins missed in a row: call the patient"),
+    TaskRule("M4", Level.WATCH, "sms_delivery", "A text could not be delivered: check the number"),
+    TaskRule("M4e", Level.URGENT, "sms_delivery", "A text could not be delivered in the first days: call the patient"),
+    TaskRule("M5", Level.URGENT, "opt_out", "Patient stopped texts (STOP or in their own words): arrange phone follow-up"),
+    TaskRule("R1", Level.URGENT, "sms_red_flag", "Replied Y to the red-flag question by text: call now"),
 )}
 
 
@@ -83,8 +82,6 @@ def rule_family(rule_id: str) -> str:
     return TASKS[rule_id].family if rule_id in TASKS else RULES[rule_id].family
 
 
-def response_minutes(rule_id: str) -> int | None:
-    return TASKS[rule_id].response_minutes if rule_id in TASKS else RULES[rule_id].response_minutes
 
 
 def next_business_day(at: datetime, tz: ZoneInfo) -> datetime:
@@ -96,16 +93,14 @@ def next_business_day(at: datetime, tz: ZoneInfo) -> datetime:
     return wall.replace(tzinfo=tz).astimezone(at.tzinfo)
 
 
-def respond_by(rule_ids: list[str], level: Level, opened_at: datetime, clinic_tz: ZoneInfo) -> datetime:
-    """The response deadline: the shortest response time among the rules at the alert's level."""
-    minutes = [response_minutes(r) for r in rule_ids if rule_level(r) == level]
+def respond_by(rule_ids: list[str], level: Level, opened_at: datetime, clinic_tz: ZoneInfo,
+               times: ResponseTimes) -> datetime:
+    """The response deadline: the shortest response time (the rule set's `times`) among the rules
+    at the alert's level; a rule scored lower than its own level (MR3) counts at the alert's."""
+    minutes = [times.minutes(r, level) for r in rule_ids if rule_level(r) == level] or [times.minutes("", level)]
     timed = [m for m in minutes if m is not None]
     if timed:
         return opened_at + timedelta(minutes=min(timed))
-    if level == Level.EMERGENCY:
-        return opened_at + timedelta(minutes=15)
-    if level == Level.URGENT:
-        return opened_at + timedelta(minutes=240)
     return next_business_day(opened_at, clinic_tz)
 
 
@@ -146,8 +141,8 @@ def escalates(level: Level) -> bool:
     return level >= Level.URGENT
 
 
-def next_escalation(level: Level, rule_ids: list[str], at: datetime, clinic_tz: ZoneInfo, *,
-                    outside_service_hours: bool | None = None) -> datetime | None:
+def next_escalation(level: Level, rule_ids: list[str], at: datetime, clinic_tz: ZoneInfo, times: ResponseTimes,
+                    *, outside_service_hours: bool | None = None) -> datetime | None:
     """When the next rung of the on-call ladder is texted if nobody has acknowledged.
 
     `outside_service_hours` (given when an alert opens or gets worse, None when the clinic set no
@@ -157,7 +152,7 @@ def next_escalation(level: Level, rule_ids: list[str], at: datetime, clinic_tz: 
         return None
     if level == Level.URGENT and outside_service_hours:
         return at
-    return respond_by(rule_ids, level, at, clinic_tz)
+    return respond_by(rule_ids, level, at, clinic_tz, times)
 
 
 def overdue_minutes(respond_by_at: datetime, now: datetime) -> int:

@@ -36,8 +36,8 @@ Where §3.7/§3.8 still leave a choice, this module reads it as follows.
    (§3.8 (14)); U2 reads ``temp_status`` as submitted (§3.8 (11)).
 8. U4 follows the sketch (``redness_small`` only); the table's "or site_pain >= 1 with redness"
    adds nothing the sketch does not already require.
-9. Response times (``RuleInfo``): EMERGENCY 15 min; URGENT 60 min for U5, U6, U16, else 240 min
-   (in service hours); WATCH ``response_minutes=None`` with ``response_business_day=True``
+9. Response times come from the rule-set file's [response_times] (``Ruleset.response``): EMERGENCY
+   15 min; URGENT 60 min for U5, U6, U16 and R1, else 240 min; WATCH ``response_business_day``
    (one business day is a calendar question for the alert layer, not a fixed number of minutes).
 """
 
@@ -71,6 +71,7 @@ __all__ = [
     "PastCheckin",
     "REVIEWED_EXPECTED",
     "RULES",
+    "ResponseTimes",
     "RuleInfo",
     "Ruleset",
     "RulesetError",
@@ -132,12 +133,30 @@ _DAY_KEYS = ("SITE_CHECK_DAY", "CONSTIPATION_DAYS")
 
 
 @dataclass(frozen=True)
+class ResponseTimes:
+    """Minutes to act on an alert, from the rule-set file's [response_times]."""
+    emergency: int
+    urgent: int
+    urgent_soon: int
+    urgent_soon_rules: frozenset[str]
+
+    def minutes(self, rule_id: str, level: Level) -> int | None:
+        """A rule's response time at the level it was scored at; None for WATCH (next business day)."""
+        if level >= Level.EMERGENCY:
+            return self.emergency
+        if level == Level.URGENT:
+            return self.urgent_soon if rule_id in self.urgent_soon_rules else self.urgent
+        return None
+
+
+@dataclass(frozen=True)
 class Ruleset:
     name: str
     version: str
     approved_by: str
     approved_on: date | None
     constants: Constants
+    response: ResponseTimes
     source: str = ""  # the file it was loaded from
 
     @property
@@ -159,7 +178,7 @@ def ruleset_from_mapping(data: Mapping[str, Any], where: str) -> Ruleset:
     def fail(key: str, problem: str) -> RulesetError:
         return RulesetError(f"{where}: {key}: {problem}")
 
-    allowed_top = {"ruleset", "version", "approved_by", "approved_on", "protocol", "constants"}
+    allowed_top = {"ruleset", "version", "approved_by", "approved_on", "protocol", "constants", "response_times"}
     for key in data:
         if key not in allowed_top:
             raise fail(key, f"unknown key (allowed: {', '.join(sorted(allowed_top))})")
@@ -228,8 +247,34 @@ def ruleset_from_mapping(data: Mapping[str, Any], where: str) -> Ruleset:
         approved_by=approved_by,
         approved_on=approved_on,
         constants=Constants(**values),
+        response=_response_times(data.get("response_times"), fail),
         source=where,
     )
+
+
+_RESPONSE_KEYS = ("EMERGENCY", "URGENT", "URGENT_SOON", "URGENT_SOON_RULES")
+
+
+def _response_times(raw: Any, fail: Callable[[str, str], RulesetError]) -> ResponseTimes:
+    if not isinstance(raw, Mapping):
+        raise fail("response_times", "required table [response_times] is missing")
+    for key in raw:
+        if key not in _RESPONSE_KEYS:
+            raise fail(f"response_times.{key}", f"unknown key (allowed: {', '.join(_RESPONSE_KEYS)})")
+    minutes = {}
+    for key in _RESPONSE_KEYS[:3]:
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 7 * 24 * 60:
+            raise fail(f"response_times.{key}", f"must be a whole number of minutes from 1, got {value!r}")
+        minutes[key] = value
+    if not minutes["EMERGENCY"] <= minutes["URGENT_SOON"] <= minutes["URGENT"]:
+        raise fail("response_times", "must be EMERGENCY <= URGENT_SOON <= URGENT "
+                   f"(got {minutes['EMERGENCY']}, {minutes['URGENT_SOON']}, {minutes['URGENT']})")
+    rules = raw.get("URGENT_SOON_RULES")
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise fail("response_times.URGENT_SOON_RULES", f"must be a list of rule ids, got {rules!r}")
+    return ResponseTimes(emergency=minutes["EMERGENCY"], urgent=minutes["URGENT"],
+                         urgent_soon=minutes["URGENT_SOON"], urgent_soon_rules=frozenset(rules))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,8 +335,7 @@ class RuleInfo:
     level: Level
     family: str  # one open alert per patient and family
     title_template: str  # nurse-facing; {CONSTANT} placeholders come from the rule set
-    response_minutes: int | None  # None for WATCH: see response_business_day
-    response_business_day: bool = False  # WATCH: review within one business day
+    response_business_day: bool = False  # WATCH: review within one business day (minutes: Ruleset.response)
     follow_up_sms: str | None = None  # e.g. W3 -> S23 re-measure prompt
 
     def title(self, ruleset: Ruleset) -> str:
@@ -302,18 +346,11 @@ class RuleInfo:
 
 
 _E, _U, _W = Level.EMERGENCY, Level.URGENT, Level.WATCH
-_URGENT_PRIORITY = {"U5", "U6", "U16"}  # neuro and cardiac: call within 1 h
 
 
 def _info(rule_id: str, family: str, title: str, follow_up_sms: str | None = None) -> RuleInfo:
     level = {"E": _E, "U": _U, "W": _W}[rule_id[0]]
-    if level is _E:
-        minutes: int | None = 15
-    elif level is _U:
-        minutes = 60 if rule_id in _URGENT_PRIORITY else 240
-    else:
-        minutes = None
-    return RuleInfo(rule_id, level, family, title, minutes, level is _W, follow_up_sms)
+    return RuleInfo(rule_id, level, family, title, level is _W, follow_up_sms)
 
 
 RULES: Mapping[str, RuleInfo] = MappingProxyType(

@@ -107,6 +107,12 @@ def check_all(schedules_dir: str | Path, budget: texts.Budget | None = None) -> 
     return list(dict.fromkeys(w for t in loaded for w in t.warnings))
 
 
+def configured_ruleset():
+    """The rule set the app is configured with (RULESET_PATH), for use-cases not given one."""
+    from recovery.config import Config
+    return ruleset(Config.RULESET_PATH)
+
+
 def ruleset(path: str | Path):
     """The triage rule set (versioned thresholds, MR5), cached until the file changes."""
     from recovery.files.rulesets import load_ruleset

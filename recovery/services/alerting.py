@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.domain import alerts as domain
-from recovery.domain.triage import RULES, Level
+from recovery.domain.triage import RULES, Level, Ruleset
+from recovery.files import templates as templates_repo
 from recovery.store import audit
 from recovery.services import on_call
 from recovery.services.clinic_settings import outside_service_hours
@@ -87,7 +88,7 @@ class _Raise:
     enrolment: Enrolment | None
     now: datetime
     checkin_id: int | None
-    ruleset: object
+    ruleset: Ruleset  # the check-in's, else the configured one: titles and response times
     source: str
     request_id: str | None
     outside: bool | None  # outside the clinic's service hours now (None: none set)
@@ -107,8 +108,8 @@ def raise_rules(session: Session, *, patient: Patient, enrolment: Enrolment | No
     if not scored:
         return []
     clinic = session.get(Clinic, patient.clinic_id)
-    ctx = _Raise(clinic, ZoneInfo(clinic.timezone), patient, enrolment, now, checkin_id, ruleset, source,
-                 request_id, outside_service_hours(clinic, now))
+    ctx = _Raise(clinic, ZoneInfo(clinic.timezone), patient, enrolment, now, checkin_id,
+                 ruleset or templates_repo.configured_ruleset(), source, request_id, outside_service_hours(clinic, now))
     if checkin_id is not None:
         return [_raise_for_checkin(session, ctx, scored)]
     by_family: dict[str, dict[str, Level]] = defaultdict(dict)
@@ -159,8 +160,8 @@ def _open(session: Session, ctx: _Raise, family: str, rules: dict[str, Level], f
                   enrolment_id=ctx.enrolment.id if ctx.enrolment else None, checkin_id=ctx.checkin_id,
                   family=family, level=level.name, rules=rule_ids, summary=_summary(rule_ids, ctx.ruleset),
                   status=AlertStatus.OPEN, opened_at=now, updated_at=now,
-                  respond_by=domain.respond_by(rule_ids, level, now, ctx.tz), escalation_step=0,
-                  next_escalation_at=domain.next_escalation(level, rule_ids, now, ctx.tz,
+                  respond_by=domain.respond_by(rule_ids, level, now, ctx.tz, ctx.ruleset.response), escalation_step=0,
+                  next_escalation_at=domain.next_escalation(level, rule_ids, now, ctx.tz, ctx.ruleset.response,
                                                             outside_service_hours=ctx.outside),
                   outside_service_hours=ctx.outside)
     session.add(alert)
@@ -188,10 +189,10 @@ def _update(session: Session, ctx: _Raise, alert: Alert, rules: dict[str, Level]
     alert.summary = _summary(change.rules, ctx.ruleset)
     if change.raised or change.reopened:
         alert.status = AlertStatus.OPEN
-        alert.respond_by = domain.respond_by(change.rules, change.level, now, ctx.tz)
+        alert.respond_by = domain.respond_by(change.rules, change.level, now, ctx.tz, ctx.ruleset.response)
         # The ladder goes on from the rung it had reached: each rung is paged at most once per alert.
         alert.next_escalation_at = domain.next_escalation(change.level, change.rules, now, ctx.tz,
-                                                          outside_service_hours=ctx.outside)
+                                                          ctx.ruleset.response, outside_service_hours=ctx.outside)
     _event(session, alert, "updated", now, level=change.level.name, rules=list(rules), added=change.added,
            source=ctx.source, checkin_id=ctx.checkin_id, reopened=change.reopened)
     _system_audit(session, alert, now, "alert_updated",
@@ -324,7 +325,8 @@ def escalate_due(session: Session, now: datetime) -> int:
         reason = "outside service hours" if now < alert.respond_by else "not acknowledged in time"
         paged = _page_next(session, alert, clinic, now, reason=reason)
         level = Level[alert.level]
-        alert.next_escalation_at = domain.next_escalation(level, list(alert.rules), now, tz) if paged else None
+        times = templates_repo.configured_ruleset().response
+        alert.next_escalation_at = domain.next_escalation(level, list(alert.rules), now, tz, times) if paged else None
         count += paged
     return count
 

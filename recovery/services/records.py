@@ -27,6 +27,7 @@ from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, C
 from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
 from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
+from recovery.services import peg
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
 
 
@@ -232,6 +233,7 @@ class PatientRecord:
     pain_chart: str  # SVG markup
     open_alerts: list[AlertView] = field(default_factory=list)  # in the worklist's order
     past_alerts: list[AlertView] = field(default_factory=list)  # newest first
+    peg: Any = None  # the PEG card's figures (services/peg.summary) when an instrument was given
 
 
 def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
@@ -344,7 +346,8 @@ def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[Pa
 
 
 def patient_record(session: Session, patient: Patient, *, staff_id: int, now: datetime,
-                   request_id: str | None = None, ruleset: Ruleset | None = None) -> PatientRecord:
+                   request_id: str | None = None, ruleset: Ruleset | None = None,
+                   peg_instrument=None) -> PatientRecord:
     """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls)."""
     ruleset = ruleset or default_ruleset()
     tz = ZoneInfo(patient.timezone)
@@ -381,8 +384,10 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
         baseline=enrolment.baseline_back_pain if enrolment else None,
         title=f"Back pain at each check-in, {patient.first_name} {patient.last_name}",
         chart_id=f"pain-{patient.id}")
+    peg_card = (peg.summary(session, enrolment, peg_instrument)
+                if peg_instrument is not None and enrolment is not None else None)
     audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  request_id=request_id)
     return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, chart,
-                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open])
+                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open], peg=peg_card)

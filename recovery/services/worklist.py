@@ -14,7 +14,6 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
-from recovery.config import Config
 from recovery.domain import alerts as domain
 from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
@@ -58,7 +57,7 @@ def _order(alert_id: int, level: str, status: str, respond_by: datetime, follow_
 
 
 def default_ruleset() -> Ruleset:
-    return templates_repo.ruleset(Config.RULESET_PATH)
+    return templates_repo.configured_ruleset()
 
 
 def rule_lines(rule_ids: list[str], ruleset: Ruleset | None) -> list[RuleLine]:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from recovery.clock import utcnow
 from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
+from recovery.files import instruments
 from recovery.files import templates as templates_repo
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
 from recovery.services.phones import region_for_zone
@@ -103,14 +104,16 @@ def enrol():
 def patient(patient_id: int):
     p = patient_for_staff(patient_id)
     now = utcnow()
-    record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id)
+    record = patient_record(db.session, p, staff_id=current_user.staff.id, now=now, request_id=g.request_id,
+                            peg_instrument=instruments.peg(current_app.config["SCHEDULES_DIR"]))
     timeline = None
     if record.enrolment is not None:
         timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
     problems = _safety_problems(p, record, timeline, now)
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
-                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems)
+                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems,
+                           peg_summary=record.peg)
 
 
 def _safety_problems(p, record, timeline, now):

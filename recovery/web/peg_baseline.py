@@ -47,10 +47,12 @@ def _instrument() -> peg_rules.Instrument:
     return instruments.peg(current_app.config["SCHEDULES_DIR"])
 
 
+def peg_card(enrolment):
+    return peg.summary(db.session, enrolment, _instrument())
+
+
 @bp.context_processor
 def _peg_helpers():
-    def peg_card(enrolment):
-        return peg.summary(db.session, enrolment, _instrument())
 
     def peg_baseline_form():
         return g.get("peg_form") or PegBaselineForm(formdata=None).worded(_instrument())

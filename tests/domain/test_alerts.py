@@ -13,6 +13,7 @@ from recovery.domain.triage import RULES, Level
 from recovery.files.rulesets import load_ruleset
 
 NY = ZoneInfo("America/New_York")
+TIMES = load_ruleset(Path(__file__).resolve().parents[2] / "schedules" / "rulesets" / "va-recovery.toml").response
 T = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Monday 11:00 in New York
 
 
@@ -28,13 +29,13 @@ T = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Monday 11:00 in New York
     (["M5"], Level.URGENT, 240),
 ])
 def test_respond_by(rules, level, minutes):
-    assert alerts.respond_by(rules, level, T, NY) == T + timedelta(minutes=minutes)
+    assert alerts.respond_by(rules, level, T, NY, TIMES) == T + timedelta(minutes=minutes)
 
 
 def test_watch_and_downgraded_rules_get_one_business_day():
-    assert alerts.respond_by(["W8"], Level.WATCH, T, NY) == T + timedelta(days=1)
+    assert alerts.respond_by(["W8"], Level.WATCH, T, NY, TIMES) == T + timedelta(days=1)
     # an URGENT rule downgraded to WATCH by MR3 is reviewed like a WATCH one
-    assert alerts.respond_by(["U8"], Level.WATCH, T, NY) == T + timedelta(days=1)
+    assert alerts.respond_by(["U8"], Level.WATCH, T, NY, TIMES) == T + timedelta(days=1)
 
 
 @pytest.mark.parametrize(("local", "expected"), [
@@ -81,10 +82,10 @@ def test_transitions():
 
 
 def test_escalation_timing():
-    assert alerts.next_escalation(Level.EMERGENCY, ["E1"], T, NY) == T + timedelta(minutes=15)
-    assert alerts.next_escalation(Level.URGENT, ["U5"], T, NY) == T + timedelta(hours=1)
-    assert alerts.next_escalation(Level.WATCH, ["W1"], T, NY) is None
-    assert alerts.next_escalation(Level.OK, [], T, NY) is None
+    assert alerts.next_escalation(Level.EMERGENCY, ["E1"], T, NY, TIMES) == T + timedelta(minutes=15)
+    assert alerts.next_escalation(Level.URGENT, ["U5"], T, NY, TIMES) == T + timedelta(hours=1)
+    assert alerts.next_escalation(Level.WATCH, ["W1"], T, NY, TIMES) is None
+    assert alerts.next_escalation(Level.OK, [], T, NY, TIMES) is None
 
 
 def test_overdue_and_worklist_order():

@@ -3,6 +3,7 @@ clock of the clinic's zone, across DST changes; and the decision it drives (an U
 service hours pages at once)."""
 from __future__ import annotations
 
+from pathlib import Path
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,10 @@ import pytest
 from recovery.domain import service_hours as sh
 from recovery.domain.alerts import next_escalation
 from recovery.domain.triage import Level
+from recovery.files.rulesets import load_ruleset
 
 NY, SYD = ZoneInfo("America/New_York"), ZoneInfo("Australia/Sydney")
+TIMES = load_ruleset(Path(__file__).resolve().parents[2] / "schedules" / "rulesets" / "va-recovery.toml").response
 WEEKDAYS_9_TO_5 = {d: (time(9), time(17)) for d in range(5)}
 
 
@@ -71,8 +74,8 @@ def test_an_urgent_alert_outside_service_hours_pages_at_once_and_nothing_else_ch
     at = utc(2026, 3, 10, 3, 0)  # Mon 22:00 in New York
     outside = sh.outside_service_hours(WEEKDAYS_9_TO_5, NY, at)
     assert outside is True
-    assert next_escalation(Level.URGENT, ["U1"], at, NY, outside_service_hours=outside) == at
-    assert next_escalation(Level.URGENT, ["U1"], at, NY, outside_service_hours=False) == at + timedelta(hours=4)
-    assert next_escalation(Level.URGENT, ["U1"], at, NY, outside_service_hours=None) == at + timedelta(hours=4)
-    assert next_escalation(Level.EMERGENCY, ["E1"], at, NY, outside_service_hours=True) == at + timedelta(minutes=15)
-    assert next_escalation(Level.WATCH, ["W1"], at, NY, outside_service_hours=True) is None
+    assert next_escalation(Level.URGENT, ["U1"], at, NY, TIMES, outside_service_hours=outside) == at
+    assert next_escalation(Level.URGENT, ["U1"], at, NY, TIMES, outside_service_hours=False) == at + timedelta(hours=4)
+    assert next_escalation(Level.URGENT, ["U1"], at, NY, TIMES, outside_service_hours=None) == at + timedelta(hours=4)
+    assert next_escalation(Level.EMERGENCY, ["E1"], at, NY, TIMES, outside_service_hours=True) == at + timedelta(minutes=15)
+    assert next_escalation(Level.WATCH, ["W1"], at, NY, TIMES, outside_service_hours=True) is None

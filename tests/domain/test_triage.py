@@ -581,7 +581,30 @@ def test_rule_catalogue() -> None:
      ("U1", 240, False), ("U20", 240, False), ("U3b", 240, False), ("W1", None, True), ("W10", None, True)],
 )
 def test_response_times(rule: str, minutes: int | None, business_day: bool) -> None:
-    assert (RULES[rule].response_minutes, RULES[rule].response_business_day) == (minutes, business_day)
+    """From the rule set file's [response_times] (no minutes are written in the code)."""
+    info = RULES[rule]
+    assert (RS.response.minutes(rule, info.level), info.response_business_day) == (minutes, business_day)
+
+
+@pytest.mark.parametrize(("table", "problem"), [
+    ("", "required table [response_times] is missing"),
+    ("[response_times]\nEMERGENCY = 15\nURGENT = 240\nURGENT_SOON = 60\nURGENT_SOON_RULES = [\"U5\"]\nLATER = 1\n",
+     "response_times.LATER: unknown key"),
+    ("[response_times]\nEMERGENCY = 0\nURGENT = 240\nURGENT_SOON = 60\nURGENT_SOON_RULES = []\n",
+     "response_times.EMERGENCY: must be a whole number of minutes from 1, got 0"),
+    ("[response_times]\nEMERGENCY = 90\nURGENT = 240\nURGENT_SOON = 60\nURGENT_SOON_RULES = []\n",
+     "must be EMERGENCY <= URGENT_SOON <= URGENT (got 90, 60, 240)"),
+    ("[response_times]\nEMERGENCY = 15\nURGENT = 240\nURGENT_SOON = 60\nURGENT_SOON_RULES = \"U5\"\n",
+     "response_times.URGENT_SOON_RULES: must be a list of rule ids"),
+])
+def test_bad_response_times_name_the_key(tmp_path: Path, table: str, problem: str) -> None:
+    text = RULESET_FILE.read_text(encoding="utf-8")
+    text = text[:text.index("[response_times]")] + table
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RulesetError) as exc:
+        load_ruleset(path)
+    assert problem in str(exc.value)
 
 
 def test_titles_use_the_rule_set_numbers() -> None:
