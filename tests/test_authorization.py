@@ -25,7 +25,7 @@ CAPABILITY = {"patient.link", "patient.redeem"}  # the 256-bit token is the key 
 # Scoped to the signed-in nurse's clinic or the patient's own record; no id in the URL.
 NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dashboard", "reports.export"}
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/test_admin_access.py).
-ADMIN_SCOPED = {"admin.home"}
+ADMIN_SCOPED = {"admin.home", "admin.plan", "admin.change_plan", "admin.import_plan", "admin.export_plan"}
 PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {

@@ -103,7 +103,7 @@ class Published:
     text: str  # TOML in the clinic file format
 
 
-_published: dict[tuple[int, texts.Budget], object] = {}
+_published: dict[tuple, object] = {}
 
 
 def published_label(clinic: str, version: int) -> str:
@@ -112,10 +112,11 @@ def published_label(clinic: str, version: int) -> str:
 
 
 def published_template(schedules_dir: str | Path, version: Published):
-    """The effective template of a published version, parsed once: a version never changes.
-    Loaded as a kept version (a text that no longer fits one SMS is a warning): it was checked in
-    full when it was published."""
-    key = (version.id, _budget)
+    """The effective template of a published version, parsed once: a version never changes (the
+    key holds its text all the same, so that two databases' rows of one id never mix). Loaded as
+    a kept version (a text that no longer fits one SMS is a warning): it was checked in full when
+    it was published."""
+    key = (str(schedules_dir), version.id, version.clinic, version.version, version.text, _budget)
     with _lock:
         hit = _published.get(key)
     if hit is None:
@@ -137,16 +138,12 @@ def for_new_enrolment(schedules_dir: str | Path, clinic, default_id: str, newest
 
 def for_enrolment(schedules_dir: str | Path, enrolment, clinic,
                   published: Callable[[int], Published] | None = None):
-    """The plan an enrolment uses: the version it stored (a published one by its row, through
-    `published`, which is asked only when it is not parsed yet; else the template id and version
+    """The plan an enrolment uses: the version it stored (a published one by its row, read
+    through `published`; else the template id and version
     found with its clinic's file); never the clinic's current plan (a new version never moves
     enrolled patients). The one place this is decided, for pages, texts, replies and the
     missed-check-in scan."""
     if getattr(enrolment, "plan_version_id", None) is not None:
-        with _lock:
-            hit = _published.get((enrolment.plan_version_id, _budget))
-        if hit is not None:
-            return hit
         if published is None:
             raise LookupError(f"enrolment {enrolment.id} is on published plan version row "
                               f"{enrolment.plan_version_id}; pass `published` to read it")

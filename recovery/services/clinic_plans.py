@@ -8,6 +8,7 @@ for_new_enrolment); every caller comes through `plan_for` / `plan_for_new` here,
 the database's versions."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,13 +35,25 @@ def _published(row: ClinicPlanVersion, clinic: Clinic) -> templates_repo.Publish
     return templates_repo.Published(id=row.id, clinic=plan_name(clinic), version=row.version, text=row.content)
 
 
+# (database, row id) -> its Published: a published row never changes, so it is read once.
+_rows: dict[tuple[str, int], templates_repo.Published] = {}
+_rows_lock = threading.Lock()
+
+
 def loader(session: Session) -> Callable[[int], templates_repo.Published]:
-    """Reads a published version by its row (asked only for a version not parsed yet)."""
+    """Reads a published version by its row, once per database and row."""
     def load(version_id: int) -> templates_repo.Published:
-        row = session.get(ClinicPlanVersion, version_id)
-        if row is None:
-            raise LookupError(f"no published plan version row {version_id}")
-        return _published(row, session.get(Clinic, row.clinic_id))
+        key = (str(session.get_bind().url), version_id)
+        with _rows_lock:
+            hit = _rows.get(key)
+        if hit is None:
+            row = session.get(ClinicPlanVersion, version_id)
+            if row is None:
+                raise LookupError(f"no published plan version row {version_id}")
+            hit = _published(row, session.get(Clinic, row.clinic_id))
+            with _rows_lock:
+                _rows[key] = hit
+        return hit
     return load
 
 
@@ -113,12 +126,24 @@ def draft_label(clinic: Clinic, version: int) -> str:
 
 def draft(schedules_dir: str | Path, clinic: Clinic, plan: CurrentPlan, *,
           offsets: Mapping[str, Mapping[str, str]], texts: Mapping[str, str]) -> Draft:
-    """The next version with the offsets and texts typed on the form. Raises TemplateError (the
-    clinic file loader's, naming the line of the draft text) when it does not load."""
+    """The next version with the offsets and texts typed on the form. Raises DraftError (the
+    clinic file loader's error, and the field it is about) when it does not load."""
     version = plan.version + 1
     changes = edit_changes(plan.template, plan.base, offsets, texts)
     text = plan_text.with_changes(plan.text, version=version, changes=changes)
-    return check(schedules_dir, clinic, plan, text, draft_label(clinic, version))
+    label = draft_label(clinic, version)
+    try:
+        return check(schedules_dir, clinic, plan, text, label)
+    except TemplateError as e:
+        raise DraftError(e, error_place(e, text, label)) from None
+
+
+class DraftError(Exception):
+    """A draft that does not load: the loader's error and where it lies (see error_place)."""
+
+    def __init__(self, error: TemplateError, place: tuple[str, str, str | None] | None):
+        super().__init__(str(error))
+        self.error, self.place = error, place
 
 
 def check(schedules_dir: str | Path, clinic: Clinic, plan: CurrentPlan, text: str, label: str) -> Draft:
@@ -177,4 +202,17 @@ def exported(session: Session, schedules_dir: str | Path, clinic: Clinic, versio
                 continue
             if t.clinic_version == version:
                 return path.read_text(encoding="utf-8")
+    return None
+
+
+def error_place(e: TemplateError, text: str, label: str) -> tuple[str, str, str | None] | None:
+    """Where a problem of a draft lies, as (section, entry id, key): from its line when it is in
+    the draft text, else from the entry it names ("milestone TL03"); None for the plan as a whole."""
+    if e.path == label:
+        found = plans.key_at(text, e.line)
+        if found is not None and len(found[0]) >= 2 and found[0][0] in ("milestones", "messages"):
+            return found[0][0], found[0][1], found[1]
+    kind, _, eid = e.entry.partition(" ")
+    if kind in ("milestone", "message") and eid:
+        return kind + "s", eid, None
     return None

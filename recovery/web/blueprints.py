@@ -8,6 +8,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web import (access, auth, checkin, errors, filters, hooks, input, nurse,
                               patient, reports, responses, static_files)
     from recovery.web import admin
+    from recovery.web import admin_plan  # noqa: F401  (its routes are on the admin blueprint)
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     input.init_app(app)  # first: routes compile their converters when they are added
