@@ -123,11 +123,11 @@ def test_export_then_import_round_trip_and_a_bad_file_names_its_line(app, sessio
     data = _form(client.get("/admin/plan").data)
     assert client.post("/admin/plan", data=data | {"S04_text": data["S04_text"] + " Thank you.",
                                                    "action": "publish"}).status_code == 303
-    exported = client.get("/admin/plan/versions/3.toml")
+    exported = client.get("/admin/plan/export?version=3")
     assert exported.status_code == 200
     assert 'filename="example-strict-driving_v3.toml"' in exported.headers["Content-Disposition"]
     assert b"2-week driving rule" in exported.data and b"Thank you." in exported.data  # comments kept
-    shipped = client.get("/admin/plan/versions/2.toml")
+    shipped = client.get("/admin/plan/export?version=2")
     assert shipped.status_code == 200 and b"version = 2" in shipped.data
 
     back = client.post("/admin/plan/import", data={"plan_file": (io.BytesIO(shipped.data), "mine.toml")},
@@ -135,7 +135,7 @@ def test_export_then_import_round_trip_and_a_bad_file_names_its_line(app, sessio
     assert back.status_code == 303
     rows = session.scalars(sa.select(ClinicPlanVersion).order_by(ClinicPlanVersion.version)).all()
     assert [r.version for r in rows] == [3, 4]
-    assert rows[1].changes == ["S04 text changed"] and b"version = 4" in client.get("/admin/plan/versions/4.toml").data
+    assert rows[1].changes == ["S04 text changed"] and b"version = 4" in client.get("/admin/plan/export?version=4").data
 
     broken = shipped.data.replace(b'end = "T0+14d"', b'end = "T0+14 days"')
     page = client.post("/admin/plan/import", data={"plan_file": (io.BytesIO(broken), "broken.toml")},
@@ -161,11 +161,11 @@ def test_another_clinics_admin_neither_sees_nor_changes_the_plan(app, session, c
     login(b, admin_b)
     page = b.get("/admin/plan").data
     assert b"version 2+2" in page and _form(page)["TL03_end"] == "T0+48h"
-    assert b.get("/admin/plan/versions/3.toml").status_code == 404
+    assert b.get("/admin/plan/export?version=3").status_code == 404
     patient_b = enrol(session, clinic_b, procedure_end=NOW - timedelta(hours=3), now=NOW)
     assert current_enrolment(patient_b).template_version == "2+2"
     n = app.test_client()
     login(n, nurse_a)
     assert n.get("/admin/plan").status_code == 403
-    assert n.get("/admin/plan/versions/3.toml").status_code == 403
+    assert n.get("/admin/plan/export?version=3").status_code == 403
     assert n.post("/admin/plan", data=data | {"action": "publish"}).status_code == 403

@@ -128,12 +128,14 @@ def test_nurse_lists_show_only_their_own_clinic(app, world):
 
 
 def test_admin_pages_refuse_nurses_patients_and_anonymous(app, world):
+    # one client each: a patient's link opens once
+    clients = {who: _client(app, world, who) for who in ("nurse_a", "ann", "anonymous")}
     for endpoint in sorted(ADMIN_SCOPED):
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
         url = _url(app, endpoint, {})
-        assert _call(_client(app, world, "nurse_a"), rule, url).status_code == 403, endpoint
+        assert _call(clients["nurse_a"], rule, url).status_code == 403, endpoint
         for who in ("ann", "anonymous"):
-            r = _call(_client(app, world, who), rule, url)
+            r = _call(clients[who], rule, url)
             assert r.status_code in (302, 403), (who, endpoint, r.status_code)
             assert r.status_code == 403 or "/login" in r.headers["Location"]
 

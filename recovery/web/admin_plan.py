@@ -19,6 +19,7 @@ from recovery.domain.timeline import TimelineError, build_timeline, local_to_utc
 from recovery.services import clinic_plans
 from recovery.store.db import db
 from recovery.web.admin import bp, section
+from recovery.web.input import parse_id
 from recovery.web.admin_plan_forms import MAX_IMPORT_BYTES, ImportPlanForm, offset_field, plan_form, text_field
 
 section("admin.plan", "The clinic's plan",
@@ -151,9 +152,11 @@ def import_plan():
     return _publish(current, draft, how=f"import of {filename}")
 
 
-@bp.get("/plan/versions/<int:version>.toml")
-def export_plan(version: int):
-    text = clinic_plans.exported(db.session, _schedules(), g.clinic, version)
+@bp.get("/plan/export")
+def export_plan():
+    """?version=N: that version of the clinic's plan as a clinic file (a version of this clinic only)."""
+    version = parse_id(request.args.get("version"))
+    text = clinic_plans.exported(db.session, _schedules(), g.clinic, version) if version is not None else None
     if text is None:
         abort(404)
     name = f"{clinic_plans.plan_name(g.clinic)}_v{version}.toml"
