@@ -8,6 +8,7 @@ import io
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from recovery.services.records import current_enrolment
@@ -84,6 +85,12 @@ def test_publishing_makes_the_next_version_for_new_enrolments_only(app, session,
     login(other, nurse)
     assert "for 48 hours" in other.get(f"/nurse/patients/{before.id}").data.decode()
     assert "for 3 days" in other.get(f"/nurse/patients/{after.id}").data.decode()
+    # a published version never changes (database triggers), whoever tries
+    for change in (sa.update(ClinicPlanVersion).values(content="x"), sa.delete(ClinicPlanVersion)):
+        with pytest.raises(sa.exc.DatabaseError):
+            with session.begin_nested():
+                session.execute(change)
+    session.rollback()
     # a form shown before the publish cannot publish over it
     stale = client.post("/admin/plan", data=data | {"TL03_end": "T0+96h", "action": "publish"})
     assert stale.status_code == 422 and b"was published after this page was shown" in stale.data

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import sign_in
 from tests.e2e.server import DemoLogin
 
@@ -61,3 +62,6 @@ def test_admin_changes_tl03_previews_and_publishes(open_context, app_server):
     versions = page.locator("#versions").inner_text()
     assert "unapproved" in versions and "S01 text changed" in versions
     admin.assert_clean()
+    axe_ctx = open_context("desktop", axe=True, storage_state=admin.context.storage_state())
+    axe_ctx.goto("/admin/plan")
+    assert_accessible(axe_ctx.page, "the clinic's plan")
