@@ -19,11 +19,11 @@ def starting_text(*, clinic: str, title: str, based_on: str, based_on_version: i
     return tomlkit.dumps(doc)
 
 
-def with_changes(text: str, *, version: int, changes: Changes) -> str:
-    """`text` with `version` and the changes laid in (None removes a key, and its entry when
-    nothing is left of it). `text` is a version that loaded, so it parses."""
+def with_changes(text: str, *, clinic: str, version: int, changes: Changes) -> str:
+    """`text` as `clinic`'s `version` with the changes laid in (None removes a key, and its
+    entry when nothing is left of it). `text` is a version that loaded, so it parses."""
     doc = tomlkit.parse(text)
-    doc["version"] = version
+    doc["clinic"], doc["version"] = clinic, version
     for (section, eid), values in changes.items():
         if section not in doc:
             doc.add(tomlkit.nl())

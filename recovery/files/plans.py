@@ -308,11 +308,12 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
 
 
 def load_clinic_text(text: str, label: str, templates_dir: str | Path, budget: texts.Budget | None = None, *,
-                     clinic: str, frozen: bool = False) -> Template:
+                     clinic: str | None, frozen: bool = False) -> Template:
     """A clinic override in the clinic file format, from elsewhere than schedules/clinics/ (a
     version published at /admin/plan, a file being imported): the same checks as a clinic file,
-    every problem named ``label:line``. Its `clinic` must be `clinic`; `frozen`: a published
-    version kept for its patients (texts over the budget are warnings, as for a kept file)."""
+    every problem named ``label:line``. Its `clinic` must be `clinic` (None: a published version,
+    checked when it was published); `frozen`: a published version kept for its patients (texts
+    over the budget are warnings, as for a kept file)."""
     craw, clines = _parse_toml(text, label)
     return _clinic_template(craw, clines, label, templates_dir, budget, expect=clinic, frozen=frozen)
 

@@ -98,7 +98,7 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
 class Published:
     """A clinic plan version published at /admin/plan (a database row, never changed)."""
     id: int
-    clinic: str  # the `clinic` name its text carries (plan_name of its clinic)
+    clinic: str  # its clinic's plan name, for messages
     version: int
     text: str  # TOML in the clinic file format
 
@@ -114,14 +114,14 @@ def published_label(clinic: str, version: int) -> str:
 def published_template(schedules_dir: str | Path, version: Published):
     """The effective template of a published version, parsed once: a version never changes (the
     key holds its text all the same, so that two databases' rows of one id never mix). Loaded as
-    a kept version (a text that no longer fits one SMS is a warning): it was checked in full when
-    it was published."""
+    a kept version (a text that no longer fits one SMS is a warning, and a clinic renamed since
+    does not matter): it was checked in full when it was published."""
     key = (str(schedules_dir), version.id, version.clinic, version.version, version.text, _budget)
     with _lock:
         hit = _published.get(key)
     if hit is None:
         t = plans.load_clinic_text(version.text, published_label(version.clinic, version.version),
-                                   schedules_dir, _budget, clinic=version.clinic, frozen=True)
+                                   schedules_dir, _budget, clinic=None, frozen=True)
         hit = replace(t, published_id=version.id)
         with _lock:
             hit = _published.setdefault(key, hit)

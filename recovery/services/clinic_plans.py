@@ -130,7 +130,7 @@ def draft(schedules_dir: str | Path, clinic: Clinic, plan: CurrentPlan, *,
     clinic file loader's error, and the field it is about) when it does not load."""
     version = plan.version + 1
     changes = edit_changes(plan.template, plan.base, offsets, texts)
-    text = plan_text.with_changes(plan.text, version=version, changes=changes)
+    text = plan_text.with_changes(plan.text, clinic=plan_name(clinic), version=version, changes=changes)
     label = draft_label(clinic, version)
     try:
         return check(schedules_dir, clinic, plan, text, label)
