@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from recovery.dispatch.sender import send_due
+from recovery.dispatch.settings import DispatchSettings
 from recovery.services.records import current_enrolment
 from recovery.store.models import AuditEvent, ClinicPlanVersion, OutboundMessage, StaffRole
 from tests.factories import enrol, login, make_clinic, make_staff
@@ -38,7 +40,7 @@ def _texts(session, patient, message_id):
         OutboundMessage.recipient == "patient").order_by(OutboundMessage.due_at)).all()
 
 
-def test_publishing_makes_the_next_version_for_new_enrolments_only(app, session, client, frozen):
+def test_publishing_makes_the_next_version_for_new_enrolments_only(app, session, client, frozen, sms):
     clinic = make_clinic(session, template_file="demo-clinic")
     admin = make_staff(session, clinic, role=StaffRole.ADMIN)
     before = enrol(session, clinic, procedure_end=NOW - timedelta(hours=3), now=NOW, first="Early")
@@ -78,6 +80,13 @@ def test_publishing_makes_the_next_version_for_new_enrolments_only(app, session,
     # S16 goes 7 days before the follow-up visit: day 35 on the old plan, day 42 on the new one
     old_s16, new_s16 = _texts(session, before, "S16")[0].due_at, _texts(session, after, "S16")[0].due_at
     assert new_s16 - old_s16 == timedelta(days=7)
+    # and the send pipeline sends each their own (its quiet hours come from the same plan)
+    report = send_due(session, sms, DispatchSettings.from_config(app.config, max_per_second=0, send_concurrency=1),
+                      clock=lambda: NOW)
+    assert report.sent >= 4
+    s01 = {p.first_name: [t.body for t in sms.sent_to(p.mobile_e164) if "welcome home" in t.body]
+           for p in (before, after)}
+    assert "for 48 hours" in s01["Early"][0] and "for 3 days" in s01["Late"][0]
     # each patient's page shows their own plan
     nurse = make_staff(session, clinic)
     session.commit()
