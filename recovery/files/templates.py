@@ -139,10 +139,9 @@ def for_new_enrolment(schedules_dir: str | Path, clinic, default_id: str, newest
 def for_enrolment(schedules_dir: str | Path, enrolment, clinic,
                   published: Callable[[int], Published] | None = None):
     """The plan an enrolment uses: the version it stored (a published one by its row, read
-    through `published`; else the template id and version
-    found with its clinic's file); never the clinic's current plan (a new version never moves
-    enrolled patients). The one place this is decided, for pages, texts, replies and the
-    missed-check-in scan."""
+    through `published`; else the template id and version, found with its clinic's file); never
+    the clinic's current plan (a new version never moves enrolled patients). The one place this
+    is decided, for pages, texts, replies and the missed-check-in scan."""
     if getattr(enrolment, "plan_version_id", None) is not None:
         if published is None:
             raise LookupError(f"enrolment {enrolment.id} is on published plan version row "
