@@ -184,7 +184,7 @@ def prepare(url: str) -> Prepared:
     from bench.seeding import seed_large
     from recovery.clock import utcnow
     from recovery.files import templates as templates_repo
-    from recovery.services import checkins
+    from recovery.services import checkins, clinic_plans
     from recovery.services.sessions import issue_link
     from recovery.store.db import db
     from recovery.store.models import Patient
@@ -202,8 +202,7 @@ def prepare(url: str) -> Prepared:
         ruleset = templates_repo.ruleset(app.config["RULESET_PATH"])
 
         def template_for(enrolment, clinic):
-            return templates_repo.find_template(app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                                enrolment.template_version, clinic.template_file)
+            return clinic_plans.plan_for(s, app.config["SCHEDULES_DIR"], enrolment, clinic)
 
         patients = s.scalars(sa.select(Patient).where(Patient.clinic_id == seeded["clinic_id"])
                              .order_by(Patient.id)).all()

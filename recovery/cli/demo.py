@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from recovery.clock import utcnow
 from recovery.domain import texts
 from recovery.domain.timeline import recovery_day
-from recovery.files import templates as templates_repo
+from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, enrol_patient, timeline_for
 from recovery.services.passwords import hash_password, verify_password
 from recovery.services.records import current_enrolment
@@ -57,8 +57,8 @@ def seed(session, *, now, base_url: str) -> list[tuple[str, int, str]]:
     session.flush()
     for position, s in enumerate(staff[1:], start=1):
         session.add(OnCallStep(clinic_id=clinic.id, position=position, staff_id=s.id))
-    template = templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
-                                              current_app.config["DEFAULT_TEMPLATE"])
+    template = clinic_plans.plan_for_new(session, current_app.config["SCHEDULES_DIR"], clinic,
+                                         current_app.config["DEFAULT_TEMPLATE"])
     tz = ZoneInfo(clinic.timezone)
     links = []
     for first, last, mobile, days, working, brace, pain in DEMO_PATIENTS:

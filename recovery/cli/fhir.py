@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from recovery.services import clinic_plans
 from recovery.cli.exit import fail
 
 
@@ -25,7 +26,6 @@ def export_command(clinic_slug, out_dir):
     import sqlalchemy as sa
 
     from recovery.clock import utcnow
-    from recovery.files import templates as templates_repo
     from recovery.services.fhir import Reader
     from recovery.services.fhir_export import export_clinic
     from recovery.store.db import begin_write, db
@@ -37,7 +37,7 @@ def export_command(clinic_slug, out_dir):
         fail(f"no clinic with slug {clinic_slug!r}")
     cfg = current_app.config
     reader = Reader(db.session, clinic, cfg["PUBLIC_BASE_URL"].rstrip("/") + "/fhir", utcnow(),
-                    lambda e: templates_repo.for_enrolment(cfg["SCHEDULES_DIR"], e, clinic))
+                    lambda e: clinic_plans.plan_for(db.session, cfg["SCHEDULES_DIR"], e, clinic))
     try:
         counts = export_clinic(reader, out_dir)
     except OSError as e:

@@ -20,6 +20,7 @@ import click
 
 from recovery.config import REPO_ROOT
 from recovery.domain import texts
+from recovery.domain import timeline_table as rows
 from recovery.domain.plan.errors import OverrideError, TemplateError
 from recovery.domain.plan.model import Template
 from recovery.domain.plan.overrides import Overrides
@@ -89,31 +90,16 @@ def _as_json(t: Template, tl: Timeline) -> dict:
 
 
 def _table(t: Template, tl: Timeline) -> str:
-    def when(instant: datetime) -> str:
-        return tl.local(instant).strftime("%a %Y-%m-%d %H:%M %z")
-
     lines = [f"{t.title}: template {t.id} version {t.version}",
-             f"Procedure end {when(tl.procedure_end)}, discharge {when(tl.discharge)} ({tl.tz.key})",
+             f"Procedure end {rows.when(tl, tl.procedure_end)}, discharge {rows.when(tl, tl.discharge)} ({tl.tz.key})",
              "", "MILESTONES (* = restriction with countdown)"]
-    rows = [(m.id + ("*" if m.restriction else ""), when(m.starts_at), "" if m.point else when(m.ends_at), m.title)
-            for m in tl.milestones]
-    lines += _align(("ID", "Starts", "Ends", "Title"), rows)
+    lines += _align(rows.MILESTONE_HEADER, rows.milestone_rows(tl))
     lines += ["", "TEXTS (safety = safety text; moved = held back by quiet hours; later = moved later that "
                   "day by the daily limit)"]
-
-    def flags(m) -> str:
-        return " ".join(word for word, on in (("safety", m.safety), ("moved", m.quiet_moved),
-                                              ("later", m.spaced)) if on)
-
-    def text(m) -> str:
-        return texts.render(m.text_template, first="{first}", link="{link}", emerg=t.emerg, phone=t.phone,
-                            clinic=t.sms_name)
-
-    lines += _align(("Send at", "Occurrence", "", "Text"), [(when(m.send_at), m.key, flags(m), text(m))
-                                                           for m in tl.messages])
+    lines += _align(rows.TEXT_HEADER, rows.text_rows(t, tl))
     if tl.held:
         lines += ["", "NOT SENT: over the daily limit of routine texts (the patient reads this on the Today page)"]
-        lines += _align(("Would be", "Occurrence", "Text"), [(when(m.send_at), m.key, text(m)) for m in tl.held])
+        lines += _align(rows.HELD_HEADER, rows.held_rows(t, tl))
     return "\n".join(lines)
 
 

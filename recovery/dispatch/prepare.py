@@ -20,8 +20,8 @@ from recovery.dispatch.settings import DispatchSettings
 from recovery.domain import sms_encoding, texts
 from recovery.domain.plan.offsets import parse_clock
 from recovery.domain.timeline import local_to_utc, next_allowed_send
-from recovery.files import templates as templates_repo
 from recovery.messaging import Sender
+from recovery.services import clinic_plans
 from recovery.services.sessions import issue_link
 from recovery.store import outbox
 from recovery.store.db import is_sqlite, write_unit
@@ -109,13 +109,14 @@ class SendContext:
             return None
         s = self.settings
         template_file = self._clinic(session, enrolment.clinic_id)[2]
-        key = (s.schedules_dir, enrolment.template_id, enrolment.template_version, template_file)
+        # a published version by its row (its id and version name it only within its clinic)
+        key = (s.schedules_dir, enrolment.plan_version_id) if enrolment.plan_version_id is not None else (
+            s.schedules_dir, enrolment.template_id, enrolment.template_version, template_file)
         with _plan_lock:
             cached = _plan_cache.get(key)
         if cached is None:
             try:
-                t = templates_repo.find_template(s.schedules_dir, enrolment.template_id,
-                                                 enrolment.template_version, template_file)
+                t = clinic_plans.plan_for(session, s.schedules_dir, enrolment)
             except LookupError:
                 log.error("enrolment %d: template %s v%s not found; default quiet hours used", enrolment.id,
                           enrolment.template_id, enrolment.template_version)

@@ -93,6 +93,18 @@ class _LineIndex:
         return 1
 
 
+def key_at(text: str, line: int) -> tuple[tuple[str, ...], str | None] | None:
+    """The (table, key) written on `line` of a TOML text, (table, None) for a table header, or None."""
+    index = _LineIndex(text)
+    for (table, key), n in index.keys.items():
+        if n == line:
+            return table, key
+    for table, n in index.tables.items():
+        if n == line:
+            return table, None
+    return None
+
+
 @dataclass
 class _Layer:
     path: str
@@ -147,10 +159,14 @@ def _read_toml(path: Path) -> tuple[dict, _LineIndex]:
         raise TemplateError(str(path), 0, "", "file not found") from None
     except UnicodeDecodeError as e:
         raise TemplateError(str(path), 1, "", f"not UTF-8 text ({e.reason})") from None
+    return _parse_toml(text, str(path))
+
+
+def _parse_toml(text: str, label: str) -> tuple[dict, _LineIndex]:
     lines = _LineIndex(text)
     if lines.duplicate:
         table, line, first = lines.duplicate
-        raise TemplateError(str(path), line, _entry_name(table),
+        raise TemplateError(label, line, _entry_name(table),
                             f"defined twice (first at line {first}); ids must be unique")
     try:
         raw = tomllib.loads(text)
@@ -160,7 +176,7 @@ def _read_toml(path: Path) -> tuple[dict, _LineIndex]:
         line = int(m.group(1)) if m else lines.last_line
         detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         col = f", column {m.group(2)}" if m else ""
-        raise TemplateError(str(path), line, "", f"TOML syntax error{col}: {detail}") from None
+        raise TemplateError(label, line, "", f"TOML syntax error{col}: {detail}") from None
     return raw, lines
 
 
@@ -288,7 +304,24 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     current clinic file takes unchanged from a replaced template version."""
     cp = Path(clinic_path)
     craw, clines = _read_toml(cp)
-    clayer = _Layer(str(clinic_path), craw, clines)
+    return _clinic_template(craw, clines, str(clinic_path), templates_dir, budget, stem=cp.stem)
+
+
+def load_clinic_text(text: str, label: str, templates_dir: str | Path, budget: texts.Budget | None = None, *,
+                     clinic: str | None, frozen: bool = False) -> Template:
+    """A clinic override in the clinic file format, from elsewhere than schedules/clinics/ (a
+    version published at /admin/plan, a file being imported): the same checks as a clinic file,
+    every problem named ``label:line``. Its `clinic` must be `clinic` (None: a published version,
+    checked when it was published); `frozen`: a published version kept for its patients (texts
+    over the budget are warnings, as for a kept file)."""
+    craw, clines = _parse_toml(text, label)
+    return _clinic_template(craw, clines, label, templates_dir, budget, expect=clinic, frozen=frozen)
+
+
+def _clinic_template(craw: dict, clines: _LineIndex, label: str, templates_dir: str | Path,
+                     budget: texts.Budget | None, *, stem: str | None = None, expect: str | None = None,
+                     frozen: bool = False) -> Template:
+    clayer = _Layer(label, craw, clines)
     csrc = _Source([clayer])
     for key in craw:
         if key not in _CLINIC_KEYS:
@@ -296,12 +329,18 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     cb = TemplateBuilder(craw, csrc)
     name = cb._get((), "clinic", str)
     cversion = cb._get((), "version", int)
-    if cp.stem != name and cp.stem != f"{name}_v{cversion}":
-        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {cp.stem!r} (or, for an "
+    if stem is not None and stem != name and stem != f"{name}_v{cversion}":
+        raise csrc.fail((), "clinic", f"clinic {name!r} must match the file name {stem!r} (or, for an "
                                       f"earlier version kept for its patients, {name}_v{cversion}.toml)")
+    if expect is not None and name != expect:
+        raise csrc.fail((), "clinic", f"clinic {name!r} is another clinic's plan; this clinic's is {expect!r}")
+    if cversion < 1:
+        raise csrc.fail((), "version", "version must be 1 or more")
     ctitle = cb._text((), "title", max_len=120)
     based_on = cb._get((), "based_on", str)
     based_version = cb._get((), "based_on_version", int)
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{1,40}", based_on):
+        raise csrc.fail((), "based_on", f"no template {based_on!r}")
     base_path = Path(templates_dir) / f"{based_on}_v{based_version}.toml"
     if not base_path.exists():
         raise csrc.fail((), "based_on", f"no template {based_on} version {based_version} "
@@ -311,12 +350,13 @@ def load_clinic_template(clinic_path: str | Path, templates_dir: str | Path,
     blayer = _Layer(str(base_path), braw, blines)
     merged = _merge_clinic(braw, craw, csrc, base_label=f"{based_on} v{based_version}")
 
-    frozen: bool | frozenset[str] = cp.stem != name  # a kept earlier version of the clinic file
-    if not frozen and _superseded(base_path, braw):
+    # a kept earlier version of the clinic file
+    kept: bool | frozenset[str] = frozen or (stem is not None and stem != name)
+    if not kept and _superseded(base_path, braw):
         own = craw.get("messages", {})
-        frozen = frozenset(sid for sid in merged.get("messages", {}) if "text" not in own.get(sid, {}))
+        kept = frozenset(sid for sid in merged.get("messages", {}) if "text" not in own.get(sid, {}))
     src = _Source([clayer, blayer])
-    template = TemplateBuilder(merged, src, budget, frozen).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
+    template = TemplateBuilder(merged, src, budget, kept).build(clinic=name, clinic_version=cversion, clinic_title=ctitle)
     template = _replace(template, status=cb._text((), "status", required=False, default=base.status, max_len=200))
     _check_restated(base, template, src, clinic_raw=craw)
     _dry_run(template, src)

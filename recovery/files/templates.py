@@ -6,12 +6,18 @@ called once at start-up (create_app), loads every file with it, so that a text t
 one SMS stops the app from starting, naming the file, line and message; from then on every load
 uses it. A version kept only for the patients enrolled on it (a template version a newer one
 replaces, an earlier clinic version) is never rewritten: its over-long texts are logged as
-warnings at start-up (they go as they always have, in two segments, counted on the patient page)."""
+warnings at start-up (they go as they always have, in two segments, counted on the patient page).
+
+A clinic's plan may also be published at /admin/plan: those versions are in the database, in the
+clinic file format, and come here as `Published` (recovery/services/clinic_plans.py reads them).
+Which plan an enrolment uses is decided here only: `for_new_enrolment` and `for_enrolment`."""
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from recovery.domain import texts
 from recovery.files import plans
@@ -88,10 +94,59 @@ def find_template(schedules_dir: str | Path, template_id: str, version: str,
                       "keep old versions so existing enrolments can be shown")
 
 
-def for_enrolment(schedules_dir: str | Path, enrolment, clinic):
-    """The plan an enrolment uses: the template id and version it stored, found with its clinic's
-    file; never the clinic's current template (editing a template never moves enrolled patients).
-    The one place this is decided, for pages, texts, replies and the missed-check-in scan."""
+@dataclass(frozen=True)
+class Published:
+    """A clinic plan version published at /admin/plan (a database row, never changed)."""
+    id: int
+    clinic: str  # its clinic's plan name, for messages
+    version: int
+    text: str  # TOML in the clinic file format
+
+
+_published: dict[tuple, object] = {}
+
+
+def published_label(clinic: str, version: int) -> str:
+    """How messages name a published version (``label:line: entry: problem``)."""
+    return f"{clinic} plan v{version} (published)"
+
+
+def published_template(schedules_dir: str | Path, version: Published):
+    """The effective template of a published version, parsed once: a version never changes (the
+    key holds its text all the same, so that two databases' rows of one id never mix). Loaded as
+    a kept version (a text that no longer fits one SMS is a warning, and a clinic renamed since
+    does not matter): it was checked in full when it was published."""
+    key = (str(schedules_dir), version.id, version.clinic, version.version, version.text, _budget)
+    with _lock:
+        hit = _published.get(key)
+    if hit is None:
+        t = plans.load_clinic_text(version.text, published_label(version.clinic, version.version),
+                                   schedules_dir, _budget, clinic=None, frozen=True)
+        hit = replace(t, published_id=version.id)
+        with _lock:
+            hit = _published.setdefault(key, hit)
+    return hit
+
+
+def for_new_enrolment(schedules_dir: str | Path, clinic, default_id: str, newest: Published | None):
+    """The plan a new enrolment gets: the clinic's newest published version, else (none
+    published) its override file, else the newest default template."""
+    if newest is not None:
+        return published_template(schedules_dir, newest)
+    return clinic_template(schedules_dir, clinic.template_file if clinic else None, default_id)
+
+
+def for_enrolment(schedules_dir: str | Path, enrolment, clinic,
+                  published: Callable[[int], Published] | None = None):
+    """The plan an enrolment uses: the version it stored (a published one by its row, read
+    through `published`; else the template id and version, found with its clinic's file); never
+    the clinic's current plan (a new version never moves enrolled patients). The one place this
+    is decided, for pages, texts, replies and the missed-check-in scan."""
+    if getattr(enrolment, "plan_version_id", None) is not None:
+        if published is None:
+            raise LookupError(f"enrolment {enrolment.id} is on published plan version row "
+                              f"{enrolment.plan_version_id}; pass `published` to read it")
+        return published_template(schedules_dir, published(enrolment.plan_version_id))
     return find_template(schedules_dir, enrolment.template_id, enrolment.template_version,
                          clinic.template_file if clinic else None)
 

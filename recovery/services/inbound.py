@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from recovery.domain import contact
 from recovery.files import templates as templates_repo
-from recovery.services import alerting
+from recovery.services import alerting, clinic_plans
 from recovery.services.checkins import record_answers, start_checkin, submit_checkin
 from recovery.services.contactability import mark_opted_out
 from recovery.services.enrolment import overrides_for
@@ -98,7 +98,7 @@ class _Inbound:
     # -- replies ---------------------------------------------------------------------------------
     def _template(self, enrolment: Enrolment):
         clinic = self.session.get(Clinic, enrolment.clinic_id)
-        return templates_repo.for_enrolment(self.settings.schedules_dir, enrolment, clinic)
+        return clinic_plans.plan_for(self.session, self.settings.schedules_dir, enrolment, clinic)
 
     def reply(self, message_id: str, ref: str | None = None, checkin_id: int | None = None) -> bool:
         owner = self.owner

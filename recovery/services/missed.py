@@ -24,7 +24,7 @@ from recovery.dispatch.settings import DispatchSettings
 from recovery.domain.episode_rules import held_by_pause
 from recovery.domain.missed_rules import SlotFacts, decide
 from recovery.files import templates as templates_repo
-from recovery.services import alerting
+from recovery.services import alerting, clinic_plans
 from recovery.services.enrolment import timeline_for
 from recovery.store import audit
 from recovery.store.db import locked_row, write_unit
@@ -81,7 +81,7 @@ def scan(session: Session, now: datetime, settings: DispatchSettings) -> int:
 def _timeline(session: Session, enrolment: Enrolment, patient: Patient, schedules_dir: str) -> Timeline:
     """The enrolment's timeline, from the one timeline cache (enrolment.timeline_for)."""
     clinic = session.get(Clinic, enrolment.clinic_id)
-    return timeline_for(enrolment, patient, templates_repo.for_enrolment(schedules_dir, enrolment, clinic))
+    return timeline_for(enrolment, patient, clinic_plans.plan_for(session, schedules_dir, enrolment, clinic))
 
 
 def _outcome(session: Session, row_id: int) -> str | None:

@@ -147,6 +147,32 @@ class OnCallStep(db.Model):
     staff: so.Mapped[Optional[StaffUser]] = so.relationship()
 
 
+class PlanApproval(str, enum.Enum):
+    """Clinical content is marked unapproved until a clinician signs it off (house rules)."""
+    UNAPPROVED = "unapproved"
+    APPROVED = "approved"
+
+
+class ClinicPlanVersion(db.Model):
+    """One published version of a clinic's plan (issue 13 §1): the override text in the clinic
+    file format (schedules/clinics/*.toml), laid over its base template. Never updated or deleted:
+    enrolments on it keep reading it (recovery/services/clinic_plans.py)."""
+    __tablename__ = "clinic_plan_version"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "version"),)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    clinic_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("clinic.id"), index=True)
+    version: so.Mapped[int]  # the clinic file's `version`: one more than the version it replaces
+    based_on: so.Mapped[str] = so.mapped_column(sa.String(64))
+    based_on_version: so.Mapped[int]
+    content: so.Mapped[str] = so.mapped_column(sa.Text)  # TOML, as a clinic file holds it
+    changes: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)  # the differences, in words
+    approval: so.Mapped[PlanApproval] = so.mapped_column(_enum(PlanApproval, "plan_approval"),
+                                                         default=PlanApproval.UNAPPROVED)
+    published_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("staff_user.id"))
+    published_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    published_by: so.Mapped[StaffUser] = so.relationship()
+
+
 class Patient(db.Model):
     __tablename__ = "patient"
     __table_args__ = (sa.UniqueConstraint("clinic_id", "mrn", name="uq_patient_clinic_mrn"),)
@@ -219,6 +245,9 @@ class Enrolment(db.Model):
     # "system|value" of the hospital's Procedure.identifier when enrolled through FHIR: a resent
     # feed finds the enrolment it made instead of enrolling twice (unique per clinic).
     source_procedure: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    # The clinic plan version published at /admin/plan that the plan was built from; None: read
+    # from the files in schedules/ (template_id + template_version find it there).
+    plan_version_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("clinic_plan_version.id"))
     patient: so.Mapped[Patient] = so.relationship(back_populates="enrolments")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from recovery.services import clinic_plans
 from recovery.clock import utcnow
 from recovery.domain import service_hours as hours_rules
-from recovery.files import templates as templates_repo
 from recovery.services import clinic_settings, on_call
 from recovery.services.phones import region_for_zone
 from recovery.store.db import db
@@ -164,7 +164,7 @@ def _settings_page(form, status: int = 200):
 def _template():
     cfg = current_app.config
     try:
-        return templates_repo.clinic_template(cfg["SCHEDULES_DIR"], g.clinic.template_file, cfg["DEFAULT_TEMPLATE"])
+        return clinic_plans.plan_for_new(db.session, cfg["SCHEDULES_DIR"], g.clinic, cfg["DEFAULT_TEMPLATE"])
     except LookupError:
         return None
 

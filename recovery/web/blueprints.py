@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web import admin_staff  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
     from recovery.web import account  # noqa: F401  (its routes are on the auth blueprint)
     from recovery.web import admin_tokens  # noqa: F401  (its routes are on the admin blueprint)
+    from recovery.web import admin_plan  # noqa: F401  (its routes are on the admin blueprint)
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     from recovery.web import peg_baseline, peg_screens  # noqa: F401  (routes on the nurse and check-in blueprints)

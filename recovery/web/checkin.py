@@ -16,8 +16,7 @@ from flask import (Blueprint, Response, abort, current_app, g, redirect, render_
 from recovery.clock import utcnow
 from recovery.files import templates as templates_repo
 from recovery.files import instruments
-from recovery.services import checkins
-from recovery.services import peg
+from recovery.services import checkins, clinic_plans, peg
 from recovery.services.enrolment import timeline_for
 from recovery.store.db import db
 from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus, TriageLevel
@@ -38,7 +37,7 @@ def _ruleset():
 
 
 def _template_for(enrolment, clinic):
-    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
+    return clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 def _enrolment():

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.datastructures import MultiDict
 
+from recovery.services import clinic_plans
 from recovery.domain.fhir.transaction import Enrolment as Parsed
 from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
-from recovery.files import templates as templates_repo
 from recovery.services import fhir_enrolment
 from recovery.services.enrolment import EnrolmentInput
 from recovery.services.phones import region_for_zone
@@ -57,8 +57,8 @@ def enrol_from(parsed: Parsed, *, clinic: Clinic, token: ApiToken, now: datetime
         first_name=form.first_name.data, last_name=form.last_name.data, mobile_e164=form.mobile.e164,
         timezone=clinic.timezone, procedure_type=form.procedure_type.data, procedure_end=times.procedure_end,
         discharge_at=times.discharge_at, language=form.language.data, sms_consent=form.sms_consent.data)
-    template = templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
-                                              current_app.config["DEFAULT_TEMPLATE"])
+    template = clinic_plans.plan_for_new(db.session, current_app.config["SCHEDULES_DIR"], clinic,
+                                         current_app.config["DEFAULT_TEMPLATE"])
     try:
         result = fhir_enrolment.enrol_from_feed(
             db.session, clinic=clinic, token=token, data=data, mrn=parsed.mrn, birth_date=parsed.birth_date,

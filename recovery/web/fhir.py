@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from recovery.services import clinic_plans
 from recovery.clock import utcnow
 from recovery.domain.fhir import bundles, codes
 from recovery.domain.fhir.bundles import READABLE, SEARCHABLE, SearchError
 from recovery.domain.fhir.transaction import read_transaction
-from recovery.files import templates as templates_repo
 from recovery.services import api_tokens
 from recovery.services.fhir import Reader
 from recovery.store.db import db
@@ -88,7 +88,7 @@ bp.after_request(api_auth.audit)
 
 
 def _template_of(enrolment):
-    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, g.fhir.clinic)
+    return clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, g.fhir.clinic)
 
 
 # ---- read ----------------------------------------------------------------------------------------

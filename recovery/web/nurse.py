@@ -11,7 +11,7 @@ from recovery.clock import utcnow
 from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
 from recovery.files import instruments
-from recovery.files import templates as templates_repo
+from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
 from recovery.services.phones import region_for_zone
 from recovery.services.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
@@ -32,12 +32,12 @@ def _signed_in():
 
 
 def clinic_template(clinic: Clinic):
-    return templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
-                                          current_app.config["DEFAULT_TEMPLATE"])
+    return clinic_plans.plan_for_new(db.session, current_app.config["SCHEDULES_DIR"], clinic,
+                                     current_app.config["DEFAULT_TEMPLATE"])
 
 
 def enrolment_template(clinic: Clinic, enrolment):
-    return templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
+    return clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
 @bp.get("/patients")

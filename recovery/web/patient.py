@@ -19,8 +19,7 @@ from recovery.web.calendar import build_ics
 from recovery.services.sessions import (CHECKIN_SCOPE, PATIENT_SCOPE, LinkProblem, load_session, peek_link,
                                redeem_link, revoke)
 from recovery.domain.today import today_view
-from recovery.files import templates as templates_repo
-from recovery.services import checkins
+from recovery.services import checkins, clinic_plans
 from recovery.web import ratelimits
 from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
@@ -138,7 +137,7 @@ def new_link():
 def _timeline(patient):
     enrolment = current_enrolment(patient)
     clinic = db.session.get(Clinic, patient.clinic_id)
-    template = templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment, clinic)
+    template = clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, clinic)
     return enrolment, clinic, timeline_for(enrolment, patient, template)
 
 

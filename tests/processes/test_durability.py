@@ -33,7 +33,7 @@ import requests
 import sqlalchemy as sa
 
 from recovery.files import templates as templates_repo
-from recovery.services import checkins
+from recovery.services import checkins, clinic_plans
 from recovery.services.sessions import issue_link
 from recovery.store.models import Alert, AlertEvent, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.support.durability_helpers import (FEVER, Service, WriteProbe, csrf_from, fill_to_review, free_port,
@@ -81,8 +81,7 @@ def _prepare(session, now: datetime) -> list[Phone]:
     ruleset = templates_repo.ruleset(current_app.config["RULESET_PATH"])
 
     def template_for(enrolment, c):
-        return templates_repo.find_template(current_app.config["SCHEDULES_DIR"], enrolment.template_id,
-                                            enrolment.template_version, c.template_file)
+        return clinic_plans.plan_for(session, current_app.config["SCHEDULES_DIR"], enrolment, c)
 
     phones = []
     for i in range(PATIENTS):

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
-from recovery.files import templates as templates_repo
+from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, enrol_patient
 from recovery.services.passwords import hash_password
 from recovery.services.sessions import issue_link
@@ -52,8 +52,10 @@ def _hash() -> str:
 
 
 def template_for(clinic: Clinic):
-    return templates_repo.clinic_template(current_app.config["SCHEDULES_DIR"], clinic.template_file,
-                                          current_app.config["DEFAULT_TEMPLATE"])
+    """The plan a patient of this clinic enrolled now gets (its newest published version, if any)."""
+    from recovery.store.db import db
+    return clinic_plans.plan_for_new(db.session, current_app.config["SCHEDULES_DIR"], clinic,
+                                     current_app.config["DEFAULT_TEMPLATE"])
 
 
 def enrol(session, clinic: Clinic, *, staff: StaffUser | None = None, procedure_end: datetime,

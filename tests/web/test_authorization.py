@@ -31,7 +31,8 @@ NURSE_SCOPED = {"nurse.worklist", "nurse.patients", "nurse.enrol", "reports.dash
 # The admin area (issue 13 §1): admins of the signed-in clinic; a nurse gets 403 (tests/web/test_admin_access.py).
 ADMIN_SCOPED = {"admin.home", "admin.staff", "admin.invite_staff", "admin.require_second_factor",
                 "admin.on_call", "admin.add_staff_rung", "admin.add_phone_rung", "admin.clinic_settings",
-                "admin.api_tokens", "admin.create_api_token"}
+                "admin.api_tokens", "admin.create_api_token",
+                "admin.plan", "admin.change_plan", "admin.import_plan", "admin.export_plan"}
 # Admin routes that name a staff member: another clinic's admin gets 404 (test below).
 ADMIN_OBJECT = {"admin.staff_member", "admin.change_role", "admin.disable_staff", "admin.enable_staff",
                 "admin.reset_password", "admin.reset_second_factor"}

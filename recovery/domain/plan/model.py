@@ -140,6 +140,9 @@ class Template:
     # Texts of a frozen version (one kept only for the patients enrolled on it) that do not fit one
     # SMS within `budget`: reported at start-up, never an error (see load_template).
     warnings: tuple[str, ...] = ()
+    # The database row of a clinic plan version published at /admin/plan that this was read from
+    # (the enrolment records it); None: read from the files in schedules/.
+    published_id: int | None = None
 
     def milestone(self, milestone_id: str) -> Milestone:
         for m in self.milestones:
