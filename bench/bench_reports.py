@@ -36,13 +36,18 @@ def _config(url: str) -> dict:
 
 def _past_invitations(app, s, clinic_id: int, now) -> None:
     """The invitations each patient's plan had before `now`, as sent and delivered rows (enrolment
-    plans only texts still to come, and the seeding enrols after the fact)."""
+    plans only texts still to come, and the seeding enrols after the fact).
+
+    Enrolment also plans a text due up to LATE_GRACE (2 h) before `now`, to go at once: that row is
+    already there under the same dedupe key, so the keys already planned are skipped."""
     from recovery.files import templates as templates_repo
     from recovery.services.enrolment import timeline_for
-    from recovery.store.models import Enrolment, OutboxStatus, Patient
+    from recovery.store.models import Enrolment, OutboundMessage, OutboxStatus, Patient
     from recovery.store.outbox import new_row
 
     template = templates_repo.clinic_template(app.config["SCHEDULES_DIR"], None, app.config["DEFAULT_TEMPLATE"])
+    planned = set(s.scalars(sa.select(OutboundMessage.dedupe_key).join(
+        Enrolment, Enrolment.id == OutboundMessage.enrolment_id).where(Enrolment.clinic_id == clinic_id)))
     for e in s.scalars(sa.select(Enrolment).where(Enrolment.clinic_id == clinic_id)).all():
         patient = s.get(Patient, e.patient_id)
         for c in timeline_for(e, patient, template).checkins:
@@ -51,6 +56,8 @@ def _past_invitations(app, s, clinic_id: int, now) -> None:
                 continue
             row = new_row(enrolment=e, patient_id=patient.id, recipient="patient", message=c.invite, now=at,
                           slot=c.slot)
+            if row.dedupe_key in planned:
+                continue
             row.status, row.sent_at, row.final_at, row.provider_status = OutboxStatus.DELIVERED, at, at, "delivered"
             s.add(row)
     s.commit()
