@@ -198,3 +198,16 @@ def failure_reason(status_reason: str | None, code_kind: str | None) -> str:
     if status_reason in ("provider_undelivered", "retries_exhausted") or code_kind == "retryable":
         return "unreachable"
     return "other"
+
+
+NO_SERVICE_HOURS = "no service hours set"
+
+
+def outside_hours_text(outside: int, hours_set: int, opened: int) -> str:
+    """How many alerts opened outside service hours, in words that never pass "unknown" off as 0:
+    an alert opened while the clinic had no service hours has none recorded (NULL)."""
+    if opened and not hours_set:
+        return NO_SERVICE_HOURS
+    if hours_set < opened:
+        return f"{outside} of {hours_set} ({opened - hours_set} opened with {NO_SERVICE_HOURS})"
+    return str(outside)

@@ -44,8 +44,14 @@ class AlertLevelRow:
     resolved: int = 0
     in_time: int = 0  # acknowledged by the alert's own respond_by
     escalated: int = 0
+    outside_hours: int = 0  # opened outside the clinic's service hours
+    hours_set: int = 0  # opened while the clinic had service hours (Alert.outside_service_hours not NULL)
     ack: Spread = field(default_factory=lambda: spread([]))  # minutes from opening to acknowledgement
     resolve: Spread = field(default_factory=lambda: spread([]))  # minutes from opening to resolution
+
+    @property
+    def outside_hours_text(self) -> str:
+        return rules.outside_hours_text(self.outside_hours, self.hours_set, self.opened)
 
 
 @dataclass
@@ -156,18 +162,21 @@ def alert_rows(session: Session, clinic_id: int, period: rules.Period) -> list[A
     """Alerts opened in the period by level: counts in SQL (one statement), the times to acknowledge
     and resolve from one more statement, their median and 90th percentile in the domain."""
     in_time = sa.case((Alert.acknowledged_at <= Alert.respond_by, 1), else_=0)
+    outside = sa.case((Alert.outside_service_hours.is_(True), 1), else_=0)
     was_escalated = sa.exists().where(AlertEvent.alert_id == Alert.id, AlertEvent.kind == "escalated")
     where = (Alert.clinic_id == clinic_id, _between(Alert.opened_at, period))
     counts = session.execute(
         sa.select(Alert.level, sa.func.count(), sa.func.count(Alert.acknowledged_at),
                   sa.func.count(Alert.resolved_at), sa.func.coalesce(sa.func.sum(in_time), 0),
-                  sa.func.coalesce(sa.func.sum(sa.case((was_escalated, 1), else_=0)), 0))
+                  sa.func.coalesce(sa.func.sum(sa.case((was_escalated, 1), else_=0)), 0),
+                  sa.func.coalesce(sa.func.sum(outside), 0), sa.func.count(Alert.outside_service_hours))
         .where(*where).group_by(Alert.level)).all()
     by_level = {lv: AlertLevelRow(lv, LEVEL_TARGETS.get(lv, "")) for lv in LEVELS}
-    for level, n, acked, resolved, timely, escalated in counts:
+    for level, n, acked, resolved, timely, escalated, out_of_hours, hours_set in counts:
         row = by_level.setdefault(level, AlertLevelRow(level, LEVEL_TARGETS.get(level, "")))
         row.opened, row.acknowledged, row.resolved, row.in_time, row.escalated = (
             n, acked, resolved, int(timely), int(escalated))
+        row.outside_hours, row.hours_set = int(out_of_hours), hours_set
     times = session.execute(
         sa.select(Alert.level, minutes_between(Alert.opened_at, Alert.acknowledged_at),
                   minutes_between(Alert.opened_at, Alert.resolved_at))

@@ -78,9 +78,12 @@ def _rows(table: str, data: usecase.Dashboard) -> list[list]:
                 *[[m.patient_id, m.name, m.longest, m.current, m.last_missed.isoformat()] for m in data.missed_runs]]
     if table == "alerts":
         return [["level", "response_time", "opened", "acknowledged", "acknowledged_in_time", "resolved",
-                 "escalated", "ack_median_min", "ack_p90_min", "resolve_median_min", "resolve_p90_min"],
+                 "escalated", "ack_median_min", "ack_p90_min", "resolve_median_min", "resolve_p90_min",
+                 "opened_outside_service_hours", "opened_with_service_hours_set"],
                 *[[r.level, r.target, r.opened, r.acknowledged, r.in_time, r.resolved, r.escalated, r.ack.median,
-                   r.ack.p90, r.resolve.median, r.resolve.p90] for r in data.alerts]]
+                   r.ack.p90, r.resolve.median, r.resolve.p90,
+                   rules.NO_SERVICE_HOURS if r.opened and not r.hours_set else r.outside_hours, r.hours_set]
+                  for r in data.alerts]]
     if table == "escalations":
         return [["rung", "on_call_now", "alerts"], *[list(e) for e in data.escalations]]
     if table == "texts":
