@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from recovery.domain import peg as peg_rules
 from recovery.domain import reports as rules
-from recovery.domain.charts import DayBand
+from recovery.domain.charts import DayBand, pain_band_svg
 from recovery.domain.quantiles import Spread, spread
 from recovery.messaging import error_kind
 from recovery.services import peg
@@ -74,6 +74,12 @@ class Dashboard:
     texts: TextSummary
     pain: list[DayBand]
     peg: peg_rules.Cohort | None = None  # PEG change, baseline to 6 weeks (recovery/services/peg.py)
+
+    @property
+    def pain_chart(self) -> str:
+        """SVG markup drawn from `pain`, the numbers of the table beneath it (recovery/domain/charts.py,
+        as the patient page's chart)."""
+        return pain_band_svg(self.pain, chart_id="pain-band")
 
 
 def _core(session: Session):

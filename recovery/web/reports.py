@@ -14,7 +14,6 @@ from flask_login import current_user
 
 from recovery.clock import utcnow
 from recovery.domain import reports as rules
-from recovery.domain.charts import pain_band_svg
 from recovery.files import instruments
 from recovery.services import reports as usecase
 from recovery.store.db import begin_write, db
@@ -53,11 +52,10 @@ def _peg():
 def dashboard():
     parsed = _period()
     if parsed.period is None:
-        return render_template("nurse/reports.html", parsed=parsed, data=None, chart=None,
+        return render_template("nurse/reports.html", parsed=parsed, data=None,
                                labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS), 422
     data = usecase.dashboard(db.session, g.clinic.id, parsed.period, _peg())
-    chart = pain_band_svg(data.pain, chart_id="pain-band")
-    return render_template("nurse/reports.html", parsed=parsed, data=data, chart=chart,
+    return render_template("nurse/reports.html", parsed=parsed, data=data,
                            labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS)
 
 
