@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -128,6 +129,20 @@ class MissedRun:
     last_missed: datetime
 
 
+def tally_counts(rows: Iterable[tuple[int, str | None, bool, int]]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
+    """As `tally`, from counts the database grouped: (recovery day, scan marker, submitted, count);
+    a day before 0 (sent before the procedure ended) counts as day 0."""
+    by_day: dict[int, dict[str, int]] = {}
+    total = {k: 0 for k in ("invited", *OUTCOMES)}
+    for day, marker, submitted, n in rows:
+        row = by_day.setdefault(max(0, day), {k: 0 for k in ("invited", *OUTCOMES)})
+        outcome = invite_outcome(marker, bool(submitted))
+        for target in (row, total):
+            target["invited"] += n
+            target[outcome] += n
+    return dict(sorted(by_day.items())), total
+
+
 def tally(invites: Iterable[Invite]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
     """Counts per recovery day and overall, by outcome (with "invited" = all)."""
     by_day: dict[int, dict[str, int]] = {}
@@ -211,3 +226,30 @@ def outside_hours_text(outside: int, hours_set: int, opened: int) -> str:
     if hours_set < opened:
         return f"{outside} of {hours_set} ({opened - hours_set} opened with {NO_SERVICE_HOURS})"
     return str(outside)
+
+
+@lru_cache(maxsize=256)
+def offset_spans(tz: ZoneInfo, start: datetime, end: datetime) -> tuple[tuple[datetime | None, int], ...]:
+    """The zone's UTC offset (seconds) from `start` to `end`, as (until, offset) spans in order, the
+    last one's `until` None: what a database needs to turn UTC instants into the patient's local
+    dates exactly (zoneinfo's transitions) without a time zone database of its own (SQLite)."""
+    utc = ZoneInfo("UTC")
+    start, end = start.astimezone(utc), end.astimezone(utc)
+
+    def off(t: datetime) -> int:
+        return int(t.astimezone(tz).utcoffset().total_seconds())
+
+    spans: list[tuple[datetime | None, int]] = []
+    t, current = start, off(start)
+    while t < end:
+        nxt = min(t + timedelta(days=1), end)
+        if off(nxt) != current:
+            lo, hi = t, nxt  # the change is in (lo, hi]: bisect to the second
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if off(mid) == current else (lo, mid)
+            spans.append((hi.replace(microsecond=0), current))
+            current = off(hi)
+        t = nxt
+    spans.append((None, current))
+    return tuple(spans)
