@@ -135,6 +135,7 @@ def _recovery_day(instant, enrolled: dict[int, _Enrolled], period: rules.Period)
     patient's zone (Patient.timezone must be in the query). The zone's UTC offsets come from zoneinfo
     (rules.offset_spans), so SQLite, which has no zone database, and PostgreSQL count the same days."""
     start = min((e.procedure_end for e in enrolled.values()), default=period.start_utc)
+    start = min(start, period.start_utc).replace(hour=0, minute=0, second=0, microsecond=0)  # cache-friendly
     zones = {e.zone.key: e.zone for e in enrolled.values()}
 
     def local_day(col):
@@ -142,10 +143,12 @@ def _recovery_day(instant, enrolled: dict[int, _Enrolled], period: rules.Period)
             if len(spans) == 1:
                 return sa.literal(spans[0][1], sa.BigInteger())
             return sa.case(*[(col < until, off) for until, off in spans[:-1]], else_=spans[-1][1])
-        per_zone = {k: offset(rules.offset_spans(z, min(start, period.start_utc), period.end_utc))
+        per_zone = {k: offset(rules.offset_spans(z, start, period.end_utc))
                     for k, z in zones.items()}
-        off = (next(iter(per_zone.values())) if len(per_zone) == 1 else
-               sa.case(*[(Patient.timezone == k, o) for k, o in per_zone.items()], else_=0))
+        if len(per_zone) <= 1:  # one zone (or no enrolment: no rows either)
+            off = next(iter(per_zone.values()), sa.literal(0, sa.BigInteger()))
+        else:
+            off = sa.case(*[(Patient.timezone == k, o) for k, o in per_zone.items()], else_=0)
         return (epoch_seconds(col) + off) // 86400
 
     return local_day(instant) - local_day(Enrolment.procedure_end)
