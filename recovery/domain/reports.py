@@ -129,14 +129,14 @@ class MissedRun:
     last_missed: datetime
 
 
-def tally_counts(rows: Iterable[tuple[int, str | None, bool, int]]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
-    """As `tally`, from counts the database grouped: (recovery day, scan marker, submitted, count);
-    a day before 0 (sent before the procedure ended) counts as day 0."""
+def tally_counts(rows: Iterable[tuple[int, str, int]]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
+    """Counts per recovery day and overall, by outcome (with "invited" = all), from (recovery day,
+    outcome, count) rows, e.g. as the database grouped them; a day before 0 (sent before the
+    procedure ended) counts as day 0."""
     by_day: dict[int, dict[str, int]] = {}
     total = {k: 0 for k in ("invited", *OUTCOMES)}
-    for day, marker, submitted, n in rows:
+    for day, outcome, n in rows:
         row = by_day.setdefault(max(0, day), {k: 0 for k in ("invited", *OUTCOMES)})
-        outcome = invite_outcome(marker, bool(submitted))
         for target in (row, total):
             target["invited"] += n
             target[outcome] += n
@@ -144,15 +144,7 @@ def tally_counts(rows: Iterable[tuple[int, str | None, bool, int]]) -> tuple[dic
 
 
 def tally(invites: Iterable[Invite]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
-    """Counts per recovery day and overall, by outcome (with "invited" = all)."""
-    by_day: dict[int, dict[str, int]] = {}
-    total = {k: 0 for k in ("invited", *OUTCOMES)}
-    for inv in invites:
-        row = by_day.setdefault(inv.day, {k: 0 for k in ("invited", *OUTCOMES)})
-        for target in (row, total):
-            target["invited"] += 1
-            target[inv.outcome] += 1
-    return dict(sorted(by_day.items())), total
+    return tally_counts((inv.day, inv.outcome, 1) for inv in invites)
 
 
 def missed_runs(invites: Sequence[Invite], at_least: int = 2) -> list[MissedRun]:

@@ -177,7 +177,7 @@ def adherence(session: Session, clinic_id: int, period: rules.Period, enrolled: 
                              submitted.label("submitted")).subquery()
     rows = session.execute(sa.select(inner.c.day, inner.c.marker, inner.c.submitted, sa.func.count())
                            .group_by(inner.c.day, inner.c.marker, inner.c.submitted)).all()
-    return rules.tally_counts((int(d), m, bool(s), n) for d, m, s, n in rows)
+    return rules.tally_counts((int(d), rules.invite_outcome(m, bool(s)), n) for d, m, s, n in rows)
 
 
 def invites(session: Session, clinic_id: int, period: rules.Period,
