@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -128,16 +129,22 @@ class MissedRun:
     last_missed: datetime
 
 
-def tally(invites: Iterable[Invite]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
-    """Counts per recovery day and overall, by outcome (with "invited" = all)."""
+def tally_counts(rows: Iterable[tuple[int, str, int]]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
+    """Counts per recovery day and overall, by outcome (with "invited" = all), from (recovery day,
+    outcome, count) rows, e.g. as the database grouped them; a day before 0 (sent before the
+    procedure ended) counts as day 0."""
     by_day: dict[int, dict[str, int]] = {}
     total = {k: 0 for k in ("invited", *OUTCOMES)}
-    for inv in invites:
-        row = by_day.setdefault(inv.day, {k: 0 for k in ("invited", *OUTCOMES)})
+    for day, outcome, n in rows:
+        row = by_day.setdefault(max(0, day), {k: 0 for k in ("invited", *OUTCOMES)})
         for target in (row, total):
-            target["invited"] += 1
-            target[inv.outcome] += 1
+            target["invited"] += n
+            target[outcome] += n
     return dict(sorted(by_day.items())), total
+
+
+def tally(invites: Iterable[Invite]) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
+    return tally_counts((inv.day, inv.outcome, 1) for inv in invites)
 
 
 def missed_runs(invites: Sequence[Invite], at_least: int = 2) -> list[MissedRun]:
@@ -198,3 +205,43 @@ def failure_reason(status_reason: str | None, code_kind: str | None) -> str:
     if status_reason in ("provider_undelivered", "retries_exhausted") or code_kind == "retryable":
         return "unreachable"
     return "other"
+
+
+NO_SERVICE_HOURS = "no service hours set"
+
+
+def outside_hours_text(outside: int, hours_set: int, opened: int) -> str:
+    """How many alerts opened outside service hours, in words that never pass "unknown" off as 0:
+    an alert opened while the clinic had no service hours has none recorded (NULL)."""
+    if opened and not hours_set:
+        return NO_SERVICE_HOURS
+    if hours_set < opened:
+        return f"{outside} of {hours_set} ({opened - hours_set} opened with {NO_SERVICE_HOURS})"
+    return str(outside)
+
+
+@lru_cache(maxsize=256)
+def offset_spans(tz: ZoneInfo, start: datetime, end: datetime) -> tuple[tuple[datetime | None, int], ...]:
+    """The zone's UTC offset (seconds) from `start` to `end`, as (until, offset) spans in order, the
+    last one's `until` None: what a database needs to turn UTC instants into the patient's local
+    dates exactly (zoneinfo's transitions) without a time zone database of its own (SQLite)."""
+    utc = ZoneInfo("UTC")
+    start, end = start.astimezone(utc), end.astimezone(utc)
+
+    def off(t: datetime) -> int:
+        return int(t.astimezone(tz).utcoffset().total_seconds())
+
+    spans: list[tuple[datetime | None, int]] = []
+    t, current = start, off(start)
+    while t < end:
+        nxt = min(t + timedelta(days=1), end)
+        if off(nxt) != current:
+            lo, hi = t, nxt  # the change is in (lo, hi]: bisect to the second
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if off(mid) == current else (lo, mid)
+            spans.append((hi.replace(microsecond=0), current))
+            current = off(hi)
+        t = nxt
+    spans.append((None, current))
+    return tuple(spans)

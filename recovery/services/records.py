@@ -230,10 +230,18 @@ class PatientRecord:
     inbound: list[TextLine]  # texts from the patient or caregiver (the nurse inbox), newest first
     alerts: list[AlertView]  # newest first
     audit: list[AuditLine]  # newest first
-    pain_chart: str  # SVG markup
+    pain_points: list[PainPoint]  # the chart's numbers, also the table beneath it
+    pain_baseline: int | None
     open_alerts: list[AlertView] = field(default_factory=list)  # in the worklist's order
     past_alerts: list[AlertView] = field(default_factory=list)  # newest first
     peg: Any = None  # the PEG card's figures (services/peg.summary) when an instrument was given
+
+    @property
+    def pain_chart(self) -> str:
+        """SVG markup drawn from `pain_points` (recovery/domain/charts.py, as the dashboard's chart)."""
+        return pain_trend_svg(self.pain_points, baseline=self.pain_baseline,
+                              title=f"Back pain at each check-in, {self.patient.first_name} {self.patient.last_name}",
+                              chart_id=f"pain-{self.patient.id}")
 
 
 def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
@@ -379,15 +387,12 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
                  sa.select(AuditEvent, staff.name)
                  .outerjoin(staff, sa.and_(AuditEvent.actor_type == "staff", staff.id == AuditEvent.actor_id))
                  .where(AuditEvent.patient_id == patient.id).order_by(AuditEvent.id.desc()).limit(200))]
-    chart = pain_trend_svg(
-        _pain_points(list(reversed(checkins)), enrolment.procedure_end, tz) if enrolment else [],
-        baseline=enrolment.baseline_back_pain if enrolment else None,
-        title=f"Back pain at each check-in, {patient.first_name} {patient.last_name}",
-        chart_id=f"pain-{patient.id}")
+    points = _pain_points(list(reversed(checkins)), enrolment.procedure_end, tz) if enrolment else []
     peg_card = (peg.summary(session, enrolment, peg_instrument)
                 if peg_instrument is not None and enrolment is not None else None)
     audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
                  request_id=request_id)
-    return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, chart,
+    return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, points,
+                         enrolment.baseline_back_pain if enrolment else None,
                          open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open], peg=peg_card)

@@ -14,7 +14,6 @@ from flask_login import current_user
 
 from recovery.clock import utcnow
 from recovery.domain import reports as rules
-from recovery.domain.charts import pain_band_svg
 from recovery.files import instruments
 from recovery.services import reports as usecase
 from recovery.store.db import begin_write, db
@@ -53,11 +52,10 @@ def _peg():
 def dashboard():
     parsed = _period()
     if parsed.period is None:
-        return render_template("nurse/reports.html", parsed=parsed, data=None, chart=None,
+        return render_template("nurse/reports.html", parsed=parsed, data=None,
                                labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS), 422
     data = usecase.dashboard(db.session, g.clinic.id, parsed.period, _peg())
-    chart = pain_band_svg(data.pain, chart_id="pain-band")
-    return render_template("nurse/reports.html", parsed=parsed, data=data, chart=chart,
+    return render_template("nurse/reports.html", parsed=parsed, data=data,
                            labels=rules.OUTCOME_LABELS, failure_labels=rules.FAILURE_LABELS)
 
 
@@ -78,9 +76,12 @@ def _rows(table: str, data: usecase.Dashboard) -> list[list]:
                 *[[m.patient_id, m.name, m.longest, m.current, m.last_missed.isoformat()] for m in data.missed_runs]]
     if table == "alerts":
         return [["level", "response_time", "opened", "acknowledged", "acknowledged_in_time", "resolved",
-                 "escalated", "ack_median_min", "ack_p90_min", "resolve_median_min", "resolve_p90_min"],
+                 "escalated", "ack_median_min", "ack_p90_min", "resolve_median_min", "resolve_p90_min",
+                 "opened_outside_service_hours", "opened_with_service_hours_set"],
                 *[[r.level, r.target, r.opened, r.acknowledged, r.in_time, r.resolved, r.escalated, r.ack.median,
-                   r.ack.p90, r.resolve.median, r.resolve.p90] for r in data.alerts]]
+                   r.ack.p90, r.resolve.median, r.resolve.p90,
+                   rules.NO_SERVICE_HOURS if r.opened and not r.hours_set else r.outside_hours, r.hours_set]
+                  for r in data.alerts]]
     if table == "escalations":
         return [["rung", "on_call_now", "alerts"], *[list(e) for e in data.escalations]]
     if table == "texts":

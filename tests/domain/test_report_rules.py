@@ -104,3 +104,15 @@ def test_the_band_chart_is_an_accessible_image_without_inline_styles():
         pain_band_svg([DayBand(1, 2, 7, 6, 8)])  # median below the 25th percentile
     with pytest.raises(ValueError):
         pain_band_svg([DayBand(1, 2, 6, 7, 11)])
+
+
+def test_offset_spans_give_zoneinfos_local_dates_across_a_dst_change():
+    ny = ZoneInfo("America/New_York")
+    start, end = datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 20, tzinfo=timezone.utc)
+    spans = rules.offset_spans(ny, start, end)
+    assert spans == ((datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc), -5 * 3600), (None, -4 * 3600))
+    t = start
+    while t < end:  # every 53 minutes: the offset the spans give is zoneinfo's
+        off = next(o for until, o in spans if until is None or t < until)
+        assert (t + timedelta(seconds=off)).date() == t.astimezone(ny).date(), t
+        t += timedelta(minutes=53)

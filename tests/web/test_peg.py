@@ -187,6 +187,7 @@ def test_the_nurse_enters_the_baseline_and_the_patient_page_shows_every_score_an
     patient_client = app.test_client()
     cid = _checkin(patient_client, session, patient, "day0")
     assert _walk(patient_client, cid).endswith("/review")
+    assert patient_client.post(f"/me/checkin/{cid}/review").status_code == 303  # submitted: back pain 3
     baseline_row = _rows(session, patient)["baseline"]
     for point, values in (("day14", (5, 5, 5)), ("week6", (3, 2, 2))):
         session.add(PegAnswer(enrolment_id=baseline_row.enrolment_id, patient_id=patient.id, point=point,
@@ -203,6 +204,11 @@ def test_the_nurse_enters_the_baseline_and_the_patient_page_shows_every_score_an
     assert re.search(r"6 weeks.*?<strong>2\.3</strong></td>\s*<td>-4\.7 \(-67 %\) · improved by 30 % or more</td>",
                      card, re.S)
     assert "not yet clinically approved" in card
+    # the pain chart beside it: charts.py's SVG, its numbers in a table beneath (the day-0 answer: 3)
+    chart = page[page.index('id="pain-h"'):page.index("</section>", page.index('id="pain-h"'))]
+    assert f'<svg xmlns="http://www.w3.org/2000/svg" class="chart pain-chart"' in chart and 'role="img"' in chart
+    assert re.search(r'aria-labelledby="pain-numbers-h".*?<td>3</td></tr>\s*</tbody>.*?<td>4</td></tr></tfoot>',
+                     chart, re.S), chart[-1500:]
 
 
 # ---- the clinic dashboard -----------------------------------------------------------------------

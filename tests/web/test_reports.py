@@ -42,6 +42,9 @@ CALM = {"pain_change": "same", "mobility": "as_usual_or_better", "cardioresp": f
         "neuro": frozenset({"none"}), "bladder_bowel": "no_change"}
 EMERGENCY_ACK_MIN = [4, 9, 12, 20]  # the 20-minute one goes to rung 2 at 16 minutes
 EMERGENCY_RESOLVE_MIN = [30, 45, 60, 90]
+EMERGENCY_OPENED = [datetime(2026, 3, 13, 16, 30, tzinfo=NY),  # Fri, inside service hours
+                    *(datetime(2026, 3, 15, 9 + i, 0, tzinfo=NY) for i in range(1, 4))]  # Sun: outside
+SERVICE_HOURS = (9, 17)  # weekdays, clinic time
 END = datetime(2026, 3, 15, 12, 0, tzinfo=NY)  # when the nurse looks at the dashboard
 
 
@@ -113,13 +116,14 @@ def world(app, session, sms, frozen):
                  error_code="30006", now=handled)
     mark_opted_out(session, patients["Annabel"], "patient", handled, source="sms_keyword")
     session.commit()
-    # Emergency alerts on Dorothea at known times; the ladder exists only from now on.
+    # Emergency alerts on Dorothea at known times; the ladder and the service hours exist only from
+    # now on (the alerts before have no service hours recorded).
     # An EMERGENCY pages rung 1 at once (protocol: immediate page); unacknowledged after 15 min, rung 2.
     make_staff(session, clinic, on_call=1, now=handled)
     make_staff(session, clinic, on_call=2, now=handled)
-    start = datetime(2026, 3, 15, 9, 0, tzinfo=NY)
+    clinic.service_hours = {str(d): [f"{SERVICE_HOURS[0]:02d}:00", f"{SERVICE_HOURS[1]:02d}:00"] for d in range(5)}
     for i, (ack, res) in enumerate(zip(EMERGENCY_ACK_MIN, EMERGENCY_RESOLVE_MIN)):
-        opened = start + timedelta(hours=i)
+        opened = EMERGENCY_OPENED[i]
         alert = alerting.raise_rules(session, patient=dora, enrolment=dora.enrolments[-1], rule_ids=["E2"],
                                      now=opened)[0]
         if ack > 15:
@@ -222,8 +226,16 @@ def alert_handling_medians_90th_percentiles_and_escalations(app, world, session=
     # rung 1: the four emergencies (paged at once) and Annabel's opt-out task (M5, URGENT), open at 09:00
     assert levels["URGENT"]["escalated"] == "1"
     assert [(r[0], r[2]) for r in esc[1:]] == [("1", "5"), ("2", "1")]
+    outside = sum(1 for t in EMERGENCY_OPENED if t.weekday() >= 5 or not SERVICE_HOURS[0] <= t.hour < SERVICE_HOURS[1])
+    assert (em["opened_outside_service_hours"], em["opened_with_service_hours_set"]) == (str(outside), "4")
+    # the scan's tasks opened before the clinic set service hours: unknown, never 0
+    assert (levels["URGENT"]["opened_outside_service_hours"], levels["URGENT"]["opened_with_service_hours_set"]) == (
+        "no service hours set", "0")
     html = c.get("/nurse/reports").get_data(as_text=True)
     assert "3 of 4" in html
+    em_row = next(r for r in _table(html, "Alerts opened in the period, by level") if r[0] == "Emergency")
+    assert em_row[-1] == str(outside)
+    assert next(r for r in _table(html, "Alerts opened in the period") if r[0] == "Urgent")[-1] == "no service hours set"
 
 
 def texts_delivered_failed_by_reason_and_opt_outs_per_week(app, world, session):
