@@ -88,15 +88,6 @@ def parse_period(start_text: str | None, end_text: str | None, *, today: date, t
     return PeriodInput(Period(parsed["from"], parsed["to"], tz), values=values)
 
 
-def recovery_day(instant: datetime, procedure_end: datetime, tz: ZoneInfo) -> int:
-    """Local date minus the procedure's local date (the same definition as Timeline.day_number)."""
-    return day_number(instant, procedure_end.astimezone(tz).date(), tz)
-
-
-def day_number(instant: datetime, procedure_date: date, tz: ZoneInfo) -> int:
-    return (instant.astimezone(tz).date() - procedure_date).days
-
-
 def invite_outcome(marker: str | None, submitted: bool) -> str:
     """What one sent invitation came to (see the module docstring)."""
     if marker == "missed":

@@ -131,7 +131,7 @@ def _epoch_default(element, compiler, **kw):
 
 
 def _recovery_day(instant, enrolled: dict[int, _Enrolled], period: rules.Period):
-    """SQL for rules.recovery_day: the instant's local date minus the procedure's local date, in the
+    """SQL for recovery.domain.timeline.recovery_day: the instant's local date minus the procedure's local date, in the
     patient's zone (Patient.timezone must be in the query). The zone's UTC offsets come from zoneinfo
     (rules.offset_spans), so SQLite, which has no zone database, and PostgreSQL count the same days."""
     start = min((e.procedure_end for e in enrolled.values()), default=period.start_utc)
