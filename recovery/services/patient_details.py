@@ -104,3 +104,17 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id, detail=detail,
                  request_id=request_id)
     return Changed(changed, cancelled, planned)
+
+
+def choose_language(session: Session, *, patient: Patient, language: str, now: datetime,
+                    request_id: str | None = None) -> bool:
+    """The patient's own choice on their pages ("English · Español"): stored, audited like the
+    nurse's change; the texts still planned read it when they are sent. False: nothing changed."""
+    if language == patient.language:
+        return False
+    audit.record(session, at=now, actor_type="patient", actor_id=patient.id, action="patient_language",
+                 patient_id=patient.id, subject_type="patient", subject_id=patient.id,
+                 detail={"changes": {"language": {"old": patient.language, "new": language}}},
+                 request_id=request_id)
+    patient.language = language
+    return True

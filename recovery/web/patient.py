@@ -26,6 +26,9 @@ from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
 from recovery.web.forms import parse_mobile
+from recovery.web.i18n import LANGUAGES
+from recovery.web.redirects import same_origin_path
+from recovery.services.patient_details import choose_language
 
 bp = Blueprint("patient", __name__)
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ def link(token: str):
         found = peek_link(db.session, token, utcnow())
     except LinkProblem as e:
         return _link_problem(e)
+    patient = db.session.get(Patient, found.patient_id)
+    g.patient_language = patient.language if patient is not None and patient.language in LANGUAGES else None
     return render_template("patient/link.html", problem=None, purpose=found.purpose)
 
 
@@ -100,6 +105,19 @@ def sign_out():
     session.clear()
     flash("You have signed out. Your care team's next text will have a new link.")
     return redirect(url_for("patient.signed_out"), 303)
+
+
+@bp.post("/me/language")
+@patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
+def language():
+    """"English · Español" at the top of the patient's pages: the choice is stored (texts follow it)
+    and audited; back to the page it was made on."""
+    chosen = request.form.get("language")
+    if chosen in LANGUAGES:
+        choose_language(db.session, patient=g.patient, language=chosen, now=utcnow(), request_id=g.request_id)
+        db.session.commit()
+    back = same_origin_path(request.form.get("next"), under="/me") or url_for("patient.today")
+    return redirect(back, 303)
 
 
 def _may_text_a_link(patient_id: int) -> bool:

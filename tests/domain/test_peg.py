@@ -21,7 +21,7 @@ def test_the_shipped_peg_is_the_published_wording_versioned_and_not_approved():
     loaded = instruments.peg(REPO_ROOT / "schedules")
     assert loaded == PEG and loaded.version == 1
     assert not loaded.approved and loaded.approved_by.startswith("UNAPPROVED")
-    assert loaded.languages == ("en",)
+    assert loaded.languages == ("en", "es")  # the Spanish draft: approved_by_es in the file
     assert loaded.wording("pain").question == "What number best describes your pain on average in the past week?"
     assert loaded.wording("enjoyment").question == ("What number best describes how, during the past week, "
                                                    "pain has interfered with your enjoyment of life?")
