@@ -91,6 +91,6 @@ clean:
 # `make run` needs no build step; tests/system/test_translations.py fails when a .mo is stale).
 translations: venv
 	PYTHONPATH=. $(BIN)/pybabel extract -F babel.cfg -k field_error --no-location --sort-output \
-	  --omit-header -o translations/messages.pot .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	  -k ngettext:1,2 --omit-header -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete --width 110
 	$(BIN)/pybabel compile -d translations --statistics

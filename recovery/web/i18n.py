@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, format_datetime, get_locale, gettext
 
 from recovery.config import REPO_ROOT
@@ -38,6 +38,8 @@ def patient_language() -> str:
 
 
 def select_locale() -> str:
+    if not has_request_context():  # a CLI command or the scheduler: the caller names the language
+        return DEFAULT
     if g.get("patient_language"):  # the link page: the link's patient, not yet signed in
         return g.patient_language
     if request.blueprint in PATIENT_BLUEPRINTS or request.blueprint is None:
