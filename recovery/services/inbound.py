@@ -115,7 +115,7 @@ class _Inbound:
         try:
             planned = plan_reply(self._template(enrolment), message_id, event_at=self.now,
                                  tz=ZoneInfo(owner.timezone), ref=ref or f"in{self.message.id}",
-                                 overrides=overrides_for(enrolment))
+                                 overrides=overrides_for(enrolment), language=owner.language)
         except (KeyError, LookupError):
             log.error("enrolment %d: template has no reply %s; none sent", enrolment.id, message_id)
             return False

@@ -114,7 +114,11 @@ def language():
     and audited; back to the page it was made on."""
     chosen = request.form.get("language")
     if chosen in LANGUAGES:
-        choose_language(db.session, patient=g.patient, language=chosen, now=utcnow(), request_id=g.request_id)
+        enrolment = current_enrolment(g.patient)
+        template = (templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment,
+                                                 db.session.get(Clinic, g.patient.clinic_id)) if enrolment else None)
+        choose_language(db.session, patient=g.patient, enrolment=enrolment, template=template, language=chosen,
+                        now=utcnow(), request_id=g.request_id)
         db.session.commit()
     back = same_origin_path(request.form.get("next"), under="/me") or url_for("patient.today")
     return redirect(back, 303)

@@ -64,6 +64,13 @@ class MessageRule:
     # template's safety_start (23:00) instead of the start of quiet hours, at once on a late enrolment.
     safety: tuple[str, ...] = ()
 
+    # The text in other languages, (language, text) pairs ("text_es" in the file); a language
+    # without one gets the English `text`.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def text_in(self, language: str | None) -> str:
+        return dict(self.translations).get(language or "", self.text)
+
     def is_safety(self, offset_key: str) -> bool:
         return offset_key in self.safety
 
