@@ -280,9 +280,10 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
                                 milestone=m.id, field="end")
         if not overrides.flag(m.only_if):
             continue
+        title, short, detail = m.words_in(language)
         milestones.append(MilestoneInstance(
-            id=m.id, title=m.title, detail=new_details.get(m.id, m.detail), starts_at=start, ends_at=end,
-            restriction=m.restriction, short=m.short, point=m.point, all_day=m.all_day, sms=m.sms))
+            id=m.id, title=title, detail=new_details.get(m.id, detail), starts_at=start, ends_at=end,
+            restriction=m.restriction, short=short, point=m.point, all_day=m.all_day, sms=m.sms))
     horizon_end = r.milestone(template.horizon)[1]
 
     def enabled(rule: MessageRule) -> bool:

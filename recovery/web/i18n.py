@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, format_datetime, get_locale, gettext
+from flask_babel import Babel, get_locale, gettext, refresh
 
 from recovery.config import REPO_ROOT
 
@@ -89,15 +89,14 @@ def outcome_message(checkin, clinic) -> str:
     return text(PATIENT_MESSAGES[level], emerg=clinic.emergency_number, phone=clinic.care_phone)
 
 
-def long_date(dt, tz: str) -> str:
-    """"Thursday, December 3, 11:00 AM" / "jueves, 3 de diciembre, 11:00" (Babel's CLDR data)."""
-    from zoneinfo import ZoneInfo
-    return format_datetime(dt.astimezone(ZoneInfo(tz)), "EEEE, d MMMM, HH:mm") if dt else ""
-
-
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     babel.init_app(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES, t_item=item,
-                                 t_group=group, t_error=field_error, t_text=text)
+
+    @app.before_request
+    def _fresh_locale() -> None:
+        # Flask-Babel caches the locale in `g`, which outlives a request when an app context does
+        # (tests, CLI): each request asks the patient's stored language again.
+        refresh()
+    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES)

@@ -22,6 +22,7 @@ _TEMPLATE_KEYS = {"id", "version", "title", "status", "approved_by", "horizon", 
 _MILESTONE_KEYS = {"title", "detail", "start", "end", "at", "restriction", "short", "sms", "only_if", "all_day",
                    "lasts"}
 _APPROVED_IN = re.compile(r"approved_by_[a-z]{2,3}")  # who signed off a language's texts
+_WORDS_IN = re.compile(r"(title|short|detail)_([a-z]{2,3})")  # a milestone's words in another language
 _TEXT_IN = re.compile(r"text_([a-z]{2,3})")  # a message's text in another language: text_es
 _MESSAGE_KEYS = {"kind", "text", "urgent", "send", "on", "delay", "only_if", "enabled", "restates", "note",
                  "safety"}
@@ -150,7 +151,7 @@ class TemplateBuilder:
 
         milestones = self._milestones()
         messages = self._messages(emerg, phone, clinic_title, clinic, sms_name)
-        for language in sorted({lang for m in messages for lang, _ in m.translations}):
+        for language in sorted({lang for m in (*messages, *milestones) for lang, _ in m.translations}):
             # A translation is clinical content with its own sign-off, marked like the file's
             self._text((), f"approved_by_{language}", max_len=120)
         checkins = self._checkins(messages)
@@ -224,8 +225,8 @@ class TemplateBuilder:
                 raise self.src.fail(t, None, f"milestone id {mid!r} must look like TL01")
             if not isinstance(table[mid], dict):
                 raise self.src.fail(t, None, "must be a table")
-            self._unknown(t, _MILESTONE_KEYS)
             node = table[mid]
+            self._unknown(t, _MILESTONE_KEYS | {k for k in node if _WORDS_IN.fullmatch(k)})
             if "at" in node and ("start" in node or "end" in node):
                 raise self.src.fail(t, "at", "give either 'at' (one moment) or 'start' and 'end', not both")
             if "at" in node:
@@ -247,7 +248,8 @@ class TemplateBuilder:
                 short=self._text(t, "short", required=False, default="", max_len=60) or title,
                 sms=tuple(sms), only_if=self._flag(t),
                 all_day=self._get(t, "all_day", bool, required=False, default=False),
-                lasts=self._text(t, "lasts", required=False, default="", max_len=30)))
+                lasts=self._text(t, "lasts", required=False, default="", max_len=30),
+                translations=self._milestone_words(t, node)))
             if out[-1].lasts and point:
                 raise self.src.fail(t, "lasts", "a single-moment milestone ('at') does not last: remove 'lasts'")
             if restriction and point:
@@ -332,6 +334,16 @@ class TemplateBuilder:
             if safety and (not out[-1].enabled or out[-1].only_if):
                 raise self.src.fail(t, "safety", "a safety text goes to every patient: it cannot be "
                                                  "switched off (enabled = false) or depend on 'only_if'")
+        return tuple(out)
+
+    def _milestone_words(self, t: tuple[str, ...], node: dict) -> tuple[tuple[str, tuple[str, str, str]], ...]:
+        """title_es / detail_es (and short_es, else the title): a language gives both or none."""
+        out = []
+        for language in sorted({m.group(2) for k in node if (m := _WORDS_IN.fullmatch(k))}):
+            title = self._text(t, f"title_{language}", max_len=100)
+            detail = self._text(t, f"detail_{language}", max_len=700)
+            short = self._text(t, f"short_{language}", required=False, default="", max_len=70) or title
+            out.append((language, (title, short, detail)))
         return tuple(out)
 
     def _translations(self, t: tuple[str, ...], node: dict, english: str, emerg: str, phone: str, sms_name: str,

@@ -45,6 +45,12 @@ class Milestone:
     # How long it lasts, in the words its detail and the texts that restate it use ("48 hours").
     # A per-patient change of its length puts the new length in their place (reworded()).
     lasts: str = ""
+    # (language, (title, short, detail)) from title_es / short_es / detail_es in the file
+    translations: tuple[tuple[str, tuple[str, str, str]], ...] = ()
+
+    def words_in(self, language: str | None) -> tuple[str, str, str]:
+        """(title, short, detail) in the language, or the English ones."""
+        return dict(self.translations).get(language or "", (self.title, self.short, self.detail))
 
 
 @dataclass(frozen=True)
