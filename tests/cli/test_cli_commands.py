@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from recovery.cli.demo import DEMO_PATIENTS
+
 from app import create_app
 from recovery.config import REPO_ROOT
 from recovery.store.models import AuditEvent, InboundMessage, Patient, StaffUser
@@ -98,7 +100,7 @@ def test_a_second_seed_demo_prints_the_logins_and_new_links_again(cli, session, 
     out = second.output
     assert "Already seeded" in out and "nurse@demo.clinic" in out and "recovery-demo-2026" in out
     links = [line.split()[-1] for line in out.splitlines() if "/l/" in line]
-    assert len(links) == 4 and all(link.startswith("http://127.0.0.1:5055/l/") for link in links)
+    assert len(links) == len(DEMO_PATIENTS) and all(link.startswith("http://127.0.0.1:5055/l/") for link in links)
     assert not set(links) & {line.split()[-1] for line in first.output.splitlines() if "/l/" in line}
     assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == patients  # nothing seeded twice
 
