@@ -20,6 +20,8 @@ from recovery.config import REPO_ROOT
 
 # code -> the language's own name (what the switch link shows)
 LANGUAGES = {"en": "English", "es": "Español"}
+# The same languages named for the staff pages (in English): "written in Spanish" beside free text
+LANGUAGE_NAMES_EN = {"en": "English", "es": "Spanish"}
 DEFAULT = "en"
 PATIENT_BLUEPRINTS = frozenset({"patient", "checkin"})
 TRANSLATIONS_DIR = REPO_ROOT / "translations"
@@ -99,4 +101,5 @@ def init_app(app: Flask) -> None:
         # Flask-Babel caches the locale in `g`, which outlives a request when an app context does
         # (tests, CLI): each request asks the patient's stored language again.
         refresh()
-    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES)
+    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES,
+                                 LANGUAGE_NAMES_EN=LANGUAGE_NAMES_EN)

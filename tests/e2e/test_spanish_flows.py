@@ -11,7 +11,6 @@ from babel.messages.mofile import read_mo
 
 from recovery.web.i18n import TRANSLATIONS_DIR
 from tests.e2e.axe import run_axe, table
-from tests.e2e.conftest import open_patient_link
 from tests.e2e.test_checkin_flows import CHEST_PAIN, ORDINARY, answer_screen, asked_items, press
 
 pytestmark = pytest.mark.browser
@@ -21,6 +20,14 @@ ROSA = "Rosa Dos"
 def spanish() -> dict[str, str]:
     with open(TRANSLATIONS_DIR / "es" / "LC_MESSAGES" / "messages.mo", "rb") as f:
         return {m.id: m.string for m in read_mo(f) if isinstance(m.id, str) and m.id}
+
+
+def open_patient_link(b, link: str) -> None:
+    """The link page is in the link's patient's language already: its button in Spanish."""
+    response = b.page.goto(link)
+    assert response.status == 200 and b.page.locator("html").get_attribute("lang") == "es"
+    with b.page.expect_navigation():
+        b.page.get_by_role("button", name=re.compile(r"^(Abrir mi plan de recuperación|Empezar mi control)$")).click()
 
 
 def no_violations(open_context, signed_in, url: str, name: str) -> None:

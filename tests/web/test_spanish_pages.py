@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from recovery.store.models import AuditEvent, Patient
+from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
 from recovery.web.i18n import TRANSLATIONS_DIR
 from tests.support.factories import enrol, make_clinic, make_staff
 from tests.web.test_checkin_web import NOW, checkin_client, follow, location, post_step, start_slot, today_client, walk
@@ -82,6 +82,10 @@ def test_a_spanish_patient_reads_today_a_whole_checkin_and_the_emergency_screen_
 
 def test_the_patient_switches_language_stored_and_audited_and_staff_pages_stay_english(client, session, rosa):
     clinic, nurse, patient = rosa
+    planned = sa.select(OutboundMessage).where(OutboundMessage.patient_id == patient.id,
+                                               OutboundMessage.status == OutboxStatus.PLANNED,
+                                               OutboundMessage.message_id == "S13")
+    assert session.scalars(planned).one().text_template.startswith("{first}, la mayoría ya hace")
     today_client(client, session, patient)
     page = client.get("/me").data.decode()
     assert 'name="language" value="en"' in page and 'aria-current="true">Español' in page
@@ -92,6 +96,9 @@ def test_the_patient_switches_language_stored_and_audited_and_staff_pages_stay_e
     assert session.get(Patient, patient.id).language == "en"
     event = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "patient_language")).one()
     assert event.actor_type == "patient" and event.detail["changes"]["language"] == {"old": "es", "new": "en"}
+    # the texts still planned now go in English
+    assert session.scalars(planned).one().text_template.startswith("{first}, most people are back")
+    assert event.detail["texts_retranslated"] > 0
     # an unknown language and an off-site `next` change nothing and go nowhere else
     r = client.post("/me/language", data={"language": "xx", "next": "//evil.example/"})
     assert location(r).endswith("/me") and session.get(Patient, patient.id).language == "en"
