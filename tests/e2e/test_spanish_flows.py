@@ -55,8 +55,9 @@ def test_a_spanish_patient_reads_today_does_a_checkin_and_sees_the_emergency_scr
     assert page.get_by_role("heading", level=1).inner_text() == es[
         "Do you have any of these right now or since your last check-in?"]
     no_violations(open_context, b, page.url, "patient (es): a check-in screen")
-    answers = {k: (v if k in ("back_pain", "site_pain", "free_text") else
-                   [es[x] for x in v] if isinstance(v, list) else es[v]) for k, v in ORDINARY.items()}
+    # the same answers as the English flows, as a Spanish reader taps them (numbers stay numbers)
+    answers = {k: ([es[x] for x in v] if isinstance(v, list) else v if k == "free_text" else es.get(v, v))
+               for k, v in ORDINARY.items()}
     for _ in range(30):
         if "/review" in page.url:
             break
