@@ -98,7 +98,7 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     # Build first: a bad override or time fails before anything is written.
     probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
                       overrides=overrides, working=data.working, brace=data.brace)
-    probe_patient = Patient(timezone=data.timezone)
+    probe_patient = Patient(timezone=data.timezone, language=data.language)
     timeline = timeline_for(probe, probe_patient, template, now=now)
 
     # Opt-out holds per number (a carrier blocks the number, not a record): a number that texted
