@@ -28,7 +28,8 @@ def test_the_shipped_peg_is_the_published_wording_versioned_and_not_approved():
     assert loaded.wording("activity").question == ("What number best describes how, during the past week, "
                                                   "pain has interfered with your general activity?")
     assert (loaded.wording("pain").low, loaded.wording("pain").high) == ("No pain", "Pain as bad as you can imagine")
-    assert loaded.wording("activity", "es") == loaded.wording("activity")  # no Spanish yet: English
+    assert loaded.wording("activity", "es").question.startswith("¿Qué número describe mejor")  # the Spanish draft
+    assert loaded.wording("activity", "fr") == loaded.wording("activity")  # a language it lacks: English
     assert loaded.improved_fraction == Fraction(3, 10)
 
 
