@@ -5,6 +5,7 @@ import logging
 
 from flask import (Blueprint, Response, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
+from flask_babel import gettext
 from limits import parse as parse_limit
 
 from recovery.store import audit
@@ -102,8 +103,9 @@ def sign_out():
         audit.record(db.session, at=now, actor_type="patient", actor_id=ws.patient_id, action="logout",
                      patient_id=ws.patient_id, request_id=g.request_id)
         db.session.commit()
+    message = gettext("You have signed out. Your care team's next text will have a new link.")  # their language
     session.clear()
-    flash("You have signed out. Your care team's next text will have a new link.")
+    flash(message)
     return redirect(url_for("patient.signed_out"), 303)
 
 
