@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test bench venv migrate seed node browser postgres clean lint
+.PHONY: run test bench venv migrate seed node browser postgres clean lint translations
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -85,3 +85,12 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache
+
+# Patient pages in other languages (README "Adding a language"): extract the English msgids, merge
+# them into every catalog under translations/, compile the .mo files the app reads (committed, so
+# `make run` needs no build step; tests/system/test_translations.py fails when a .mo is stale).
+translations: venv
+	PYTHONPATH=. $(BIN)/pybabel extract -F babel.cfg -k field_error --no-location --sort-output \
+	  -k ngettext:1,2 --omit-header -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete --width 110
+	$(BIN)/pybabel compile -d translations --statistics

@@ -31,12 +31,13 @@ DEMO_STAFF = [
     ("oncall@demo.clinic", "Omar On-call", StaffRole.NURSE, "+12025550182"),
     ("admin@demo.clinic", "Ada Admin", StaffRole.ADMIN, "+12025550183"),
 ]
-# (first, last, mobile, days since the procedure, working, brace, baseline pain)
+# (first, last, mobile, days since the procedure, working, brace, baseline pain[, language])
 DEMO_PATIENTS = [
     ("Dora", "Day-Zero", "+12025550111", 0, False, False, 8),
     ("Tom", "Two", "+12025550112", 2, True, False, 7),
     ("Tessa", "Ten", "+12025550113", 10, False, True, 6),
     ("Fred", "Forty", "+12025550114", 40, False, False, 7),
+    ("Rosa", "Dos", "+12025550115", 2, False, False, 6, "es"),  # reads Spanish (issue 14)
 ]
 
 
@@ -61,7 +62,7 @@ def seed(session, *, now, base_url: str) -> list[tuple[str, int, str]]:
                                          current_app.config["DEFAULT_TEMPLATE"])
     tz = ZoneInfo(clinic.timezone)
     links = []
-    for first, last, mobile, days, working, brace, pain in DEMO_PATIENTS:
+    for first, last, mobile, days, working, brace, pain, *language in DEMO_PATIENTS:
         # the procedure ended at 10:30 local, `days` days ago (3 hours ago for day 0)
         if days == 0:
             end = now - timedelta(hours=3)
@@ -71,7 +72,8 @@ def seed(session, *, now, base_url: str) -> list[tuple[str, int, str]]:
         data = EnrolmentInput(first_name=first, last_name=last, mobile_e164=mobile, timezone=clinic.timezone,
                               procedure_type="kyphoplasty", procedure_end=end,
                               discharge_at=end + timedelta(hours=2), sms_consent=True,
-                              baseline_back_pain=pain, working=working, brace=brace)
+                              baseline_back_pain=pain, working=working, brace=brace,
+                              language=language[0] if language else "en")
         enrolment = enrol_patient(session, clinic=clinic, staff=staff[0], data=data, template=template, now=now)
         patient = session.get(Patient, enrolment.patient_id)
         if days:

@@ -1,7 +1,7 @@
 """`flask --app app timeline`: print a patient's recovery timeline from a template, for review.
 
     flask --app app timeline --procedure-end 2026-03-07T10:00 --tz America/New_York [--json]
-        [--enrolled-at 2026-03-07T13:50]
+        [--enrolled-at 2026-03-07T13:50] [--language es]
 
 `--enrolled-at` shows the plan a patient enrolled at that moment gets (texts already too late are
 left out, due ones go at once; safety texts go at once up to 24 h after discharge).
@@ -123,9 +123,12 @@ def _align(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 @click.option("--brace", is_flag=True, help="Patient has a brace (adds S15).")
 @click.option("--enrolled-at", "enrolled_at", default=None, metavar="ISO",
               help="Show the plan of a patient enrolled at this time (default: every text of the plan).")
+@click.option("--language", default="en", metavar="CODE",
+              help="The texts in this language (the template's text_<CODE>), e.g. es. Default: en.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, template_id: str | None,
-                     clinic: str | None, working: bool, brace: bool, enrolled_at: str | None, as_json: bool) -> None:
+                     clinic: str | None, working: bool, brace: bool, enrolled_at: str | None, language: str,
+                     as_json: bool) -> None:
     """Print the milestones and planned texts for a procedure time, in the patient's zone."""
     try:
         tz = _zone(tz_name)
@@ -137,18 +140,23 @@ def timeline_command(procedure_end: str, tz_name: str, discharge: str | None, te
         except TemplateError as e:
             raise _BadInput(str(e)) from None
         template = _template(catalog, template_id, clinic)
+        has = sorted({"en"} | {lang for m in template.messages for lang, _ in m.translations})
+        if language not in has:
+            raise _BadInput(f"--language {language!r}: template {template.id} version {template.version} has no "
+                            f"texts in it (it has: {', '.join(has)})")
         try:
             tl = build_timeline(template, procedure_end=t0, discharge=td, tz=tz,
-                                overrides=Overrides(working=working, brace=brace), now=now)
+                                overrides=Overrides(working=working, brace=brace), now=now, language=language)
         except (TimelineError, OverrideError) as e:
             raise _BadInput(str(e)) from None
     except _BadInput as e:
         click.echo(f"Error: {e}", err=True)
         raise click.exceptions.Exit(2) from None
     if as_json:
-        click.echo(json.dumps(_as_json(template, tl), ensure_ascii=False, indent=2))
+        click.echo(json.dumps({**_as_json(template, tl), **({"language": language} if language != "en" else {})},
+                              ensure_ascii=False, indent=2))
     else:
-        click.echo(_table(template, tl))
+        click.echo(_table(template, tl) + ("" if language == "en" else f"\n\nTexts in {language!r}."))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from recovery.domain.questionnaire import field_error
+
 ITEM_IDS = ("pain", "enjoyment", "activity")  # P, E, G: fixed by the instrument (and the table's columns)
 POINTS = ("baseline", "day14", "week6")
 SCREEN_PREFIX = "peg_"  # screen ids: peg_pain, peg_enjoyment, peg_activity
@@ -215,11 +217,13 @@ def item_of_screen(screen: str) -> str | None:
 
 def parse_answer(raw: str | list[str] | None, instrument: Instrument) -> tuple[int | None, str | None]:
     """(value, None) or (None, a patient-facing message). A list (a form's getlist) must hold one value."""
-    message = f"Please choose a number from {instrument.minimum} to {instrument.maximum}."
+    # The check-in's own messages (one msgid each in the catalog, translated by the web layer)
+    message = field_error("Please choose a number from {minimum} to {maximum}.", minimum=instrument.minimum,
+                          maximum=instrument.maximum)
     if isinstance(raw, (list, tuple)):
         values = [v for v in raw if isinstance(v, str) and v.strip()]
         if len(values) > 1:
-            return None, "Please choose only one answer."
+            return None, field_error("Please choose only one answer.")
         raw = values[0] if values else None
     value = (raw or "").strip()
     if not _INT_RE.fullmatch(value) or not instrument.minimum <= int(value) <= instrument.maximum:

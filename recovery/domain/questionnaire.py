@@ -70,6 +70,7 @@ __all__ = [
     "SECTIONS",
     "TEMP_CONFIRM_FIELD",
     "celsius",
+    "field_error",
     "coerce_answers",
     "dump_answers",
     "groups_for",
@@ -179,16 +180,28 @@ class AnswerError(ValueError):
 
 
 class FieldError(str):
-    """A patient-facing error message. ``code`` lets the caller react (e.g. a re-check prompt)."""
+    """A patient-facing error message. ``code`` lets the caller react (e.g. a re-check prompt).
+    ``msgid`` and ``params`` are the message before its ``{placeholders}`` were filled: the web
+    layer translates the msgid and fills it again (``label`` is an option label, translated too)."""
 
     code: str
     confirm_value: str | None
+    msgid: str
+    params: Mapping[str, Any]
 
-    def __new__(cls, message: str, code: str = "invalid", confirm_value: str | None = None) -> FieldError:
+    def __new__(cls, message: str, code: str = "invalid", confirm_value: str | None = None,
+                msgid: str | None = None, params: Mapping[str, Any] | None = None) -> FieldError:
         obj = super().__new__(cls, message)
         obj.code = code
         obj.confirm_value = confirm_value
+        obj.msgid = msgid or message
+        obj.params = MappingProxyType(dict(params or {}))
         return obj
+
+
+def field_error(msgid: str, code: str = "invalid", confirm_value: str | None = None, **params: Any) -> FieldError:
+    """A FieldError from a message with ``{placeholders}`` (``pybabel extract`` reads the ``field_error`` calls)."""
+    return FieldError(msgid.format(**params), code, confirm_value, msgid, params)
 
 
 TEMP_CONFIRM_FIELD = "temp_confirmed"
@@ -828,7 +841,7 @@ def _single(raw: str | list[str] | None) -> str | None | FieldError:
         if not values:
             return None
         if len(values) > 1:
-            return FieldError("Please choose only one answer.")
+            return field_error("Please choose only one answer.")
         raw = values[0]
     value = raw.strip()
     return value or None
@@ -850,14 +863,14 @@ def _parse_item(item: Item, raw: str | list[str] | None) -> tuple[Any, FieldErro
         ticked = frozenset(v.strip() for v in values if v.strip())
         if not ticked:
             nothing = item.label_for(item.nothing_option) if item.nothing_option else "None of these"
-            return None, FieldError(f"Please tick at least one answer. If none apply, tick “{nothing}”.")
+            return None, field_error("Please tick at least one answer. If none apply, tick “{label}”.", label=nothing)
         if not ticked <= set(item.option_values()):
-            return None, FieldError("Please choose from the answers shown.")
+            return None, field_error("Please choose from the answers shown.")
         if item.nothing_option in ticked and len(ticked) > 1:
             nothing = item.label_for(item.nothing_option)
-            return None, FieldError(f"You ticked “{nothing}” and another answer. Please untick one of them.")
+            return None, field_error("You ticked “{label}” and another answer. Please untick one of them.", label=nothing)
         if item.id == "neuro" and {"none", "not_sure"} <= ticked:
-            return None, FieldError("You ticked “None of these” and another answer. Please untick one of them.")
+            return None, field_error("You ticked “{label}” and another answer. Please untick one of them.", label="None of these")
         return ticked, None
 
     value = _single(raw)
@@ -867,22 +880,22 @@ def _parse_item(item: Item, raw: str | list[str] | None) -> tuple[Any, FieldErro
     if item.kind is Kind.TEXT:
         text = "" if value is None else value
         if item.max_length is not None and len(text) > item.max_length:
-            return None, FieldError(
-                f"Please keep this to {item.max_length} characters or fewer (you have {len(text)})."
-            )
+            return None, field_error("Please keep this to {maximum} characters or fewer (you have {count}).",
+                                maximum=item.max_length, count=len(text))
         return (text or None), None
 
     if item.kind is Kind.INT:
         message = (
-            f"Please choose a number from {item.minimum} to {item.maximum}."
+            field_error("Please choose a number from {minimum} to {maximum}.", minimum=item.minimum, maximum=item.maximum)
             if item.maximum is not None and item.maximum <= 10
-            else f"Please enter a whole number from {item.minimum} to {item.maximum}."
+            else field_error("Please enter a whole number from {minimum} to {maximum}.", minimum=item.minimum,
+                      maximum=item.maximum)
         )
         if value is None or not _INT_RE.fullmatch(value):
-            return None, FieldError(message)
+            return None, message
         number = int(value)
         if not (item.minimum is not None and item.maximum is not None and item.minimum <= number <= item.maximum):
-            return None, FieldError(message)
+            return None, message
         return number, None
 
     if item.kind is Kind.BOOL:
@@ -890,24 +903,24 @@ def _parse_item(item: Item, raw: str | list[str] | None) -> tuple[Any, FieldErro
             return True, None
         if value is not None and value.lower() in _FALSE:
             return False, None
-        return None, FieldError("Please choose Yes or No.")
+        return None, field_error("Please choose Yes or No.")
 
     if item.kind is Kind.ENUM:
         if item.id == "temp_unit" and value is not None:
             value = value.upper().lstrip("°")
         if value is None:
             if item.id == "temp_unit":
-                return None, FieldError("Please choose °C or °F.")
-            return None, FieldError("Please choose one answer.")
+                return None, field_error("Please choose °C or °F.")
+            return None, field_error("Please choose one answer.")
         if value not in item.option_values():
-            return None, FieldError("Please choose from the answers shown.")
+            return None, field_error("Please choose from the answers shown.")
         return value, None
 
     if item.kind is Kind.DECIMAL:
         if value is None:
-            return None, FieldError("Please enter your highest temperature, for example 37.8.")
+            return None, field_error("Please enter your highest temperature, for example 37.8.")
         if not _DECIMAL_RE.fullmatch(value):
-            return None, FieldError("Please enter the temperature as a number, for example 37.8 or 100.2.")
+            return None, field_error("Please enter the temperature as a number, for example 37.8 or 100.2.")
         return Decimal(value.replace(",", ".")), None
 
     raise AssertionError(f"unhandled kind {item.kind}")  # pragma: no cover
@@ -981,11 +994,12 @@ def _check_plausible(
     if _single(form.get(TEMP_CONFIRM_FIELD)):
         return  # asked once already; keep the value and let rule U23 raise it to a nurse
     del answers["temp_value"]
-    errors["temp_value"] = FieldError(
-        f"{_fmt_temp(value, unit)} is an unusual temperature. Please check your thermometer and "
+    errors["temp_value"] = field_error(
+        "{temperature} is an unusual temperature. Please check your thermometer and "
         "enter the number again. If it is right, enter the same number again.",
         code="temp_recheck",
         confirm_value=_fmt_temp(value, unit),
+        temperature=_fmt_temp(value, unit),
     )
 
 

@@ -36,7 +36,7 @@ import re
 import unicodedata
 
 __all__ = ["HELP_WORDS", "Keyword", "START_WORDS", "STOP_WORDS", "asks_to_stop", "classify", "is_short_reply",
-           "normalise", "parse_pain", "yes_no"]
+           "normalise", "parse_pain", "twilio_handles", "yes_no"]
 
 
 class Keyword(enum.Enum):
@@ -46,16 +46,25 @@ class Keyword(enum.Enum):
 
 
 # Twilio's default English opt-out list (reliability.md §3) plus the industry opt-in/help words.
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
-START_WORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
+TWILIO_STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+# Spanish (issue 14). Twilio's default handling is English only: "By default, Twilio handles
+# standard English-language reply messages" (twilio.com/docs/messaging/tutorials/advanced-opt-out);
+# Spanish keywords exist only if a Messaging Service's Advanced Opt-Out is set up with them. So
+# Twilio neither blocks the number nor confirms for these: we do both (`twilio_handles`).
+SPANISH_STOP_WORDS = frozenset({"ALTO", "PARAR", "BAJA", "CANCELAR"})
+STOP_WORDS = TWILIO_STOP_WORDS | SPANISH_STOP_WORDS
+# "SÍ"/"SI" are to Spanish what YES is to English: START, or the answer to a pending red-flag question.
+START_WORDS = frozenset({"START", "YES", "UNSTOP", "INICIO", "SI", "SÍ"})
+HELP_WORDS = frozenset({"HELP", "INFO", "AYUDA"})
 
-_YES = frozenset({"Y", "YES", "YEAH", "YEP"})
+_YES = frozenset({"Y", "YES", "YEAH", "YEP", "S", "SI", "SÍ"})
 _NO = frozenset({"N", "NO", "NOPE"})
 _NUMBER_WORDS = {"ZERO": 0, "NONE": 0, "ONE": 1, "TWO": 2, "THREE": 3, "FOUR": 4, "FIVE": 5,
-                 "SIX": 6, "SEVEN": 7, "EIGHT": 8, "NINE": 9, "TEN": 10}
-# "7", "07", "7/10", "7 / 10", "7 out of 10", each with trailing punctuation allowed.
-_PAIN = re.compile(r"(\d{1,2})(?:\s*(?:/|OUT\s+OF)\s*10)?")
+                 "SIX": 6, "SEVEN": 7, "EIGHT": 8, "NINE": 9, "TEN": 10,
+                 "CERO": 0, "NADA": 0, "UNO": 1, "DOS": 2, "TRES": 3, "CUATRO": 4, "CINCO": 5,
+                 "SEIS": 6, "SIETE": 7, "OCHO": 8, "NUEVE": 9, "DIEZ": 10}
+# "7", "07", "7/10", "7 / 10", "7 out of 10", "7 de 10", each with trailing punctuation allowed.
+_PAIN = re.compile(r"(\d{1,2})(?:\s*(?:/|OUT\s+OF|DE)\s*10)?")
 _EDGE_PUNCT = " \t\r\n.!,;:?'\"()"
 # A reply this short that is not an answer is a slip worth one re-prompt; anything longer is a
 # message for the nurse.
@@ -83,8 +92,14 @@ def classify(body: str) -> Keyword | None:
     return None
 
 
+def twilio_handles(body: str) -> bool:
+    """Whether Twilio's own default keyword handling acts on this text (blocks the number and
+    confirms). False for our Spanish opt-out words: the app sends the confirmation itself."""
+    return normalise(body) in TWILIO_STOP_WORDS
+
+
 def yes_no(body: str) -> bool | None:
-    """True for Y/YES, False for N/NO (any case and punctuation), None for anything else."""
+    """True for Y/YES (S/SÍ/SI in Spanish), False for N/NO (any case and punctuation), else None."""
     word = normalise(body)
     if word in _YES:
         return True

@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from recovery.domain import sms_encoding
 from recovery.domain.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, non_gsm7_chars, septets
 
 __all__ = ["Budget", "DEFAULT_BUDGET", "GSM7_BASIC", "GSM7_EXTENSION", "LINK_PATH", "LINK_TOKEN_CHARS",
-           "PLACEHOLDERS", "SMS_MAX", "TextCheck", "WORST_CASE", "check_name", "check_text", "gsm7_length",
+           "PLACEHOLDERS", "SMS_MAX", "TRANSLATION_SEGMENTS", "check_translation", "TextCheck", "WORST_CASE", "check_name", "check_text", "gsm7_length",
            "is_gsm7", "link_length", "non_gsm7_chars", "placeholders", "render"]
 
 SMS_MAX = 160
@@ -66,7 +67,9 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # Words that would tell a reader of the phone's lock screen what the patient was treated for.
 _DIAGNOSIS = re.compile(
     r"\b(kyphoplast\w*|vertebroplast\w*|vertebr\w*|fractur\w*|spine|spines|spinal|cement\w*|"
-    r"osteopor\w*|augmentation|cancer\w*|tumou?r\w*|myeloma\w*|metasta\w*|oncolog\w*)\b",
+    r"osteopor\w*|augmentation|cancer\w*|tumou?r\w*|myeloma\w*|metasta\w*|oncolog\w*|"
+    # the same words in the translations' languages (Spanish: issue 14)
+    r"cifoplast\w*|v[ée]rtebr\w*|columna|c[áa]ncer\w*|tumor\w*|mieloma\w*|osteopor\w*)\b",
     re.IGNORECASE,
 )
 _MONTHS = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
@@ -179,6 +182,49 @@ def check_text(text_template: str, *, emerg: str | None = None, phone: str | Non
             problems.append(f"names the clinic ({name!r}) in its words; write {{clinic}} where the clinic must "
                             "be named (the first text, HELP)")
     return TextCheck(length=length, problems=tuple(problems), too_long=too_long)
+
+
+# A translation may be UCS-2 (Spanish á í ó ú: 70 characters a segment, 67 when split), so it
+# may take up to this many segments, counted with the real encoding (English: one GSM-7 segment).
+TRANSLATION_SEGMENTS = 2
+
+
+@dataclass(frozen=True)
+class TranslationCheck:
+    segments: sms_encoding.Segments  # of the text filled with the worst case (encoding, units, count)
+    problems: tuple[str, ...]
+
+
+def check_translation(text_template: str, *, english: str, emerg: str | None = None, phone: str | None = None,
+                      clinic: str | None = None, budget: Budget | None = None,
+                      forbidden_names: tuple[str, ...] = ()) -> TranslationCheck:
+    """A text in another language: the English text's placeholders, none missing or extra; the
+    privacy checks of `check_text`; at most TRANSLATION_SEGMENTS segments in its real encoding,
+    with the same worst case (a 12-character first name, the real link)."""
+    base = check_text(text_template, emerg=emerg, phone=phone, clinic=clinic, budget=budget,
+                      forbidden_names=forbidden_names)
+    problems = [p for p in base.problems if p != base.too_long and not p.startswith("has characters that are not GSM-7")]
+    mine, theirs = set(placeholders(text_template)), set(placeholders(english))
+    if mine != theirs:
+        missing, extra = sorted(theirs - mine), sorted(mine - theirs)
+        problems.append("placeholders differ from the English text:"
+                        + (f" missing {', '.join('{' + p + '}' for p in missing)}" if missing else "")
+                        + (f" extra {', '.join('{' + p + '}' for p in extra)}" if extra else ""))
+    budget = budget or DEFAULT_BUDGET
+    worst = dict(WORST_CASE, first="W" * budget.first, link="L" * budget.link)
+    for name, actual in (("emerg", emerg), ("phone", phone)):
+        if actual is not None and len(actual) > len(worst[name]):
+            worst[name] = actual
+    if clinic is not None:
+        worst["clinic"] = clinic
+    filled = _PLACEHOLDER.sub(lambda m: worst.get(m.group(1), m.group(0)), text_template)
+    segments = sms_encoding.count(filled)
+    if segments.count > TRANSLATION_SEGMENTS:
+        problems.append(f"text is {segments.units} {segments.encoding} units after substitution: {segments.count} "
+                        f"SMS segments, more than {TRANSLATION_SEGMENTS} (checked with a {budget.first}-character "
+                        f"first name and a {budget.link}-character link"
+                        + (f"; UCS-2 because of {', '.join(segments.non_gsm)}" if segments.non_gsm else "") + ")")
+    return TranslationCheck(segments=segments, problems=tuple(problems))
 
 
 def _placeholder_problems(text_template: str) -> list[str]:

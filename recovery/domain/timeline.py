@@ -247,13 +247,17 @@ def _aware(value: datetime, name: str) -> datetime:
 
 
 def build_timeline(template: Template, *, procedure_end: datetime, discharge: datetime | None,
-                   tz: ZoneInfo, overrides: Overrides, now: datetime | None = None) -> Timeline:
+                   tz: ZoneInfo, overrides: Overrides, now: datetime | None = None,
+                   language: str | None = None) -> Timeline:
     """All milestones and planned texts for one patient (see the module docstring for the rules).
 
     `now` (aware) is optional: when given, the timeline is the plan of a patient enrolled (or
     re-planned) at that moment: a routine text due more than LATE_GRACE before it is left out and
     one due less long ago goes at once; a safety text that is due goes at once (23:00 rule) when
     `now` is at most SAFETY_LATE_WINDOW after discharge, and is left out after that.
+    `language`: the texts in the patient's language where the template has one (`text_es`); a text
+    reworded for this patient (their own length of a restriction) stays in the English it was
+    reworded in: a translation saying the template's length would change its medical meaning.
     Raises TimelineError for bad inputs and OverrideError for overrides that do not fit the template.
     """
     if not isinstance(tz, ZoneInfo):
@@ -276,9 +280,10 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
                                 milestone=m.id, field="end")
         if not overrides.flag(m.only_if):
             continue
+        title, short, detail = m.words_in(language)
         milestones.append(MilestoneInstance(
-            id=m.id, title=m.title, detail=new_details.get(m.id, m.detail), starts_at=start, ends_at=end,
-            restriction=m.restriction, short=m.short, point=m.point, all_day=m.all_day, sms=m.sms))
+            id=m.id, title=title, detail=new_details.get(m.id, detail), starts_at=start, ends_at=end,
+            restriction=m.restriction, short=short, point=m.point, all_day=m.all_day, sms=m.sms))
     horizon_end = r.milestone(template.horizon)[1]
 
     def enabled(rule: MessageRule) -> bool:
@@ -288,7 +293,7 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
         base = due if now_utc is None else max(due, now_utc)  # a text already due goes at once
         send_at = base if rule.urgent else next_allowed_send(base, tz, safety_quiet if safety else quiet)
         return PlannedMessage(id=rule.id, key=key, kind=rule.kind, send_at=send_at, due_at=due,
-                              text_template=overrides.texts.get(rule.id, new_texts.get(rule.id, rule.text)),
+                              text_template=overrides.texts.get(rule.id, new_texts.get(rule.id, rule.text_in(language))),
                               urgent=rule.urgent, quiet_moved=send_at != base, safety=safety)
 
     def wanted(due: datetime, safety: bool) -> bool:
@@ -455,7 +460,7 @@ def _daily_limit(limit: DailyLimit, routine: list[PlannedMessage], deadlines: di
 
 
 def plan_reply(template: Template, message_id: str, *, event_at: datetime, tz: ZoneInfo, ref: str,
-               overrides: Overrides | None = None) -> PlannedMessage:
+               overrides: Overrides | None = None, language: str | None = None) -> PlannedMessage:
     """The planned event reply (S19 after an EMERGENCY answer, S23 4 h after a 37.5-37.9 °C reading…).
     `ref` makes the key unique, e.g. the check-in id: key "S23:checkin-42"."""
     rule = template.message(message_id)
@@ -463,7 +468,7 @@ def plan_reply(template: Template, message_id: str, *, event_at: datetime, tz: Z
         raise ValueError(f"{message_id} is a {rule.kind}, not an event_reply")
     due = _aware(event_at, "event_at") + rule.delay
     send_at = due if rule.urgent else next_allowed_send(due, tz, template.quiet_hours)
-    text = (overrides.texts.get(message_id, rule.text) if overrides else rule.text)
+    text = (overrides.texts.get(message_id, rule.text_in(language)) if overrides else rule.text_in(language))
     return PlannedMessage(id=rule.id, key=f"{rule.id}:{ref}", kind=rule.kind, send_at=send_at, due_at=due,
                           text_template=text, urgent=rule.urgent, quiet_moved=send_at != due)
 

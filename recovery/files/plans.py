@@ -269,6 +269,12 @@ def _merge_clinic(braw: dict, craw: dict, csrc: _Source, base_label: str) -> dic
                                 f"{section[:-1]} {eid} is not in {base_label}; a clinic file "
                                 "changes existing entries (new content needs a new template version)")
             entry = dict(entries[eid])
+            for key in ("text", "title", "short", "detail"):
+                stale = [k for k in entry if key in fields_ and re.fullmatch(rf"{key}_[a-z]{{2,3}}", k)
+                         and k not in fields_]
+                if stale:  # the base's Spanish would go on saying what the clinic's English no longer says
+                    raise csrc.fail((section, eid), key, f"changes the {key} but not {', '.join(stale)}: a clinic "
+                                                         f"that rewords its {key} gives its words in every language")
             if section == "milestones" and "at" in fields_:
                 entry.pop("start", None), entry.pop("end", None)
             if section == "milestones" and ("start" in fields_ or "end" in fields_):

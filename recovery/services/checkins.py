@@ -125,7 +125,8 @@ def _plan_reply(session: Session, *, template: Template, enrolment: Enrolment, p
     if already is not None:
         return False
     message = plan_reply(template, message_id, event_at=now, tz=ZoneInfo(patient.timezone),
-                         ref=f"checkin-{checkin.id}", overrides=overrides_for(enrolment))
+                         ref=f"checkin-{checkin.id}", overrides=overrides_for(enrolment),
+                         language=patient.language)
     return add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient="patient",
                                        message=message, now=now, checkin_id=checkin.id))
 

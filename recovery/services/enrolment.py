@@ -62,8 +62,8 @@ def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
     if now is not None:
         return build_timeline(template, procedure_end=enrolment.procedure_end,
                               discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
-                              overrides=overrides_for(enrolment), now=now)
-    key = (id(template), enrolment.procedure_end, enrolment.discharge_at, patient.timezone,
+                              overrides=overrides_for(enrolment), now=now, language=patient.language)
+    key = (id(template), enrolment.procedure_end, enrolment.discharge_at, patient.timezone, patient.language,
            json.dumps(enrolment.overrides or {}, sort_keys=True), enrolment.working, enrolment.brace)
     with _timelines_lock:
         hit = _TIMELINES.get(key)
@@ -72,7 +72,7 @@ def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
             return hit[1]
     timeline = build_timeline(template, procedure_end=enrolment.procedure_end,
                               discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
-                              overrides=overrides_for(enrolment))
+                              overrides=overrides_for(enrolment), language=patient.language)
     with _timelines_lock:
         _TIMELINES[key] = (template, timeline)
         while len(_TIMELINES) > _TIMELINES_MAX:
@@ -98,7 +98,7 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     # Build first: a bad override or time fails before anything is written.
     probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
                       overrides=overrides, working=data.working, brace=data.brace)
-    probe_patient = Patient(timezone=data.timezone)
+    probe_patient = Patient(timezone=data.timezone, language=data.language)
     timeline = timeline_for(probe, probe_patient, template, now=now)
 
     # Opt-out holds per number (a carrier blocks the number, not a record): a number that texted
@@ -203,3 +203,23 @@ def replan_texts(session: Session, enrolment: Enrolment, patient: Patient, new_t
     added = plan_timeline(session, enrolment, patient, new_timeline, now, messages=to_add) \
         if patient.sms_consent else 0
     return cancelled, added
+
+
+def retranslate_planned(session: Session, enrolment: Enrolment, template: Template, language: str) -> int:
+    """A new language for the patient: the texts still planned go in it. Only a row whose text is
+    one of its rule's own texts changes (a text reworded for this patient keeps its words: see
+    build_timeline). Returns how many rows changed."""
+    changed = 0
+    rows = session.scalars(sa.select(OutboundMessage).where(
+        OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.status == OutboxStatus.PLANNED,
+        OutboundMessage.recipient != "staff")).all()
+    for row in rows:
+        try:
+            rule = template.message(row.message_id)
+        except (KeyError, LookupError):
+            continue  # not a plan text (a nurse's own text, a new-link text)
+        if row.text_template in {rule.text, *dict(rule.translations).values()}:
+            new = rule.text_in(language)
+            if new != row.text_template:
+                row.text_template, changed = new, changed + 1
+    return changed

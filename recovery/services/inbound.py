@@ -12,7 +12,9 @@ changes nothing) and handled in the caller's transaction, in this order:
    rule is in sms_keywords) is the same opt-out (handled_as "opt_out_in_words", M5 from source
    "sms_words"); as Twilio does not see it, we send the one confirmation S28 ourselves.
 2. Y/N while the red-flag question is pending → its answer ("YES" is an answer here, not START).
-3. START/YES/UNSTOP → opted in again. HELP/INFO → the help reply S24.
+3. START/YES/UNSTOP (INICIO/SÍ/SI) → opted in again. HELP/INFO/AYUDA → the help reply S24. The
+   Spanish opt-out words (ALTO, PARAR, BAJA, CANCELAR) opt out like STOP, but Twilio does not see
+   them, so they get the one confirmation S28 as an opt-out in words does (in the patient's language).
 4. Reply-by-text check-in (protocol §2.1 UI notes): after an invitation or reminder (the
    dispatcher opens the conversation when it sends one), 0-10 is the back pain score: a check-in
    with source "sms" is started for that slot and scored at once, and S25 asks the red-flag
@@ -47,7 +49,8 @@ from recovery.store import audit
 from recovery.store.db import UTCDateTime
 from recovery.store.models import (Checkin, CheckinStatus, Clinic, Enrolment, InboundMessage, OutboundMessage,
                                    OutboxStatus, Patient, SmsConversation)
-from recovery.domain.sms_keywords import Keyword, asks_to_stop, classify, is_short_reply, parse_pain, yes_no
+from recovery.domain.sms_keywords import (Keyword, asks_to_stop, classify, is_short_reply, parse_pain,
+                                          twilio_handles, yes_no)
 from recovery.domain.timeline import plan_reply
 from recovery.domain.triage import Level
 from recovery.store.outbox import OPT_OUT_REF, add_if_new, new_row, reply_for_event
@@ -115,7 +118,7 @@ class _Inbound:
         try:
             planned = plan_reply(self._template(enrolment), message_id, event_at=self.now,
                                  tz=ZoneInfo(owner.timezone), ref=ref or f"in{self.message.id}",
-                                 overrides=overrides_for(enrolment))
+                                 overrides=overrides_for(enrolment), language=owner.language)
         except (KeyError, LookupError):
             log.error("enrolment %d: template has no reply %s; none sent", enrolment.id, message_id)
             return False
@@ -236,7 +239,8 @@ class _Inbound:
     def handle(self, body: str) -> str:
         keyword = classify(body)
         if keyword is Keyword.STOP:
-            return self.opt_out()
+            # ALTO/PARAR/BAJA: Twilio does not see an opt-out there, so the confirmation is ours
+            return self.opt_out() if twilio_handles(body) else self.opt_out_in_words()
         if self.role == "unknown":
             return "unknown_sender"
         conv = self.conversation() if self.role == "patient" else None

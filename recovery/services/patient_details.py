@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.store import audit
-from recovery.services.enrolment import replan_texts, timeline_for
+from recovery.services.enrolment import replan_texts, retranslate_planned, timeline_for
 from recovery.services.episodes import replan_ahead
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
@@ -91,6 +91,8 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
         else:
             if not (patient.caregiver_consent and patient.caregiver_mobile_e164) and old.caregiver_consent:
                 cancelled += _cancel(session, enrolment, "caregiver", "no_consent", now)
+            if "language" in changed and template is not None:
+                detail["texts_retranslated"] = retranslate_planned(session, enrolment, template, patient.language)
             if "timezone" in changed:
                 moved, added = replan_texts(session, enrolment, patient, timeline_for(enrolment, patient, template),
                                             now, template=template)
@@ -104,3 +106,19 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id, detail=detail,
                  request_id=request_id)
     return Changed(changed, cancelled, planned)
+
+
+def choose_language(session: Session, *, patient: Patient, enrolment: Enrolment | None, template: Template | None,
+                    language: str, now: datetime, request_id: str | None = None) -> bool:
+    """The patient's own choice on their pages ("English · Español"): stored, audited like the
+    nurse's change, and the texts still planned go in it. False: nothing changed."""
+    if language == patient.language:
+        return False
+    detail: dict = {"changes": {"language": {"old": patient.language, "new": language}}}
+    patient.language = language
+    if enrolment is not None and template is not None:
+        detail["texts_retranslated"] = retranslate_planned(session, enrolment, template, language)
+    audit.record(session, at=now, actor_type="patient", actor_id=patient.id, action="patient_language",
+                 patient_id=patient.id, subject_type="patient", subject_id=patient.id, detail=detail,
+                 request_id=request_id)
+    return True

@@ -7,7 +7,7 @@ alerts with their history and the staff named in it; the audit trail) and writes
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -110,20 +110,31 @@ def _temperature_words(value: Decimal, unit: str) -> str:
     return f"{entered} ({celsius(value, unit):f} °C)"
 
 
-def answer_words(item_id: str, value: Any) -> str:
+def _same(words: str) -> str:
+    return words
+
+
+# Words answer_words builds itself (besides the questionnaire's labels), for a translator `say`.
+OUT_OF = "{value} out of {maximum}"
+
+
+def answer_words(item_id: str, value: Any, say: Callable[[str], str] = _same) -> str:
+    """The answer in words; `say` translates the questionnaire's words (the patient's own review
+    page reads them in the patient's language; nurses' pages in English)."""
     item = ITEMS[item_id]
     if item.kind is Kind.MULTI:
-        return ", ".join(o.label for o in item.options if o.value in value)
+        return ", ".join(say(o.label) for o in item.options if o.value in value)
     if item.kind is Kind.ENUM:
-        return item.label_for(value)
+        return say(item.label_for(value))
     if item.kind is Kind.BOOL:
-        return "Yes" if value else "No"
+        return say("Yes" if value else "No")
     if item.kind is Kind.INT:
-        return f"{value} out of {item.maximum}" if item.maximum == 10 else str(value)
+        return say(OUT_OF).format(value=value, maximum=item.maximum) if item.maximum == 10 else str(value)
     return str(value)
 
 
-def answer_lines(answers: Mapping[str, Any], item_ids: tuple[str, ...] | None = None) -> list[AnswerLine]:
+def answer_lines(answers: Mapping[str, Any], item_ids: tuple[str, ...] | None = None,
+                 say: Callable[[str], str] = _same) -> list[AnswerLine]:
     """Typed answers as (question, answer in words), in questionnaire order. A temperature reads as
     entered plus its °C value (rounded as the rules use it)."""
     lines = []
@@ -135,7 +146,7 @@ def answer_lines(answers: Mapping[str, Any], item_ids: tuple[str, ...] | None = 
             unit = answers.get("temp_unit")
             words = _temperature_words(value, unit) if unit else f"{value} (no unit)"
         else:
-            words = answer_words(item_id, value)
+            words = answer_words(item_id, value, say)
         lines.append(AnswerLine(item_id, ITEMS[item_id].question, words))
     return lines
 

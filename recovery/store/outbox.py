@@ -98,7 +98,8 @@ def plan_opt_in(session: Session, enrolment: Enrolment, patient: Patient, templa
     message_id = reply_for_event(template, "enrolled")
     if message_id is None or not patient.sms_consent:
         return 0
-    message = plan_reply(template, message_id, event_at=now, tz=ZoneInfo(patient.timezone), ref=OPT_IN_REF)
+    message = plan_reply(template, message_id, event_at=now, tz=ZoneInfo(patient.timezone), ref=OPT_IN_REF,
+                         language=patient.language)
     recipients = ["patient"] + (["caregiver"] if patient.caregiver_mobile_e164 and patient.caregiver_consent else [])
     return sum(add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id, recipient=r,
                                            message=message, now=now)) for r in recipients)

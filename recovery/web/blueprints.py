@@ -7,7 +7,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from recovery.web import (access, auth, checkin, errors, filters, hooks, input, nurse,
                               patient, reports, responses, static_files)
-    from recovery.web import admin, fhir, hl7
+    from recovery.web import admin, fhir, hl7, i18n
     from recovery.web import admin_clinic  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
     from recovery.web import admin_staff  # noqa: F401  (its routes are on the admin blueprint: added before it is registered)
     from recovery.web import account  # noqa: F401  (its routes are on the auth blueprint)
@@ -21,6 +21,7 @@ def register_blueprints(app: Flask) -> None:
     responses.init_app(app)
     access.init_app(app)
     filters.init_app(app)
+    i18n.init_app(app)
     errors.init_app(app)
     for module in (auth, nurse, reports, admin, patient, checkin, alerts_views, hooks, fhir, hl7):
         app.register_blueprint(module.bp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext as _
 from icalendar import Alarm, Calendar, Event
 
 from recovery.domain.timeline import Timeline
@@ -28,22 +29,22 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
     cal.add("prodid", "-//Recovery Tracker//recovery-plan//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("x-wr-calname", "My recovery plan")
+    cal.add("x-wr-calname", _("My recovery plan"))
     days: list[date] = []
     for m in timeline.milestones:
         if m.id == FOLLOW_UP_ID:
             ev = Event()
-            ev.add("summary", "Follow-up visit")
-            ev.add("description", f"{m.detail}\nYour care team ({clinic_name}) will confirm the time.")
+            ev.add("summary", _("Follow-up visit"))
+            ev.add("description", m.detail + "\n" + _("Your care team (%(clinic)s) will confirm the time.", clinic=clinic_name))
             _span(ev, m.starts_at.astimezone(timeline.tz), m.all_day, timedelta(hours=1))
             alarm = Alarm()
             alarm.add("action", "DISPLAY")
-            alarm.add("description", "Follow-up visit tomorrow")
+            alarm.add("description", _("Follow-up visit tomorrow"))
             alarm.add("trigger", timedelta(days=-1))
             ev.add_component(alarm)
         elif m.restriction:
             ev = Event()
-            ev.add("summary", f"{m.short}: ends")
+            ev.add("summary", _("%(what)s: ends", what=m.short))
             ev.add("description", f"{m.title}. {m.detail}")
             _span(ev, m.ends_at.astimezone(timeline.tz), m.all_day, timedelta(minutes=15))
         else:

@@ -27,6 +27,7 @@ from recovery.services.records import answer_lines, current_enrolment
 from recovery.services.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
 from recovery.web import wants_fragment
 from recovery.web.access import patient_required
+from recovery.web import i18n
 
 bp = Blueprint("checkin", __name__, url_prefix="/me/checkin")
 SCOPES = (PATIENT_SCOPE, CHECKIN_SCOPE)
@@ -116,10 +117,10 @@ def _render_step(setting: checkins.Setting, flow: checkins.Flow, group_id: str, 
         confirm = request.form.get(TEMP_CONFIRM_FIELD)
     previous = flow.before(group_id)
     return render_template(
-        "patient/checkin_step.html", c=setting.checkin, clinic=setting.clinic, group=group,
+        "patient/checkin_step.html", c=setting.checkin, clinic=setting.clinic, group=i18n.group(group),
         first_of_section=previous is None or previous.section != group.section,
-        position=flow.position(group_id), total=flow.total + _peg_screens(peg_ask(setting)), raw=raw, errors=errors,
-        temp_confirm=confirm, confirm_field=TEMP_CONFIRM_FIELD,
+        position=flow.position(group_id), total=flow.total + _peg_screens(peg_ask(setting)), raw=raw,
+        errors={k: i18n.field_error(v) for k, v in errors.items()}, temp_confirm=confirm, confirm_field=TEMP_CONFIRM_FIELD,
         back_url=url_for(".step", checkin_id=setting.checkin.id, group_id=previous.id) if previous else None,
     ), status
 
@@ -302,7 +303,7 @@ def emergency(checkin_id: int):
         return redirect(url_for(".resume", checkin_id=c.id), 303)
     clinic = db.session.get(Clinic, g.patient.clinic_id)
     return render_template("patient/emergency.html", c=c, clinic=clinic,
-                           message=checkins.outcome_message(c, clinic),
+                           message=i18n.outcome_message(c, clinic),
                            continue_url=(None if c.status == CheckinStatus.SUBMITTED
                                          else url_for(".resume", checkin_id=c.id)))
 
@@ -313,10 +314,10 @@ def _render_review(setting: checkins.Setting, flow: checkins.Flow, problem: str 
     sections: list[tuple[str, str, list[tuple[object, str]]]] = []
     for screen in flow.steps:
         if not sections or sections[-1][0] != screen.section:
-            sections.append((screen.section, screen.title, []))
+            sections.append((screen.section, i18n.text(screen.title), []))
         prompts = {i.id: i.prompt for i in screen.items}
-        for line in answer_lines(flow.answers, screen.item_ids()):
-            sections[-1][2].append((line, prompts.get(line.item_id, line.question), screen.id))
+        for line in answer_lines(flow.answers, screen.item_ids(), say=i18n.text):
+            sections[-1][2].append((line, i18n.text(prompts.get(line.item_id, line.question)), screen.id))
     total = flow.total + _peg_screens(ask)
     back_url = url_for(".step", checkin_id=setting.checkin.id, group_id=flow.last.id) if flow.last else None
     if ask:
@@ -351,7 +352,7 @@ def submit(checkin_id: int):
         return redirect(url_for(".done", checkin_id=c.id), 303)
     except checkins.Incomplete as e:  # nothing was stored
         return _render_review(setting, checkins.flow_for(setting),
-                              problem=e.group.items[0].prompt, status=422, ask=peg_ask(setting))
+                              problem=i18n.text(e.group.items[0].prompt), status=422, ask=peg_ask(setting))
     db.session.commit()
     return redirect(url_for(".done", checkin_id=c.id), 303)
 
@@ -363,7 +364,7 @@ def done(checkin_id: int):
     if c.status != CheckinStatus.SUBMITTED:
         return redirect(url_for(".resume", checkin_id=c.id), 303)
     clinic = db.session.get(Clinic, g.patient.clinic_id)
-    message = checkins.outcome_message(c, clinic)
+    message = i18n.outcome_message(c, clinic)
     if c.level == TriageLevel.EMERGENCY:
         return render_template("patient/emergency.html", c=c, clinic=clinic, message=message, continue_url=None)
     return render_template("patient/checkin_done.html", c=c, clinic=clinic, message=message)

@@ -7,6 +7,7 @@ import uuid
 from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
+from recovery.web.i18n import LANGUAGES
 from recovery.domain.episode_rules import END_REASONS
 from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
 
@@ -41,7 +42,7 @@ class PauseForm(Form):
 class EditPatientForm(Form):
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
     timezone = SelectField("Patient's time zone", validators=[valid_zone])
-    language = SelectField("Language for texts", choices=[("en", "English")], default="en")
+    language = SelectField("Language for texts", choices=list(LANGUAGES.items()), default="en")
     sms_consent = BooleanField("The patient agrees to receive recovery texts")
     caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
     caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])

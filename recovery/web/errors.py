@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
+from flask_babel import gettext as _
 
 from recovery.store.db import db
 
@@ -12,15 +13,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(400)
     def bad_request(e):
-        return page(400, "Something was wrong with that request",
-                    getattr(e, "description", None) or "Please go back and try again.")
+        return page(400, _("Something was wrong with that request"),
+                    getattr(e, "description", None) or _("Please go back and try again."))
 
     @app.errorhandler(403)
     def forbidden(e):
-        return render_template("errors/error.html", status=403, title="Not available",
-                               message="You do not have access to this page. Care team members may need "
-                                       "to sign in again; patients, please open the newest link from "
-                                       "your care team.", sign_in=True), 403
+        return render_template("errors/error.html", status=403, title=_("Not available"),
+                               message=_("You do not have access to this page. Care team members may need "
+                                         "to sign in again; patients, please open the newest link from "
+                                         "your care team."), sign_in=True), 403
 
     def fhir_api() -> bool:
         # A URL under /fhir that no route matched: the FHIR API answers in FHIR (recovery/web/fhir.py)
@@ -31,7 +32,7 @@ def init_app(app: Flask) -> None:
         if fhir_api():
             from recovery.web.fhir import problem
             return problem(404, "No such resource type or interaction here (see /fhir/metadata).")
-        return page(404, "Page not found", "We could not find that page.")
+        return page(404, _("Page not found"), _("We could not find that page."))
 
     @app.errorhandler(405)
     def not_allowed(e):
@@ -42,14 +43,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(410)
     def gone(e):
-        return page(410, "This link has been used", getattr(e, "description", None) or
-                    "Please use the newest link from your care team.")
+        return page(410, _("This link has been used"), getattr(e, "description", None) or
+                    _("Please use the newest link from your care team."))
 
     @app.errorhandler(429)
     def too_many(e):
-        return page(429, "Please wait a moment", "Too many attempts. Please wait a few minutes and try again.")
+        return page(429, _("Please wait a moment"), _("Too many attempts. Please wait a few minutes and try again."))
 
     @app.errorhandler(500)
     def server_error(e):
         db.session.rollback()
-        return page(500, "Something went wrong", "Nothing you entered was lost. Please try again in a minute.")
+        return page(500, _("Something went wrong"), _("Nothing you entered was lost. Please try again in a minute."))

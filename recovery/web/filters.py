@@ -10,7 +10,11 @@ from pathlib import Path
 
 from flask import Flask, url_for
 
+from babel.dates import format_date, format_time
+from flask_babel import gettext, ngettext
+
 from recovery.domain.today import Moment
+from recovery.web.i18n import DEFAULT, page_language
 
 
 def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
@@ -35,9 +39,13 @@ def _date(day, with_year: bool) -> str:
 
 def when(moment: Moment | None) -> str:
     """"Thursday 3 Dec, about 11 am", "Monday 9 Mar, 9 am", "Friday 4 Dec, 12:30 pm", "noon";
-    midnight belongs to the day it ends ("Thursday 3 Dec, midnight")."""
+    midnight belongs to the day it ends ("Thursday 3 Dec, midnight"). Other languages: Babel's
+    CLDR data ("jueves, 3 de diciembre, 11:00")."""
     if moment is None:
         return ""
+    language = page_language()
+    if language != DEFAULT:
+        return _when_in(moment, language)
     at = moment.at
     if moment.date_only:
         return _date(at, moment.with_year)
@@ -52,9 +60,29 @@ def when(moment: Moment | None) -> str:
     return f"{_date(at, moment.with_year)}, {about}{clock}"
 
 
+def _when_in(moment: Moment, language: str) -> str:
+    """`when` in another language: the date pattern is the catalog's (msgid "EEEE d MMM": each
+    language gives its own, "EEEE, d 'de' MMMM"), the clock Babel's short time for the locale."""
+    at = moment.at
+    day_at = at - timedelta(days=1) if (not moment.date_only and at.hour == 0 and at.minute == 0) else at
+    pattern = gettext("EEEE d MMM") + (gettext(" y") if moment.with_year else "")
+    day = format_date(day_at, pattern, locale=language)
+    if moment.date_only:
+        return day
+    if at.hour == 0 and at.minute == 0:
+        clock = gettext("midnight")
+    elif at.hour == 12 and at.minute == 0:
+        clock = gettext("noon")
+    else:
+        clock = format_time(at, "short", locale=language)
+    return f"{day}, {gettext('about %(time)s', time=clock) if moment.approx else clock}"
+
+
 def time_left(minutes: int) -> str:
     """"2 days 4 hours left", "3 hours 5 minutes left", "25 minutes left", rounded up (never
     less time than there is)."""
+    if page_language() != DEFAULT:
+        return _time_left_in(minutes)
     if minutes <= 0:
         return "ended"
 
@@ -71,6 +99,26 @@ def time_left(minutes: int) -> str:
     if hours == 24:
         days, hours = days + 1, 0
     return " ".join([unit(days, "day")] + ([unit(hours, "hour")] if hours else [])) + " left"
+
+
+def _time_left_in(minutes: int) -> str:
+    """`time_left` through the catalog (plural forms by ngettext), for every language but English."""
+    if minutes <= 0:
+        return gettext("ended")
+    if minutes < 60:
+        parts = [ngettext("%(num)s minute", "%(num)s minutes", minutes)]
+    elif minutes < 24 * 60:
+        hours, mins = divmod(minutes, 60)
+        parts = [ngettext("%(num)s hour", "%(num)s hours", hours)] + (
+            [ngettext("%(num)s minute", "%(num)s minutes", mins)] if mins else [])
+    else:
+        days, rest = divmod(minutes, 24 * 60)
+        hours = -(-rest // 60)
+        if hours == 24:
+            days, hours = days + 1, 0
+        parts = [ngettext("%(num)s day", "%(num)s days", days)] + (
+            [ngettext("%(num)s hour", "%(num)s hours", hours)] if hours else [])
+    return gettext("%(time)s left", time=" ".join(parts))
 
 
 @lru_cache(maxsize=64)

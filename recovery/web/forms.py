@@ -12,6 +12,7 @@ from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange
                                 ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from recovery.web.i18n import LANGUAGES
 from recovery.services.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
 from recovery.domain.procedure_times import CheckedTimes, check_times
 
@@ -126,7 +127,7 @@ class EnrolmentForm(TimesMixin, Form):
     last_name = StringField("Last name", validators=[DataRequired("Enter the patient's last name."), Length(max=60)])
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
     timezone = SelectField("Patient's time zone", validators=[valid_zone])
-    language = SelectField("Language for texts", choices=[("en", "English")], default="en")
+    language = SelectField("Language for texts", choices=list(LANGUAGES.items()), default="en")
     sms_consent = BooleanField("The patient agrees to receive recovery texts")
     procedure_type = RadioField("Procedure", choices=[("kyphoplasty", "Balloon kyphoplasty"),
                                                       ("vertebroplasty", "Vertebroplasty")],

@@ -5,6 +5,7 @@ import logging
 
 from flask import (Blueprint, Response, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
+from flask_babel import gettext
 from limits import parse as parse_limit
 
 from recovery.store import audit
@@ -25,6 +26,9 @@ from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
 from recovery.web.forms import parse_mobile
+from recovery.web.i18n import LANGUAGES
+from recovery.web.redirects import same_origin_path
+from recovery.services.patient_details import choose_language
 
 bp = Blueprint("patient", __name__)
 log = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ def link(token: str):
         found = peek_link(db.session, token, utcnow())
     except LinkProblem as e:
         return _link_problem(e)
+    patient = db.session.get(Patient, found.patient_id)
+    g.patient_language = patient.language if patient is not None and patient.language in LANGUAGES else None
     return render_template("patient/link.html", problem=None, purpose=found.purpose)
 
 
@@ -96,9 +102,27 @@ def sign_out():
         audit.record(db.session, at=now, actor_type="patient", actor_id=ws.patient_id, action="logout",
                      patient_id=ws.patient_id, request_id=g.request_id)
         db.session.commit()
+    message = gettext("You have signed out. Your care team's next text will have a new link.")  # their language
     session.clear()
-    flash("You have signed out. Your care team's next text will have a new link.")
+    flash(message)
     return redirect(url_for("patient.signed_out"), 303)
+
+
+@bp.post("/me/language")
+@patient_required(PATIENT_SCOPE, CHECKIN_SCOPE)
+def language():
+    """"English · Español" at the top of the patient's pages: the choice is stored (texts follow it)
+    and audited; back to the page it was made on."""
+    chosen = request.form.get("language")
+    if chosen in LANGUAGES:
+        enrolment = current_enrolment(g.patient)
+        template = (templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment,
+                                                 db.session.get(Clinic, g.patient.clinic_id)) if enrolment else None)
+        choose_language(db.session, patient=g.patient, enrolment=enrolment, template=template, language=chosen,
+                        now=utcnow(), request_id=g.request_id)
+        db.session.commit()
+    back = same_origin_path(request.form.get("next"), under="/me") or url_for("patient.today")
+    return redirect(back, 303)
 
 
 def _may_text_a_link(patient_id: int) -> bool:

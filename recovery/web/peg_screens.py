@@ -15,6 +15,7 @@ from recovery.domain import peg as peg_rules
 from recovery.services import checkins, peg
 from recovery.store.db import db
 from recovery.web.access import patient_required
+from recovery.web import i18n
 from recovery.web.checkin import SCOPES, _next_url, _own, _setting, bp, peg_ask
 
 
@@ -43,7 +44,7 @@ def _render(setting: checkins.Setting, ask: peg.Ask, screen: str, value: str | N
         "patient/checkin_peg.html", c=setting.checkin, clinic=setting.clinic, screen=screen, item_id=item_id,
         wording=wording, caption=ask.instrument.screen_text("caption", ask.language),
         intro=ask.instrument.screen_text("intro", ask.language) if previous is None else None,
-        scale=range(ask.instrument.minimum, ask.instrument.maximum + 1), value=value, error=error,
+        scale=range(ask.instrument.minimum, ask.instrument.maximum + 1), value=value, error=i18n.field_error(error) if error else None,
         position=len(flow.steps) + ask.screens.index(screen) + 1, total=flow.total + len(ask.screens),
         back_url=back_url), status
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from recovery.cli.demo import DEMO_PATIENTS
+
 from app import create_app
 from recovery.config import REPO_ROOT
 from recovery.store.models import AuditEvent, InboundMessage, Patient, StaffUser
@@ -98,7 +100,7 @@ def test_a_second_seed_demo_prints_the_logins_and_new_links_again(cli, session, 
     out = second.output
     assert "Already seeded" in out and "nurse@demo.clinic" in out and "recovery-demo-2026" in out
     links = [line.split()[-1] for line in out.splitlines() if "/l/" in line]
-    assert len(links) == 4 and all(link.startswith("http://127.0.0.1:5055/l/") for link in links)
+    assert len(links) == len(DEMO_PATIENTS) and all(link.startswith("http://127.0.0.1:5055/l/") for link in links)
     assert not set(links) & {line.split()[-1] for line in first.output.splitlines() if "/l/" in line}
     assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == patients  # nothing seeded twice
 
@@ -121,7 +123,7 @@ def test_seed_demo_json_gives_the_same_logins_and_links_as_the_text(cli, session
     seeded = json.loads(cli("seed-demo", "--json", "--url", "http://127.0.0.1:5055").output)
     assert seeded["seeded"] is True and seeded["base_url"] == "http://127.0.0.1:5055"
     assert {"role": "nurse", "email": "nurse@demo.clinic", "password": "recovery-demo-2026"} in seeded["logins"]
-    assert sorted(link["day"] for link in seeded["links"]) == [0, 2, 10, 40]
+    assert sorted(link["day"] for link in seeded["links"]) == [0, 2, 2, 10, 40]  # Rosa Dos (Spanish): day 2
     assert all(link["url"].startswith("http://127.0.0.1:5055/l/") for link in seeded["links"])
     staff, links, days = parse_seed_output(json.dumps(seeded))
     assert {s.email for s in staff} == {s["email"] for s in seeded["logins"]}

@@ -178,3 +178,12 @@ def test_the_readme_table_of_days_0_to_3_is_what_the_timeline_plans():
         if line.startswith("| 0 |") or line.startswith("| 1 |") or line.startswith("| 2 |") or line.startswith("| 3 |"):
             import re
             assert all(int(n) <= 3 for n in re.findall(r"(\d+) routine", line)), line
+
+
+def test_language_prints_the_spanish_texts_and_refuses_a_language_the_template_lacks():
+    data = as_json("--procedure-end", "2026-03-07T10:00", "--tz", "America/New_York", "--language", "es")
+    assert data["language"] == "es"
+    s01 = next(m for m in data["messages"] if m["id"] == "S01")
+    assert s01["text"].startswith("Hola {first}, bienvenido a casa.")
+    result = run("--procedure-end", "2026-03-07T10:00", "--tz", "America/New_York", "--language", "fr")
+    assert result.exit_code == 2 and "has no texts in it (it has: en, es)" in result.output

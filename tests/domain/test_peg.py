@@ -21,14 +21,15 @@ def test_the_shipped_peg_is_the_published_wording_versioned_and_not_approved():
     loaded = instruments.peg(REPO_ROOT / "schedules")
     assert loaded == PEG and loaded.version == 1
     assert not loaded.approved and loaded.approved_by.startswith("UNAPPROVED")
-    assert loaded.languages == ("en",)
+    assert loaded.languages == ("en", "es")  # the Spanish draft: approved_by_es in the file
     assert loaded.wording("pain").question == "What number best describes your pain on average in the past week?"
     assert loaded.wording("enjoyment").question == ("What number best describes how, during the past week, "
                                                    "pain has interfered with your enjoyment of life?")
     assert loaded.wording("activity").question == ("What number best describes how, during the past week, "
                                                   "pain has interfered with your general activity?")
     assert (loaded.wording("pain").low, loaded.wording("pain").high) == ("No pain", "Pain as bad as you can imagine")
-    assert loaded.wording("activity", "es") == loaded.wording("activity")  # no Spanish yet: English
+    assert loaded.wording("activity", "es").question.startswith("¿Qué número describe mejor")  # the Spanish draft
+    assert loaded.wording("activity", "fr") == loaded.wording("activity")  # a language it lacks: English
     assert loaded.improved_fraction == Fraction(3, 10)
 
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from recovery.domain.sms_keywords import twilio_handles
 from recovery.domain.sms_keywords import (HELP_WORDS, START_WORDS, STOP_WORDS, Keyword, asks_to_stop, classify,
                                    is_short_reply, normalise, parse_pain, yes_no)
 
@@ -14,8 +15,13 @@ PUNCT = " .,!?;:'\"-_()*\t\n"
 
 
 def test_the_keyword_lists_are_twilios_and_the_issues():
-    assert STOP_WORDS == {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-    assert START_WORDS == {"START", "YES", "UNSTOP"} and HELP_WORDS == {"HELP", "INFO"}
+    twilio = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+    assert STOP_WORDS == twilio | {"ALTO", "PARAR", "BAJA", "CANCELAR"}  # Spanish: issue 14
+    assert START_WORDS == {"START", "YES", "UNSTOP", "INICIO", "SI", "SÍ"} and HELP_WORDS == {"HELP", "INFO", "AYUDA"}
+    # Twilio blocks and confirms only for its own English words; the Spanish ones are ours to confirm
+    assert all(twilio_handles(w) for w in twilio) and not any(twilio_handles(w) for w in ("Alto", "parar", "BAJA"))
+    assert yes_no("Sí") is yes_no("si") is yes_no("S") is True and yes_no("No.") is False
+    assert parse_pain("siete") == 7 and parse_pain("7 de 10") == 7
 
 
 @pytest.mark.parametrize("body, expected", [

@@ -753,9 +753,12 @@ def test_a_clinic_s01_wording_survives_a_per_patient_length(tmp_path):
         'clinic = "north"\nversion = 1\ntitle = "North"\nbased_on = "kyphoplasty"\nbased_on_version = 2\n\n'
         '[contact]\nemerg = "999"\nphone = "0161 496 0000"\n\n'
         '[milestones.TL03]\nend = "T0+14d"\nlasts = "two weeks"\n'
-        'detail = "No driving, buses or trains for two weeks. Ask us before you drive again."\n\n'
+        'detail = "No driving, buses or trains for two weeks. Ask us before you drive again."\n'
+        'detail_es = "No maneje ni use autobuses o trenes durante dos semanas. Pregúntenos antes de volver a '
+        'manejar."\n\n'
         '[messages.S01]\ntext = "Welcome home {first}. An adult should be with you tonight. No driving, buses or '
-        'trains for two weeks."\n', encoding="utf-8")
+        'trains for two weeks."\ntext_es = "Bienvenido a casa {first}. Un adulto debe estar con usted esta noche. '
+        'No maneje ni tome autobuses o trenes durante dos semanas."\n', encoding="utf-8")
     clinic = load_clinic_template(tmp_path / "clinics" / "north.toml", tmp_path)
     tl = build(clinic, "2026-06-10T10:00", "Europe/London", overrides=NO_DRIVING_21)
     s01 = next(m for m in tl.messages if m.id == "S01")

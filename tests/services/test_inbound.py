@@ -14,7 +14,7 @@ from recovery.services.enrolment import EnrolmentInput, enrol_patient
 from recovery.store.models import (Alert, AuditEvent, Checkin, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                              SmsConversation)
 from tests.support.factories import enrol, make_clinic
-from tests.services.test_dispatch import NOW, patient_at, plant, row, rows, settings
+from tests.services.test_dispatch import NOW, alert_rules, patient_at, plant, row, rows, settings
 from tests.web.test_hooks import signed, table_counts
 
 INVITE = "Hi {first}, please do today's 2-minute recovery check-in: {link}"
@@ -367,5 +367,32 @@ def test_a_replayed_text_changes_nothing_the_second_time(app, session, client, s
     before = table_counts(session)
     text(client, p.mobile_e164, "STOP", sid=sid)
     assert table_counts(session) == before
+    session.refresh(p)
+    assert not p.sms_opted_out
+
+
+def test_a_spanish_patient_replies_in_spanish_and_gets_spanish_replies(app, session, client, sms, frozen):
+    """Issue 14: the reply-by-text check-in, HELP and the opt-out in Spanish (ALTO is not one of
+    Twilio's own keywords, so the app confirms it, in Spanish)."""
+    frozen.move_to(NOW)
+    p = demo_clinic_patient(session, first="Rosa", language="es")
+    plant(session, p, due=NOW, message_id="S06", kind="checkin_invite", slot="day5", text=INVITE)
+    tick(session, sms, NOW, settings(app))
+    frozen.move_to(NOW + timedelta(minutes=20))
+    text(client, p.mobile_e164, "siete")
+    text(client, p.mobile_e164, "Sí")  # the answer to the red-flag question, not START
+    text(client, p.mobile_e164, "ayuda")
+    tick(session, sms, NOW + timedelta(minutes=21), settings(app))
+    bodies = [s.body for s in sms.sent[1:]]
+    assert bodies[0].startswith("Gracias Rosa. ¿Tiene dolor de pecho") and bodies[0].endswith("Responda S o N")
+    assert "Una enfermera le llamará hoy" in bodies[1] and bodies[2].startswith("Demo Clinic: mensajes de recuperación.")
+    assert "R1" in alert_rules(session, p)
+    text(client, p.mobile_e164, "ALTO")
+    session.refresh(p)
+    assert p.sms_opted_out and inbound(session)[-1].handled_as == "opt_out_in_words"
+    tick(session, sms, NOW + timedelta(minutes=22), settings(app))
+    assert sms.sent[-1].body == ("Demo Clinic: ya no le enviaremos mensajes. Su equipo le va a llamar por teléfono. "
+                                 "Responda INICIO para recibir mensajes otra vez.")
+    text(client, p.mobile_e164, "INICIO")
     session.refresh(p)
     assert not p.sms_opted_out

@@ -45,7 +45,7 @@ ADMIN_OTHER_OBJECT = {"admin.move_rung", "admin.remove_rung", "admin.send_test_p
 # (test below, tests/web/test_fhir_api.py and tests/web/test_hl7_adt.py).
 TOKEN = {"fhir.read_patient", "fhir.search_patients", "fhir.everything", "fhir.search", "fhir.read",
          "fhir.transaction", "hl7.adt"}
-PATIENT_SCOPED = {"patient.today", "patient.calendar", "checkin.start", "checkin.begin", "checkin.report"}
+PATIENT_SCOPED = {"patient.today", "patient.calendar", "patient.language", "checkin.start", "checkin.begin", "checkin.report"}
 # Routes that name a record: endpoint -> (owner kind, which object, extra URL values)
 OBJECT = {
     "nurse.patient": ("nurse", "patient", {}),

@@ -21,6 +21,9 @@ _TEMPLATE_KEYS = {"id", "version", "title", "status", "approved_by", "horizon", 
                   "milestones", "messages", "checkins", "daily_limit"}
 _MILESTONE_KEYS = {"title", "detail", "start", "end", "at", "restriction", "short", "sms", "only_if", "all_day",
                    "lasts"}
+_APPROVED_IN = re.compile(r"approved_by_[a-z]{2,3}")  # who signed off a language's texts
+_WORDS_IN = re.compile(r"(title|short|detail)_([a-z]{2,3})")  # a milestone's words in another language
+_TEXT_IN = re.compile(r"text_([a-z]{2,3})")  # a message's text in another language: text_es
 _MESSAGE_KEYS = {"kind", "text", "urgent", "send", "on", "delay", "only_if", "enabled", "restates", "note",
                  "safety"}
 _GROUP_KEYS = {"days", "time", "invite", "reminder_after", "missed_after", "enabled"}
@@ -108,7 +111,7 @@ class TemplateBuilder:
 
     # -- the template -------------------------------------------------------------------------
     def build(self, *, clinic: str | None, clinic_version: int | None, clinic_title: str | None) -> Template:
-        self._unknown((), _TEMPLATE_KEYS)
+        self._unknown((), _TEMPLATE_KEYS | {k for k in self.raw if _APPROVED_IN.fullmatch(k)})
         tid = self._get((), "id", str)
         if not _ID_TEMPLATE.match(tid):
             raise self.src.fail((), "id", f"id {tid!r} must be lower-case letters, digits, '-' or '_'")
@@ -148,6 +151,9 @@ class TemplateBuilder:
 
         milestones = self._milestones()
         messages = self._messages(emerg, phone, clinic_title, clinic, sms_name)
+        for language in sorted({lang for m in (*messages, *milestones) for lang, _ in m.translations}):
+            # A translation is clinical content with its own sign-off, marked like the file's
+            self._text((), f"approved_by_{language}", max_len=120)
         checkins = self._checkins(messages)
         daily_limit = self._daily_limit(messages)
         ids = {m.id for m in milestones}
@@ -219,8 +225,8 @@ class TemplateBuilder:
                 raise self.src.fail(t, None, f"milestone id {mid!r} must look like TL01")
             if not isinstance(table[mid], dict):
                 raise self.src.fail(t, None, "must be a table")
-            self._unknown(t, _MILESTONE_KEYS)
             node = table[mid]
+            self._unknown(t, _MILESTONE_KEYS | {k for k in node if _WORDS_IN.fullmatch(k)})
             if "at" in node and ("start" in node or "end" in node):
                 raise self.src.fail(t, "at", "give either 'at' (one moment) or 'start' and 'end', not both")
             if "at" in node:
@@ -242,7 +248,8 @@ class TemplateBuilder:
                 short=self._text(t, "short", required=False, default="", max_len=60) or title,
                 sms=tuple(sms), only_if=self._flag(t),
                 all_day=self._get(t, "all_day", bool, required=False, default=False),
-                lasts=self._text(t, "lasts", required=False, default="", max_len=30)))
+                lasts=self._text(t, "lasts", required=False, default="", max_len=30),
+                translations=self._milestone_words(t, node)))
             if out[-1].lasts and point:
                 raise self.src.fail(t, "lasts", "a single-moment milestone ('at') does not last: remove 'lasts'")
             if restriction and point:
@@ -262,8 +269,8 @@ class TemplateBuilder:
                 raise self.src.fail(t, None, f"message id {sid!r} must look like S01")
             if not isinstance(table[sid], dict):
                 raise self.src.fail(t, None, "must be a table")
-            self._unknown(t, _MESSAGE_KEYS)
             node = table[sid]
+            self._unknown(t, _MESSAGE_KEYS | {k for k in node if _TEXT_IN.fullmatch(k)})
             kind = self._get(t, "kind", str)
             if kind not in KINDS:
                 raise self.src.fail(t, "kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -275,6 +282,7 @@ class TemplateBuilder:
                 raise self.src.fail(t, "text", problems[0])
             if check.too_long:  # a frozen text: it goes as it always has, in more than one segment
                 self.warnings.append(str(self.src.fail(t, "text", check.too_long + FROZEN_TOO_LONG)))
+            translations = self._translations(t, node, text, emerg, phone, sms_name, forbidden)
             urgent = self._get(t, "urgent", bool)
             if urgent and kind != "event_reply":
                 raise self.src.fail(t, "urgent", "only an event_reply (answering something the patient just "
@@ -320,13 +328,42 @@ class TemplateBuilder:
                 id=sid, kind=kind, text=text, urgent=urgent, send=send, on=on, delay=delay,
                 only_if=self._flag(t), enabled=self._get(t, "enabled", bool, required=False, default=True),
                 restates=tuple(restates), note=self._text(t, "note", required=False, max_len=400),
-                safety=safety))
+                safety=safety, translations=translations))
             if urgent and not out[-1].enabled:
                 raise self.src.fail(t, "enabled", "an urgent safety reply cannot be switched off")
             if safety and (not out[-1].enabled or out[-1].only_if):
                 raise self.src.fail(t, "safety", "a safety text goes to every patient: it cannot be "
                                                  "switched off (enabled = false) or depend on 'only_if'")
         return tuple(out)
+
+    def _milestone_words(self, t: tuple[str, ...], node: dict) -> tuple[tuple[str, tuple[str, str, str]], ...]:
+        """title_es / detail_es (and short_es, else the title): a language gives both or none."""
+        out = []
+        for language in sorted({m.group(2) for k in node if (m := _WORDS_IN.fullmatch(k))}):
+            title = self._text(t, f"title_{language}", max_len=100)
+            detail = self._text(t, f"detail_{language}", max_len=700)
+            short = self._text(t, f"short_{language}", required=False, default="", max_len=70) or title
+            out.append((language, (title, short, detail)))
+        return tuple(out)
+
+    def _translations(self, t: tuple[str, ...], node: dict, english: str, emerg: str, phone: str, sms_name: str,
+                      forbidden: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """`text_es = "..."`: the text in that language, checked with its real encoding (a failure
+        names the file, line, message and language)."""
+        out = []
+        for key in node:
+            match = _TEXT_IN.fullmatch(key)
+            if not match:
+                continue
+            language = match.group(1)
+            text = self._get(t, key, str)
+            check = texts.check_translation(text, english=english, emerg=emerg, phone=phone, clinic=sms_name,
+                                            budget=self.budget, forbidden_names=forbidden)
+            problems = [p for p in check.problems if not (p.startswith("text is") and self._frozen(t[1]))]
+            if problems:
+                raise self.src.fail(t, key, f"language {language!r}: {problems[0]}")
+            out.append((language, text))
+        return tuple(sorted(out))
 
     def _safety(self, t: tuple[str, ...], node: dict, kind: str, send: tuple[Offset, ...]) -> tuple[str, ...]:
         """`safety = true` (every occurrence) or a list of the `send` offsets that are safety texts."""

@@ -45,6 +45,12 @@ class Milestone:
     # How long it lasts, in the words its detail and the texts that restate it use ("48 hours").
     # A per-patient change of its length puts the new length in their place (reworded()).
     lasts: str = ""
+    # (language, (title, short, detail)) from title_es / short_es / detail_es in the file
+    translations: tuple[tuple[str, tuple[str, str, str]], ...] = ()
+
+    def words_in(self, language: str | None) -> tuple[str, str, str]:
+        """(title, short, detail) in the language, or the English ones."""
+        return dict(self.translations).get(language or "", (self.title, self.short, self.detail))
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,13 @@ class MessageRule:
     # Keys (Offset.key) of the occurrences that are safety texts: never dropped, sent until the
     # template's safety_start (23:00) instead of the start of quiet hours, at once on a late enrolment.
     safety: tuple[str, ...] = ()
+
+    # The text in other languages, (language, text) pairs ("text_es" in the file); a language
+    # without one gets the English `text`.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def text_in(self, language: str | None) -> str:
+        return dict(self.translations).get(language or "", self.text)
 
     def is_safety(self, offset_key: str) -> bool:
         return offset_key in self.safety

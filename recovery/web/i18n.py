@@ -1,0 +1,105 @@
+"""Patient pages in the patient's language (issue 14): Flask-Babel with the catalogs in translations/.
+
+The locale is the signed-in patient's stored `patient.language` on the patient and check-in pages
+(and the error pages they lead to); staff pages stay in English. It is never guessed from the
+browser: a shared or borrowed phone must not change what the patient reads.
+
+Strings that are data in the domain (the questionnaire's questions and answers, the §3 messages,
+the form errors) are translated here, at render time: the catalog holds them as msgids
+(`recovery/web/i18n_extract.py` lists them for `pybabel extract`), so one catalog, one
+completeness test and one translator's file cover every word a patient reads.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Flask, g, has_request_context, request
+from flask_babel import Babel, get_locale, gettext, refresh
+
+from recovery.config import REPO_ROOT
+
+# code -> the language's own name (what the switch link shows)
+LANGUAGES = {"en": "English", "es": "Español"}
+# The same languages named for the staff pages (in English): "written in Spanish" beside free text
+LANGUAGE_NAMES_EN = {"en": "English", "es": "Spanish"}
+DEFAULT = "en"
+PATIENT_BLUEPRINTS = frozenset({"patient", "checkin"})
+TRANSLATIONS_DIR = REPO_ROOT / "translations"
+
+babel = Babel()
+
+
+def patient_language() -> str:
+    """The signed-in patient's language, or English (nobody signed in, or a language we lack)."""
+    from recovery.store.db import db
+    from recovery.store.models import Patient
+    ws = g.get("patient_session")
+    patient = db.session.get(Patient, ws.patient_id) if ws is not None and ws.patient_id else None
+    language = patient.language if patient is not None else DEFAULT
+    return language if language in LANGUAGES else DEFAULT
+
+
+def select_locale() -> str:
+    if not has_request_context():  # a CLI command or the scheduler: the caller names the language
+        return DEFAULT
+    if g.get("patient_language"):  # the link page: the link's patient, not yet signed in
+        return g.patient_language
+    if request.blueprint in PATIENT_BLUEPRINTS or request.blueprint is None:
+        return patient_language()  # None: an error page or a static file, reached from a patient page
+    return DEFAULT
+
+
+def page_language() -> str:
+    return str(get_locale() or DEFAULT)
+
+
+def text(msgid: str | None, **params) -> str:
+    """A domain string in the page's language; `{name}` placeholders filled after translating."""
+    if not msgid:
+        return msgid or ""
+    translated = gettext(msgid)
+    return translated.format(**params) if params else translated
+
+
+def item(i):
+    """A questionnaire Item with its patient-facing words translated (value codes unchanged)."""
+    if i is None:
+        return None
+    return replace(i, question=text(i.question), ask=text(i.ask) if i.ask else None,
+                   ask_first=text(i.ask_first) if i.ask_first else None, hint=text(i.hint) if i.hint else None,
+                   options=tuple(replace(o, label=text(o.label)) for o in i.options))
+
+
+def group(grp):
+    return replace(grp, title=text(grp.title), intro=text(grp.intro) if grp.intro else None,
+                   items=tuple(item(i) for i in grp.items))
+
+
+def field_error(err) -> str:
+    """A questionnaire FieldError in the page's language (its msgid and params, when it has them)."""
+    msgid = getattr(err, "msgid", None)
+    if msgid is None:
+        return err
+    return text(msgid, **{k: text(v) if isinstance(v, str) and k.startswith("label") else v
+                          for k, v in err.params.items()})
+
+
+def outcome_message(checkin, clinic) -> str:
+    """The §3 message after a check-in (recovery/domain/triage.py), in the page's language."""
+    from recovery.domain.triage import PATIENT_MESSAGES, Level
+    level = Level[checkin.level] if checkin.level else Level.OK
+    return text(PATIENT_MESSAGES[level], emerg=clinic.emergency_number, phone=clinic.care_phone)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    babel.init_app(app, locale_selector=select_locale)
+
+    @app.before_request
+    def _fresh_locale() -> None:
+        # Flask-Babel caches the locale in `g`, which outlives a request when an app context does
+        # (tests, CLI): each request asks the patient's stored language again.
+        refresh()
+    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES,
+                                 LANGUAGE_NAMES_EN=LANGUAGE_NAMES_EN)
