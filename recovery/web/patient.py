@@ -116,8 +116,8 @@ def language():
     chosen = request.form.get("language")
     if chosen in LANGUAGES:
         enrolment = current_enrolment(g.patient)
-        template = (templates_repo.for_enrolment(current_app.config["SCHEDULES_DIR"], enrolment,
-                                                 db.session.get(Clinic, g.patient.clinic_id)) if enrolment else None)
+        template = (clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment,
+                                          db.session.get(Clinic, g.patient.clinic_id)) if enrolment else None)
         choose_language(db.session, patient=g.patient, enrolment=enrolment, template=template, language=chosen,
                         now=utcnow(), request_id=g.request_id)
         db.session.commit()
