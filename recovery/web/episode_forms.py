@@ -8,7 +8,7 @@ from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectFiel
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from recovery.domain.episode_rules import END_REASONS
-from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
+from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, IdentityMixin, MobileField, valid_zone
 
 
 class DayField(DateField):
@@ -38,7 +38,7 @@ class PauseForm(Form):
     note = TextAreaField("Why (optional)", validators=[Optional(), Length(max=300, message="Keep it to 300 characters.")])
 
 
-class EditPatientForm(Form):
+class EditPatientForm(IdentityMixin, Form):
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
     timezone = SelectField("Patient's time zone", validators=[valid_zone])
     language = SelectField("Language for texts", choices=[("en", "English")], default="en")
@@ -60,6 +60,7 @@ class EditPatientForm(Form):
             self.language.choices = [(current_language, current_language), *self.language.choices]
         self.mobile.region = region
         self.caregiver_mobile.region = region
+        self.set_identity_region(region)
 
 
 def new_nonce() -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask, url_for
 
 from recovery.domain.today import Moment
+from recovery.services.phones import readable
 
 
 def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
@@ -90,6 +91,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localdate"] = lambda dt, tz: local(dt, tz, "%a %-d %b %Y")
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["time_left"] = time_left
+    app.jinja_env.filters["phone"] = readable
     app.jinja_env.globals["field_attrs"] = field_attrs
 
 

@@ -13,6 +13,7 @@ from recovery.domain.timeline import TimelineError
 from recovery.files import instruments
 from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
+from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
 from recovery.services.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
 from recovery.services.safety_texts import safety_text_problems
@@ -83,10 +84,14 @@ def enrol():
         caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
         baseline_back_pain=form.baseline_back_pain.data,
         baseline_leg_symptoms=form.baseline_leg_symptoms.data or [], working=form.working.data,
-        brace=form.brace.data, overrides=_overrides_from(form))
+        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day)
     try:
         enrolment = enrol_patient(db.session, clinic=g.clinic, staff=current_user.staff, data=data,
                                   template=clinic_template(g.clinic), now=now, request_id=g.request_id)
+    except MrnInUse as e:
+        db.session.rollback()
+        form.mrn.errors = [*form.mrn.errors, str(e)]
+        return render_template("nurse/enrol.html", form=form), 422
     except (OverrideError, TimelineError) as e:
         db.session.rollback()
         form.form_errors.append(f"The recovery plan could not be built: {e}")
