@@ -8,6 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
 from flask_login import current_user
 
 from recovery.clock import utcnow
+from recovery.domain.identity import month_first
 from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
 from recovery.files import instruments
@@ -15,7 +16,8 @@ from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
 from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
-from recovery.services.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
+from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enrolment, patient_list,
+                                      patient_record)
 from recovery.services.safety_texts import safety_text_problems
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
@@ -41,15 +43,27 @@ def enrolment_template(clinic: Clinic, enrolment):
     return clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
+def _page_number(raw: str | None) -> int:
+    """?page=: a whole number, else page 1 (the list clamps it to the pages there are)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 1
+
+
 @bp.get("/patients")
 def patients():
     q = request.args.get("q", "")[:60]
     status = request.args.get("status", "")
     status = status if status in ROSTER_STATUSES else ""
+    only = request.args.get("only", "")
+    only = only if only in ROSTER_ONLY else ""
     now = utcnow()
-    rows = patient_list(db.session, current_user.clinic_id, now, q, status=status)
+    rows = patient_list(db.session, current_user.clinic_id, now, q, status=status, only=only,
+                        page=_page_number(request.args.get("page")),
+                        month_first=month_first(region_for_zone(g.clinic.timezone)))
     return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q,
-                                   shown=status, statuses=ROSTER_STATUSES, now=now)
+                                   shown=status, statuses=ROSTER_STATUSES, only=only, onlys=ROSTER_ONLY,
+                                   filters={k: v for k, v in (("q", q), ("status", status), ("only", only)) if v},
+                                   now=now)
 
 
 def _overrides_from(form: EnrolmentForm) -> dict:
