@@ -134,12 +134,13 @@ def _roster_columns(clinic_id: int):
 
 
 def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "", status: str = "", *,
-                 only: str = "", page: int = 1, per_page: int = ROSTER_PAGE_SIZE,
+                 only: str = "", page: int = 1, per_page: int | None = None,
                  month_first: bool = True) -> RosterPage:
     """One page of the clinic's roster: each patient's current episode with its figures. Two
     statements (the count, then the page with every column aggregated in SQL), whatever the page
     size. `only`: "alerts" (has open alerts) | "missed" (missed a check-in) | "" ; a page past the
     last is the last."""
+    per_page = per_page or ROSTER_PAGE_SIZE
     latest = (sa.select(Enrolment.patient_id, sa.func.max(Enrolment.id).label("eid"))
               .where(Enrolment.clinic_id == clinic_id).group_by(Enrolment.patient_id).subquery())
     alerts, last, missed, due = _roster_columns(clinic_id)
