@@ -5,19 +5,21 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.services.contactability import mark_opted_out
+from recovery.services.patient_identity import check_mrn
 from recovery.store import audit
 from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
 from recovery.domain.plan.model import Template
 from recovery.domain.plan.overrides import Overrides
 from recovery.domain.episode_rules import held_by_pause
+from recovery.domain.identity import clean_mrn
 from recovery.domain.timeline import Timeline, build_timeline, fit_daily_limit, replan
 from recovery.store.outbox import plan_opt_in, plan_timeline
 
@@ -41,6 +43,8 @@ class EnrolmentInput:
     working: bool = False
     brace: bool = False
     overrides: dict = field(default_factory=dict)
+    mrn: str | None = None
+    birth_date: date | None = None
 
 
 def overrides_for(enrolment: Enrolment) -> Overrides:
@@ -93,7 +97,10 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
                   template: Template, now: datetime, request_id: str | None = None) -> Enrolment:
     """Create the patient and the enrolment, plan every text into the outbox, audit it.
 
-    Raises OverrideError / TimelineError (nothing written) when the plan cannot be built."""
+    Raises OverrideError / TimelineError (nothing written) when the plan cannot be built, and
+    MrnInUse (nothing written) when another patient of the clinic has the MRN."""
+    mrn = clean_mrn(data.mrn)
+    check_mrn(session, clinic.id, mrn)
     overrides = dict(data.overrides)
     # Build first: a bad override or time fails before anything is written.
     probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
@@ -111,7 +118,7 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
                       sms_opted_out=False, number_status="ok", caregiver_name=data.caregiver_name or None,
                       caregiver_mobile_e164=data.caregiver_mobile_e164 or None,
                       caregiver_consent=bool(data.caregiver_consent and data.caregiver_mobile_e164),
-                      caregiver_opted_out=False, created_at=now)
+                      caregiver_opted_out=False, created_at=now, mrn=mrn, birth_date=data.birth_date)
     session.add(patient)
     session.flush()
     enrolment = Enrolment(patient_id=patient.id, clinic_id=clinic.id, procedure_type=data.procedure_type,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from recovery.domain.plan.model import Template
+from recovery.services.patient_identity import MrnInUse, check_mrn
 from recovery.services.enrolment import EnrolmentInput, enrol_patient
 from recovery.store import audit
 from recovery.store.models import ApiToken, Clinic, Enrolment, Patient
@@ -29,8 +30,12 @@ def existing(session: Session, clinic: Clinic, procedure_key: str) -> Enrolment 
 
 
 def mrn_taken(session: Session, clinic: Clinic, mrn: str) -> bool:
-    return session.scalar(sa.select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.mrn == mrn)
-                          .limit(1)) is not None
+    """The one MRN rule (services/patient_identity.py), as the feed asks it."""
+    try:
+        check_mrn(session, clinic.id, mrn)
+    except MrnInUse:
+        return True
+    return False
 
 
 def enrol_from_feed(session: Session, *, clinic: Clinic, token: ApiToken, data: EnrolmentInput, mrn: str,

@@ -16,14 +16,16 @@ What a change does to texts:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from recovery.domain.identity import clean_mrn
 from recovery.store import audit
 from recovery.services.enrolment import replan_texts, retranslate_planned, timeline_for
 from recovery.services.episodes import replan_ahead
+from recovery.services.patient_identity import check_mrn
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
 from recovery.domain.plan.model import Template
@@ -40,6 +42,8 @@ class PatientDetails:
     caregiver_name: str | None
     caregiver_mobile_e164: str | None
     caregiver_consent: bool
+    mrn: str | None = None
+    birth_date: date | None = None
 
     @classmethod
     def of(cls, p: Patient) -> "PatientDetails":
@@ -62,16 +66,25 @@ def _cancel(session: Session, enrolment: Enrolment, recipient: str, reason: str,
     return len(rows)
 
 
+def _plain(value):
+    """A value as the audit row's JSON holds it (a day as 1950-03-07)."""
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def change_details(session: Session, *, patient: Patient, enrolment: Enrolment | None, new: PatientDetails,
                    template: Template | None, staff: StaffUser, now: datetime,
                    request_id: str | None = None) -> Changed:
     old = PatientDetails.of(patient)
     new = PatientDetails(**{**new.__dict__, "caregiver_consent": bool(new.caregiver_consent
-                                                                        and new.caregiver_mobile_e164)})
+                                                                        and new.caregiver_mobile_e164),
+                            "mrn": clean_mrn(new.mrn)})
     changed = tuple(f.name for f in fields(PatientDetails) if getattr(old, f.name) != getattr(new, f.name))
     if not changed:
         return Changed((), 0, 0)
-    detail: dict = {"changes": {name: {"old": getattr(old, name), "new": getattr(new, name)} for name in changed}}
+    if "mrn" in changed:
+        check_mrn(session, patient.clinic_id, new.mrn, patient_id=patient.id)  # MrnInUse: nothing changed yet
+    detail: dict = {"changes": {name: {"old": _plain(getattr(old, name)), "new": _plain(getattr(new, name))}
+                                for name in changed}}
     for name in changed:
         setattr(patient, name, getattr(new, name))
     if "mobile_e164" in changed and patient.number_status != "ok":

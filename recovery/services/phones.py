@@ -36,3 +36,13 @@ def to_e164(raw: str, region: str) -> str:
     if not phonenumbers.is_possible_number(number):
         raise ValueError(f"not a phone number: {raw!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def readable(e164: str | None) -> str:
+    """A stored number as people read it (+1 202-555-0143); what cannot be parsed is shown as stored."""
+    if not e164:
+        return ""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164

@@ -21,13 +21,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from recovery.domain import alerts as alert_domain
 from recovery.domain.charts import PainPoint, pain_trend_svg
+from recovery.domain.identity import parse_day
+from recovery.domain.missed_rules import MISSED  # a slot's outcome in the missed scan's marker
 from recovery.store import audit
 from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, CheckinStatus, Enrolment,
-                                   EnrolmentStatus, InboundMessage, OutboundMessage, Patient, StaffUser)
+                                   EnrolmentStatus, InboundMessage, OutboundMessage, OutboxStatus, Patient,
+                                   StaffUser, TriageLevel)
 from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
 from recovery.domain.timeline import recovery_day
 from recovery.domain.triage import Level, Ruleset
 from recovery.services import peg
+from recovery.services.missed import MARKER as MISSED_MARKER
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
 
 
@@ -36,7 +40,11 @@ class PatientRow:
     patient: Patient
     enrolment: Enrolment | None
     day: int | None
-    open_level: str | None
+    open_level: str | None  # the most pressing open alert's level
+    open_alerts: int = 0
+    last_checkin: datetime | None = None  # the latest submitted check-in of the current episode
+    missed: int = 0  # check-in slots of the current episode the missed scan closed as missed
+    next_due: datetime | None = None  # the next check-in invitation still planned
 
 
 def current_enrolment(patient: Patient) -> Enrolment | None:
@@ -44,52 +52,120 @@ def current_enrolment(patient: Patient) -> Enrolment | None:
 
 
 ROSTER_STATUSES = ("active", "paused", "ended")
+ROSTER_ONLY = {"alerts": "Has open alerts", "missed": "Missed a check-in"}
+ROSTER_PAGE_SIZE = 50
+_LEVEL_RANK = {TriageLevel.WATCH: 1, TriageLevel.URGENT: 2, TriageLevel.EMERGENCY: 3}
 
 
-def _roster_filters(query: str, status: str, now: datetime) -> list:
-    """Search and status filter of the roster. Every word of the query must start or be part of the
-    first or the last name ("Dora Day" finds Dora Day); a query of 3 or more digits (spaces and
-    dashes ignored) matches the end of the mobile number. `status`: active | paused | ended | "" (all)."""
-    where: list = []
-    digits = re.sub(r"[\s().+-]", "", query or "")
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _search(query: str, month_first: bool):
+    """What the roster's search box finds, or None for an empty query.
+
+    * a day (1950-03-07, or the clinic's 03/07/1950): the date of birth;
+    * 3 or more digits (spaces, dashes, brackets ignored): the end of the mobile number, or the MRN;
+    * otherwise every word must be part of the first or the last name ("Dora Day" finds Dora
+      Day-Zero), or the whole query is the MRN (letters and digits: "AB-1234")."""
+    query = (query or "").strip()
+    if not query:
+        return None
+    mrn = sa.func.lower(Patient.mrn) == query.lower()
+    day = parse_day(query, month_first=month_first)
+    if day is not None:
+        return Patient.birth_date == day
+    digits = re.sub(r"[\s().+-]", "", query)
     if digits.isdigit() and len(digits) >= 3 and digits.isascii():
-        where.append(Patient.mobile_e164.like(f"%{digits}"))
-    else:
-        for word in (query or "").lower().split()[:4]:
-            like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(sa.or_(sa.func.lower(Patient.last_name).like(like, escape="\\"),
-                                sa.func.lower(Patient.first_name).like(like, escape="\\")))
+        return sa.or_(Patient.mobile_e164.like(f"%{digits}"), mrn)
+    words = [sa.or_(sa.func.lower(Patient.last_name).like(_like(w), escape="\\"),
+                    sa.func.lower(Patient.first_name).like(_like(w), escape="\\"))
+             for w in query.lower().split()[:4]]
+    return sa.or_(sa.and_(*words), mrn)
+
+
+def _status_filter(status: str, now: datetime):
+    """`status`: active | paused | ended | "" (all)."""
     active = Enrolment.status == EnrolmentStatus.ACTIVE
     paused = sa.and_(active, Enrolment.paused_until.is_not(None), Enrolment.paused_until > now)
-    if status == "active":
-        where.append(sa.and_(active, sa.not_(paused)))
-    elif status == "paused":
-        where.append(paused)
-    elif status == "ended":
-        where.append(sa.and_(Enrolment.id.is_not(None), sa.not_(active)))
-    return where
+    return {"active": sa.and_(active, sa.not_(paused)), "paused": paused,
+            "ended": sa.and_(Enrolment.id.is_not(None), sa.not_(active))}.get(status)
 
 
-def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "",
-                 status: str = "") -> list[PatientRow]:
+@dataclass(frozen=True)
+class RosterPage:
+    rows: list[PatientRow]
+    total: int  # patients matching, over every page
+    page: int  # 1-based, clamped to the pages there are
+    pages: int
+    per_page: int
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+
+def _roster_columns(clinic_id: int):
+    """Per enrolment or patient, grouped in SQL: open alerts (count, highest level), last check-in,
+    missed check-ins, next invitation due."""
+    rank = sa.case(*((Alert.level == level, n) for level, n in _LEVEL_RANK.items()), else_=0)
+    alerts = (sa.select(Alert.patient_id.label("pid"), sa.func.count().label("n"), sa.func.max(rank).label("rank"))
+              .where(Alert.clinic_id == clinic_id, Alert.status != AlertStatus.RESOLVED)
+              .group_by(Alert.patient_id).subquery())
+    last = (sa.select(Checkin.enrolment_id.label("eid"), sa.func.max(Checkin.submitted_at).label("at"))
+            .join(Enrolment, Enrolment.id == Checkin.enrolment_id)
+            .where(Enrolment.clinic_id == clinic_id, Checkin.status == CheckinStatus.SUBMITTED)
+            .group_by(Checkin.enrolment_id).subquery())
+    missed = (sa.select(OutboundMessage.enrolment_id.label("eid"), sa.func.count().label("n"))
+              .select_from(AuditEvent)
+              .join(OutboundMessage, OutboundMessage.id == AuditEvent.subject_id)
+              .join(Enrolment, Enrolment.id == OutboundMessage.enrolment_id)
+              .where(AuditEvent.action == MISSED_MARKER, AuditEvent.subject_type == "outbound_message",
+                     AuditEvent.detail["outcome"].as_string() == MISSED, Enrolment.clinic_id == clinic_id)
+              .group_by(OutboundMessage.enrolment_id).subquery())
+    due = (sa.select(OutboundMessage.enrolment_id.label("eid"), sa.func.min(OutboundMessage.send_after).label("at"))
+           .join(Enrolment, Enrolment.id == OutboundMessage.enrolment_id)
+           .where(Enrolment.clinic_id == clinic_id, OutboundMessage.kind == "checkin_invite",
+                  OutboundMessage.recipient == "patient", OutboundMessage.status == OutboxStatus.PLANNED)
+           .group_by(OutboundMessage.enrolment_id).subquery())
+    return alerts, last, missed, due
+
+
+def patient_list(session: Session, clinic_id: int, now: datetime, query: str = "", status: str = "", *,
+                 only: str = "", page: int = 1, per_page: int | None = None,
+                 month_first: bool = True) -> RosterPage:
+    """One page of the clinic's roster: each patient's current episode with its figures. Two
+    statements (the count, then the page with every column aggregated in SQL), whatever the page
+    size. `only`: "alerts" (has open alerts) | "missed" (missed a check-in) | "" ; a page past the
+    last is the last."""
+    per_page = per_page or ROSTER_PAGE_SIZE
     latest = (sa.select(Enrolment.patient_id, sa.func.max(Enrolment.id).label("eid"))
-              .group_by(Enrolment.patient_id).subquery())
-    stmt = (sa.select(Patient, Enrolment)
+              .where(Enrolment.clinic_id == clinic_id).group_by(Enrolment.patient_id).subquery())
+    alerts, last, missed, due = _roster_columns(clinic_id)
+    base = (sa.select(Patient.id)
             .outerjoin(latest, latest.c.patient_id == Patient.id)
             .outerjoin(Enrolment, Enrolment.id == latest.c.eid)
-            .where(Patient.clinic_id == clinic_id)
-            .order_by(Enrolment.procedure_end.desc().nullslast(), Patient.last_name))
-    for condition in _roster_filters(query, status, now):
-        stmt = stmt.where(condition)
-    rows = session.execute(stmt).all()
-    levels: dict[int, str] = {}
-    for pid, level in session.execute(
-            sa.select(Alert.patient_id, Alert.level).where(Alert.clinic_id == clinic_id,
-                                                           Alert.status != AlertStatus.RESOLVED)):
-        if pid not in levels or Level[level] > Level[levels[pid]]:
-            levels[pid] = level
-    return [PatientRow(p, e, recovery_day(e.procedure_end, now, p.timezone) if e else None, levels.get(p.id))
-            for p, e in rows]
+            .outerjoin(alerts, alerts.c.pid == Patient.id)
+            .outerjoin(missed, missed.c.eid == Enrolment.id)
+            .where(Patient.clinic_id == clinic_id))
+    for condition in (_search(query, month_first), _status_filter(status, now),
+                      {"alerts": alerts.c.n > 0, "missed": missed.c.n > 0}.get(only)):
+        if condition is not None:
+            base = base.where(condition)
+    total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    stmt = (base.with_only_columns(Patient, Enrolment, alerts.c.n, alerts.c.rank, last.c.at, missed.c.n, due.c.at)
+            .outerjoin(last, last.c.eid == Enrolment.id).outerjoin(due, due.c.eid == Enrolment.id)
+            .order_by(Enrolment.procedure_end.desc().nullslast(), Patient.last_name, Patient.id)
+            .limit(per_page).offset((page - 1) * per_page))
+    levels = {n: level.value for level, n in _LEVEL_RANK.items()}
+    rows = [PatientRow(p, e, recovery_day(e.procedure_end, now, p.timezone) if e else None, levels.get(rank),
+                       open_alerts=n_alerts or 0, last_checkin=last_at, missed=n_missed or 0, next_due=due_at)
+            for p, e, n_alerts, rank, last_at, n_missed, due_at in session.execute(stmt)]
+    return RosterPage(rows, total, page, pages, per_page)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from recovery.clock import utcnow
 from recovery.store.db import db
 from recovery.domain.episode_rules import END_REASONS
 from recovery.services.patient_details import PatientDetails, change_details
+from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
 from recovery.domain.plan.errors import OverrideError
 from recovery.services.records import current_enrolment
@@ -125,6 +126,7 @@ def _edit_form(p, formdata=None):
         form.mobile.data, form.timezone.data, form.language.data = p.mobile_e164, p.timezone, p.language
         form.sms_consent.data, form.caregiver_name.data = p.sms_consent, p.caregiver_name
         form.caregiver_mobile.data, form.caregiver_consent.data = p.caregiver_mobile_e164, p.caregiver_consent
+        form.mrn.data, form.birth_date.data = p.mrn, p.birth_date.isoformat() if p.birth_date else ""
     return form
 
 
@@ -145,11 +147,16 @@ def edit_patient(patient_id: int):
     new = PatientDetails(mobile_e164=form.mobile.e164, timezone=form.timezone.data, language=form.language.data,
                          sms_consent=form.sms_consent.data, caregiver_name=form.caregiver_name.data or None,
                          caregiver_mobile_e164=form.caregiver_mobile.e164,
-                         caregiver_consent=form.caregiver_consent.data)
+                         caregiver_consent=form.caregiver_consent.data, mrn=form.mrn.data,
+                         birth_date=form.birth_date.day)
     template = enrolment_template(g.clinic, enrolment) if enrolment is not None else None
     try:
         result = change_details(db.session, patient=p, enrolment=enrolment, new=new, template=template,
                                 staff=current_user.staff, now=now, request_id=g.request_id)
+    except MrnInUse as e:
+        db.session.rollback()
+        form.mrn.errors = [*form.mrn.errors, str(e)]
+        return render_template("nurse/patient_edit.html", p=p, form=form), 422
     except (TimelineError, OverrideError) as e:
         db.session.rollback()
         form.form_errors.append(f"The texts could not be re-planned: {e}")
@@ -165,7 +172,8 @@ def edit_patient(patient_id: int):
 
 FIELD_WORDS = {"mobile_e164": "mobile number", "timezone": "time zone", "language": "language",
                "sms_consent": "consent to texts", "caregiver_name": "caregiver's name",
-               "caregiver_mobile_e164": "caregiver's mobile", "caregiver_consent": "caregiver's consent"}
+               "caregiver_mobile_e164": "caregiver's mobile", "caregiver_consent": "caregiver's consent",
+               "mrn": "medical record number", "birth_date": "date of birth"}
 
 
 # ---- texts a nurse sends ------------------------------------------------------------------------

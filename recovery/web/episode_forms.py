@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 
 from recovery.web.i18n import LANGUAGES
 from recovery.domain.episode_rules import END_REASONS
-from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, MobileField, valid_zone
+from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, IdentityMixin, MobileField, valid_zone
 
 
 class DayField(DateField):
@@ -39,7 +39,7 @@ class PauseForm(Form):
     note = TextAreaField("Why (optional)", validators=[Optional(), Length(max=300, message="Keep it to 300 characters.")])
 
 
-class EditPatientForm(Form):
+class EditPatientForm(IdentityMixin, Form):
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
     timezone = SelectField("Patient's time zone", validators=[valid_zone])
     language = SelectField("Language for texts", choices=list(LANGUAGES.items()), default="en")
@@ -61,6 +61,7 @@ class EditPatientForm(Form):
             self.language.choices = [(current_language, current_language), *self.language.choices]
         self.mobile.region = region
         self.caregiver_mobile.region = region
+        self.set_identity_region(region)
 
 
 def new_nonce() -> str:

@@ -15,6 +15,7 @@ from flask_babel import gettext, ngettext
 
 from recovery.domain.today import Moment
 from recovery.web.i18n import DEFAULT, page_language
+from recovery.services.phones import readable
 
 
 def local(dt: datetime | None, tz: str, fmt: str = "%a %-d %b, %H:%M") -> str:
@@ -138,6 +139,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localdate"] = lambda dt, tz: local(dt, tz, "%a %-d %b %Y")
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["time_left"] = time_left
+    app.jinja_env.filters["phone"] = readable
     app.jinja_env.globals["field_attrs"] = field_attrs
 
 

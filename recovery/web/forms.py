@@ -14,6 +14,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from recovery.web.i18n import LANGUAGES
 from recovery.services.phones import parse_mobile  # noqa: F401  (re-exported: the web's one phone helper)
+from recovery.clock import utcnow
+from recovery.domain.identity import MRN_MAX, birth_date_problem, month_first, parse_day
 from recovery.domain.procedure_times import CheckedTimes, check_times
 
 COMMON_ZONES = [
@@ -117,12 +119,50 @@ class MobileField(StringField):
                 raise ValidationError(str(e))
 
 
+class BirthDateField(StringField):
+    """A date of birth typed as 1950-03-07 or the clinic's usual way (03/07/1950 in the US,
+    07/03/1950 elsewhere); `.day` holds the date after validation. What was typed is kept on a
+    re-shown form."""
+    day = None
+
+    def __init__(self, *args, region: str = "US", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.region = region
+
+    @property
+    def example(self) -> str:
+        return "03/07/1950" if month_first(self.region) else "07/03/1950"
+
+    def pre_validate(self, form):
+        self.day = None
+        if not (self.data or "").strip():
+            return
+        day = parse_day(self.data, month_first=month_first(self.region))
+        if day is None:
+            raise ValidationError(f"Enter the date of birth as {self.example} or 1950-03-07.")
+        problem = birth_date_problem(day, utcnow().date())
+        if problem:
+            raise ValidationError(problem)
+        self.day = day
+
+
+class IdentityMixin:
+    """Date of birth and medical record number, both optional (MRN unique per clinic: the use-case
+    says so, services/patient_identity.py)."""
+    birth_date = BirthDateField("Date of birth (optional)", validators=[Optional()])
+    mrn = StringField("Medical record number (optional)",
+                      validators=[Optional(), Length(max=MRN_MAX, message=f"Keep it to {MRN_MAX} characters.")])
+
+    def set_identity_region(self, region: str) -> None:
+        self.birth_date.region = region
+
+
 def valid_zone(form, field):
     if field.data not in available_timezones():
         raise ValidationError("Choose the patient's time zone from the list.")
 
 
-class EnrolmentForm(TimesMixin, Form):
+class EnrolmentForm(IdentityMixin, TimesMixin, Form):
     first_name = StringField("First name", validators=[DataRequired("Enter the patient's first name."), Length(max=60)])
     last_name = StringField("Last name", validators=[DataRequired("Enter the patient's last name."), Length(max=60)])
     mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
@@ -153,6 +193,7 @@ class EnrolmentForm(TimesMixin, Form):
         self.timezone.choices = [(z, z.replace("_", " ")) for z in COMMON_ZONES]
         self.mobile.region = region
         self.caregiver_mobile.region = region
+        self.set_identity_region(region)
 
     def validate_caregiver_consent(self, field):
         if field.data and not (self.caregiver_mobile.data or "").strip():

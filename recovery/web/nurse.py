@@ -8,13 +8,16 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
 from flask_login import current_user
 
 from recovery.clock import utcnow
+from recovery.domain.identity import month_first
 from recovery.domain.plan.errors import OverrideError
 from recovery.domain.timeline import TimelineError
 from recovery.files import instruments
 from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
+from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
-from recovery.services.records import ROSTER_STATUSES, current_enrolment, patient_list, patient_record
+from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enrolment, patient_list,
+                                      patient_record)
 from recovery.services.safety_texts import safety_text_problems
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
@@ -40,15 +43,27 @@ def enrolment_template(clinic: Clinic, enrolment):
     return clinic_plans.plan_for(db.session, current_app.config["SCHEDULES_DIR"], enrolment, clinic)
 
 
+def _page_number(raw: str | None) -> int:
+    """?page=: a whole number, else page 1 (the list clamps it to the pages there are)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 1
+
+
 @bp.get("/patients")
 def patients():
     q = request.args.get("q", "")[:60]
     status = request.args.get("status", "")
     status = status if status in ROSTER_STATUSES else ""
+    only = request.args.get("only", "")
+    only = only if only in ROSTER_ONLY else ""
     now = utcnow()
-    rows = patient_list(db.session, current_user.clinic_id, now, q, status=status)
+    rows = patient_list(db.session, current_user.clinic_id, now, q, status=status, only=only,
+                        page=_page_number(request.args.get("page")),
+                        month_first=month_first(region_for_zone(g.clinic.timezone)))
     return render_page_or_fragment("nurse/patients.html", "nurse/_patient_rows.html", rows=rows, q=q,
-                                   shown=status, statuses=ROSTER_STATUSES, now=now)
+                                   shown=status, statuses=ROSTER_STATUSES, only=only, onlys=ROSTER_ONLY,
+                                   filters={k: v for k, v in (("q", q), ("status", status), ("only", only)) if v},
+                                   now=now)
 
 
 def _overrides_from(form: EnrolmentForm) -> dict:
@@ -83,10 +98,14 @@ def enrol():
         caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
         baseline_back_pain=form.baseline_back_pain.data,
         baseline_leg_symptoms=form.baseline_leg_symptoms.data or [], working=form.working.data,
-        brace=form.brace.data, overrides=_overrides_from(form))
+        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day)
     try:
         enrolment = enrol_patient(db.session, clinic=g.clinic, staff=current_user.staff, data=data,
                                   template=clinic_template(g.clinic), now=now, request_id=g.request_id)
+    except MrnInUse as e:
+        db.session.rollback()
+        form.mrn.errors = [*form.mrn.errors, str(e)]
+        return render_template("nurse/enrol.html", form=form), 422
     except (OverrideError, TimelineError) as e:
         db.session.rollback()
         form.form_errors.append(f"The recovery plan could not be built: {e}")
