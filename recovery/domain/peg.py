@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from recovery.domain.questionnaire import field_error
+from recovery.domain.questionnaire.model import field_error
 
 ITEM_IDS = ("pain", "enjoyment", "activity")  # P, E, G: fixed by the instrument (and the table's columns)
 POINTS = ("baseline", "day14", "week6")

@@ -52,13 +52,10 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
 
-from recovery.domain.questionnaire import (
-    ITEMS,
-    FormLimits,
-    celsius,
-    coerce_answers,
-    with_defaults,
-)
+from recovery.domain.questionnaire.answers import coerce_answers
+from recovery.domain.questionnaire.form import with_defaults
+from recovery.domain.questionnaire.items import ITEMS
+from recovery.domain.questionnaire.model import celsius, FormLimits
 
 __all__ = [
     "Acknowledgement",

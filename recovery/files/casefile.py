@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from recovery.domain.questionnaire import ITEMS, AnswerError, coerce_answers
+from recovery.domain.questionnaire.answers import coerce_answers
+from recovery.domain.questionnaire.items import ITEMS
+from recovery.domain.questionnaire.model import AnswerError
 from recovery.domain.triage import (
     RULES,
     Acknowledgement,

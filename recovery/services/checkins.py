@@ -23,8 +23,9 @@ from recovery.services.enrolment import overrides_for, timeline_for
 from recovery.store import audit
 from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
 from recovery.store.outbox import add_if_new, new_row
-from recovery.domain.questionnaire import (FieldError, Group, coerce_answers, dump_answers, groups_for, items_on,
-                                    parse_group)
+from recovery.domain.questionnaire.answers import coerce_answers, dump_answers, parse_group
+from recovery.domain.questionnaire.form import groups_for, items_on
+from recovery.domain.questionnaire.model import FieldError, Group
 from recovery.domain.timeline import PlannedCheckin, Timeline, plan_reply, recovery_day
 from recovery.domain.triage import (Acknowledgement, Assessment, Baseline, Level, PastCheckin, RULES, Ruleset,
                              assess, assess_partial, patient_message)

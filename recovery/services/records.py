@@ -27,9 +27,11 @@ from recovery.store import audit
 from recovery.store.models import (Alert, AlertEvent, AlertStatus, AuditEvent, Checkin, CheckinStatus, Enrolment,
                                    EnrolmentStatus, InboundMessage, OutboundMessage, OutboxStatus, Patient,
                                    StaffUser, TriageLevel)
-from recovery.domain.questionnaire import ITEMS, Kind, celsius, coerce_answers
+from recovery.domain.questionnaire.answers import coerce_answers
+from recovery.domain.questionnaire.items import ITEMS
+from recovery.domain.questionnaire.model import celsius, Kind
 from recovery.domain.timeline import recovery_day
-from recovery.domain.triage import Level, Ruleset
+from recovery.domain.triage import Ruleset
 from recovery.services import peg
 from recovery.services.missed import MARKER as MISSED_MARKER
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines

@@ -20,8 +20,10 @@ from recovery.services import checkins, clinic_plans, peg
 from recovery.services.enrolment import timeline_for
 from recovery.store.db import db
 from recovery.store.models import Checkin, CheckinStatus, Clinic, Enrolment, EnrolmentStatus, TriageLevel
-from recovery.domain.questionnaire import (ITEMS, SCREENS, TEMP_CONFIRM_FIELD, Kind, dump_answers, items_on,
-                                    pending_temp_confirmation)
+from recovery.domain.questionnaire.answers import dump_answers, pending_temp_confirmation
+from recovery.domain.questionnaire.form import items_on
+from recovery.domain.questionnaire.items import ITEMS, SCREENS
+from recovery.domain.questionnaire.model import Kind, TEMP_CONFIRM_FIELD
 from recovery.domain.today import checkin_opens
 from recovery.services.records import answer_lines, current_enrolment
 from recovery.services.sessions import CHECKIN_SCOPE, PATIENT_SCOPE

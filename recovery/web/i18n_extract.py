@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 
 def _questionnaire() -> Iterator[str]:
-    from recovery.domain.questionnaire import ITEMS, SECTIONS
+    from recovery.domain.questionnaire.items import ITEMS, SECTIONS
     for section in SECTIONS:
         yield section.title
         if section.intro:
@@ -31,7 +31,7 @@ def _records() -> Iterator[str]:
     yield OUT_OF
 
 
-SOURCES = {"questionnaire.py": _questionnaire, "triage.py": _triage, "records.py": _records}
+SOURCES = {"questionnaire/items.py": _questionnaire, "triage.py": _triage, "records.py": _records}
 
 
 def domain_strings(fileobj, keywords, comment_tags, options):

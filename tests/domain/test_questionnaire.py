@@ -7,27 +7,11 @@ from typing import Any
 
 import pytest
 
-from recovery.domain.questionnaire import (
-    DEFAULTS,
-    EMERGENCY_SECTION,
-    ITEMS,
-    SCREENS,
-    SECTIONS,
-    TEMP_CONFIRM_FIELD,
-    AnswerError,
-    FieldError,
-    FormLimits,
-    Kind,
-    QuestionnaireError,
-    celsius,
-    coerce_answers,
-    dump_answers,
-    groups_for,
-    items_on,
-    parse_group,
-    pending_temp_confirmation,
-    with_defaults,
-)
+from recovery.domain.questionnaire.answers import coerce_answers, dump_answers, parse_group, pending_temp_confirmation
+from recovery.domain.questionnaire.form import DEFAULTS, groups_for, items_on, with_defaults
+from recovery.domain.questionnaire.items import EMERGENCY_SECTION, ITEMS, SCREENS, SECTIONS
+from recovery.domain.questionnaire.model import (AnswerError, celsius, FieldError, FormLimits, Kind,
+                                                 QuestionnaireError, TEMP_CONFIRM_FIELD)
 
 
 def asked_ids(day: int, weekly: bool = False, answers: dict[str, Any] | None = None, **kw: Any) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask import current_app
 
-from recovery.domain.questionnaire import coerce_answers
+from recovery.domain.questionnaire.answers import coerce_answers
 from recovery.domain.triage import Level, patient_message
 from recovery.files import templates as templates_repo
 from recovery.services import checkins

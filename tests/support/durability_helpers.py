@@ -16,7 +16,8 @@ from typing import IO
 
 import requests
 
-from recovery.domain.questionnaire import groups_for, parse_group
+from recovery.domain.questionnaire.answers import parse_group
+from recovery.domain.questionnaire.form import groups_for
 from recovery.domain.triage import Assessment
 from recovery.services import checkins
 

@@ -59,7 +59,10 @@ from recovery.store.outbox import OPT_OUT_REF
 from recovery.messaging.twilio_gateway import compute_signature
 from recovery.store.models import (Alert, AlertStatus, Checkin, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus, Patient)
-from recovery.domain.questionnaire import ITEMS, Kind, coerce_answers, items_on
+from recovery.domain.questionnaire.answers import coerce_answers
+from recovery.domain.questionnaire.form import items_on
+from recovery.domain.questionnaire.items import ITEMS
+from recovery.domain.questionnaire.model import Kind
 from recovery.domain.triage import Baseline, Level, assess_partial
 
 UTC = timezone.utc

@@ -313,7 +313,7 @@ def test_a_checkin_without_drafts_opens_one_alert_at_its_highest_level(client, s
 def test_two_emergency_rules_in_one_checkin_are_one_alert_and_one_page(session, world):
     from flask import current_app
 
-    from recovery.domain.questionnaire import coerce_answers
+    from recovery.domain.questionnaire.answers import coerce_answers
     from recovery.files import templates as templates_repo
     from tests.support.factories import template_for
     clinic, nurse, patient = world

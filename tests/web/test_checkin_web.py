@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from recovery.domain.questionnaire import SCREENS, items_on
+from recovery.domain.questionnaire.form import items_on
+from recovery.domain.questionnaire.items import SCREENS
 from recovery.store.models import Alert, AuditEvent, Checkin, OutboundMessage, OutboxStatus
 from tests.support.factories import enrol, make_clinic, make_staff, open_link, patient_link
 

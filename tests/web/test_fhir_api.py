@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.serving import make_server
 
-from recovery.domain.questionnaire import coerce_answers
+from recovery.domain.questionnaire.answers import coerce_answers
 from recovery.files import templates as templates_repo
 from recovery.services import alerting, checkins
 from recovery.services.api_tokens import create_token

@@ -14,7 +14,7 @@ from fractions import Fraction
 import pytest
 import sqlalchemy as sa
 
-from recovery.domain.questionnaire import items_on
+from recovery.domain.questionnaire.form import items_on
 from recovery.store.models import Alert, AuditEvent, Checkin, PegAnswer
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 

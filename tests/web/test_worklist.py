@@ -214,7 +214,7 @@ def test_resolve_form_page_fragment_validation_and_double_resolve(client, sessio
 
 def _seed_record(session, clinic, nurse, patient):
     """A patient with a few check-ins (one emergency), texts both ways and alerts with history."""
-    from recovery.domain.questionnaire import coerce_answers
+    from recovery.domain.questionnaire.answers import coerce_answers
     ruleset = templates_repo.ruleset(current_app.config["RULESET_PATH"])
     template = template_for(clinic)
     enrolment = patient.enrolments[0]

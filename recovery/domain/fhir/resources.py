@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from recovery.domain.fhir import codes
 from recovery.domain.fhir.codes import coding, concept, local_system
-from recovery.domain.questionnaire import ITEMS, Kind
+from recovery.domain.questionnaire.items import ITEMS
+from recovery.domain.questionnaire.model import Kind
 
 Row = Mapping[str, Any]
 QUESTIONNAIRE_ID = "checkin"
