@@ -125,11 +125,12 @@ def draft_label(clinic: Clinic, version: int) -> str:
 
 
 def draft(schedules_dir: str | Path, clinic: Clinic, plan: CurrentPlan, *,
-          offsets: Mapping[str, Mapping[str, str]], texts: Mapping[str, str]) -> Draft:
+          offsets: Mapping[str, Mapping[str, str]], texts: Mapping[str, str],
+          translated: Mapping[str, Mapping[str, str]] | None = None) -> Draft:
     """The next version with the offsets and texts typed on the form. Raises DraftError (the
     clinic file loader's error, and the field it is about) when it does not load."""
     version = plan.version + 1
-    changes = edit_changes(plan.template, plan.base, offsets, texts)
+    changes = edit_changes(plan.template, plan.base, offsets, texts, translated)
     text = plan_text.with_changes(plan.text, clinic=plan_name(clinic), version=version, changes=changes)
     label = draft_label(clinic, version)
     try:

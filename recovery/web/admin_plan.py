@@ -62,6 +62,8 @@ def _place_error(form, e: clinic_plans.DraftError) -> None:
         section_, eid, key = e.place
         if section_ == "messages" and key in (None, "text"):
             field = text_field(eid)
+        elif section_ == "messages" and key and key.startswith("text_"):
+            field = text_field(eid, key.removeprefix("text_"))
         elif section_ == "milestones":
             m = next((m for m in form.template.milestones if m.id == eid), None)
             if m is not None:
@@ -92,7 +94,8 @@ def change_plan():
                                 "reload the page and make your change again.")
         return _page(current, form, status=422)
     try:
-        draft = clinic_plans.draft(_schedules(), g.clinic, current, offsets=form.offsets(), texts=form.texts())
+        draft = clinic_plans.draft(_schedules(), g.clinic, current, offsets=form.offsets(), texts=form.texts(),
+                                   translated=form.translated_texts())
     except clinic_plans.DraftError as e:
         _place_error(form, e)
         return _page(current, form, status=422)

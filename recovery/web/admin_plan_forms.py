@@ -18,8 +18,11 @@ def offset_field(milestone_id: str, key: str) -> str:
     return f"{milestone_id}_{key}"
 
 
-def text_field(message_id: str) -> str:
-    return f"{message_id}_text"
+def text_field(message_id: str, language: str | None = None) -> str:
+    return f"{message_id}_text" + (f"_{language}" if language else "")
+
+
+LANGUAGE_NAMES = {"es": "Spanish"}
 
 
 class _PlanForm(Form):
@@ -38,11 +41,22 @@ class _PlanForm(Form):
     def texts(self) -> dict[str, str]:
         return {s.id: self[text_field(s.id)].data or "" for s in self.template.messages}
 
+    def translated_texts(self) -> dict[str, dict[str, str]]:
+        """language -> message id -> the text typed in that language."""
+        out: dict[str, dict[str, str]] = {}
+        for s in self.template.messages:
+            for language, _ in s.translations:
+                out.setdefault(language, {})[s.id] = self[text_field(s.id, language)].data or ""
+        return out
+
     def milestone_fields(self):
         return [(m, [self[offset_field(m.id, k)] for k in offset_keys(m)]) for m in self.template.milestones]
 
     def message_fields(self):
         return [(s, self[text_field(s.id)]) for s in self.template.messages]
+
+    def translation_fields(self, s):
+        return [self[text_field(s.id, language)] for language, _ in s.translations]
 
     def fill(self, template: Template) -> None:
         for m in template.milestones:
@@ -50,6 +64,8 @@ class _PlanForm(Form):
                 self[offset_field(m.id, k)].data = offset_text(m, k)
         for s in template.messages:
             self[text_field(s.id)].data = s.text
+            for language, text in s.translations:
+                self[text_field(s.id, language)].data = text
 
 
 def plan_form(template: Template, **kwargs) -> _PlanForm:
@@ -65,6 +81,11 @@ def plan_form(template: Template, **kwargs) -> _PlanForm:
         fields[text_field(s.id)] = TextAreaField(
             f"{s.id} text", validators=[InputRequired(f"Enter the text of {s.id}."),
                                         Length(max=600, message="Keep a text to 600 characters.")])
+        for language, _ in s.translations:
+            name = LANGUAGE_NAMES.get(language, language)
+            fields[text_field(s.id, language)] = TextAreaField(
+                f"{s.id} text in {name}", validators=[InputRequired(f"Enter the {name} text of {s.id}."),
+                                                      Length(max=600, message="Keep a text to 600 characters.")])
     cls = type("PlanForm", (_PlanForm,), fields)
     form = cls(**kwargs)
     form.template = template

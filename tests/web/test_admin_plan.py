@@ -113,7 +113,7 @@ def test_bad_values_are_named_per_field_keep_what_was_typed_and_save_nothing(app
     data = _form(client.get("/admin/plan").data)
     assert data["replaces"] == "0"
     bad = data | {"TL03_end": "T0+banana", "S02_text": "{first}, call {emerg} now if your legs feel numb ☺",
-                  "action": "publish"}
+                  "S02_text_es": data["S02_text_es"] + " Gracias.", "action": "publish"}
     page = client.post("/admin/plan", data=bad)
     assert page.status_code == 422
     html = page.data.decode()
@@ -137,7 +137,12 @@ def test_export_then_import_round_trip_and_a_bad_file_names_its_line(app, sessio
     session.commit()
     login(client, admin)
     data = _form(client.get("/admin/plan").data)
+    # a text changed in English only is refused: every language says the same (the Spanish field)
+    only_english = client.post("/admin/plan", data=data | {"S04_text": data["S04_text"] + " Thank you.",
+                                                            "action": "publish"})
+    assert only_english.status_code == 422 and b"every language" in only_english.data
     assert client.post("/admin/plan", data=data | {"S04_text": data["S04_text"] + " Thank you.",
+                                                   "S04_text_es": data["S04_text_es"] + " Gracias.",
                                                    "action": "publish"}).status_code == 303
     exported = client.get("/admin/plan/export?version=3")
     assert exported.status_code == 200

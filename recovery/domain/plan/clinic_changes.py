@@ -9,8 +9,8 @@ from typing import Mapping
 
 from recovery.domain.plan.errors import OffsetError, OverrideError
 from recovery.domain.plan.model import Milestone, Template
-from recovery.domain.plan.offsets import parse_offset
-from recovery.domain.plan.overrides import MilestoneOverride, Overrides
+from recovery.domain.plan.offsets import Elapsed, parse_offset
+from recovery.domain.plan.overrides import DURATION_WORDS, MilestoneOverride, Overrides
 
 # (section, entry id) -> {key: new value, or None to take the base template's value again}
 Changes = dict[tuple[str, str], dict[str, object]]
@@ -26,7 +26,7 @@ def offset_text(m: Milestone, key: str) -> str:
 
 
 def edit_changes(current: Template, base: Template, offsets: Mapping[str, Mapping[str, str]],
-                 texts: Mapping[str, str]) -> Changes:
+                 texts: Mapping[str, str], translated: Mapping[str, Mapping[str, str]] | None = None) -> Changes:
     """The override changes for the offsets (milestone id -> key -> offset) and texts (message id
     -> text) typed on the form, against the clinic's current plan. A value back to the base
     template's drops the override. A milestone that says how long it lasts (`lasts`) is reworded
@@ -68,10 +68,46 @@ def edit_changes(current: Template, base: Template, offsets: Mapping[str, Mappin
                 put("milestones", mid, "lasts", words, b.lasts if b else None)
         for sid, text in reworded.items():
             typed_texts.setdefault(sid, text)
+    typed_translations = {(language, sid): _lines(t) for language, by_id in (translated or {}).items()
+                          for sid, t in by_id.items() if _has_message(current, sid)
+                          and _lines(t) != dict(current.message(sid).translations).get(language)}
+    if moved:
+        _reword_translations(current, base, moved, put, typed=set(typed_translations))
     for sid, text in typed_texts.items():
         b = _base_message_text(base, sid)
         put("messages", sid, "text", text, b)
+    for (language, sid), text in typed_translations.items():
+        bm = _base_message(base, sid)
+        put("messages", sid, f"text_{language}", text, dict(bm.translations).get(language) if bm else None)
     return changes
+
+
+def _reword_translations(current: Template, base: Template, moved: Mapping[str, MilestoneOverride], put, *,
+                         typed: set[tuple[str, str]]) -> None:
+    """The other languages' detail and restating texts say the new length too, in their own words
+    ("48 horas" -> "3 días"): the plan files require every language to be reworded together."""
+    effective = Overrides(milestones=dict(moved)).milestone_offsets(current)
+    for mid in moved:
+        m, b = current.milestone(mid), _base_milestone(base, mid)
+        start, end = effective[mid]
+        if not (isinstance(m.start, Elapsed) and isinstance(m.end, Elapsed)
+                and isinstance(start, Elapsed) and isinstance(end, Elapsed)):
+            continue
+        for language, words in DURATION_WORDS.items():
+            try:
+                old, new = words(m.end.delta - m.start.delta), words(end.delta - start.delta)
+            except ValueError:
+                continue
+            detail = m.words_in(language)[2]
+            if old in detail and dict(m.translations).get(language):
+                base_detail = dict(b.translations).get(language, (None, None, None))[2] if b else None
+                put("milestones", mid, f"detail_{language}", detail.replace(old, new), base_detail)
+            for rule in current.messages:
+                text = dict(rule.translations).get(language)
+                if mid in rule.restates and text and old in text and (language, rule.id) not in typed:
+                    bm = _base_message(base, rule.id)
+                    put("messages", rule.id, f"text_{language}", text.replace(old, new),
+                        dict(bm.translations).get(language) if bm else None)
 
 
 def detail_words(m: Milestone, new_detail: str) -> str:

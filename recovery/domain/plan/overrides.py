@@ -249,6 +249,24 @@ def duration_words(length: timedelta) -> str:
     return f"{days} days"
 
 
+def duration_words_es(length: timedelta) -> str:
+    """The same length in Spanish: hours up to 72 ("72 horas", which keeps a text in GSM-7 where
+    "3 días" would make it UCS-2), then weeks or days ("3 semanas", "10 días")."""
+    hours, rest = divmod(length, timedelta(hours=1))
+    if rest or hours < 1:
+        raise ValueError(f"a length of {length} cannot be put in words; give whole hours or days")
+    if hours <= 72 or hours % 24:
+        return f"{hours} hora{'s' if hours != 1 else ''}"
+    days = hours // 24
+    if days % 7 == 0:
+        return f"{days // 7} semana{'s' if days != 7 else ''}"
+    return f"{days} días"
+
+
+# How each language of the plan files words a length (English is `duration_words`).
+DURATION_WORDS = {"es": duration_words_es}
+
+
 def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, Mapping):
