@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from datetime import timedelta
 
@@ -43,6 +44,11 @@ def _cases(ctx: dict) -> dict[tuple[str, ...], list[str] | str]:
     return {
         ("create-staff",): ["create-staff", "--clinic", ctx["slug"], "--email", "canary.cli@example.org", "--name",
                             "Canary Cli", "--mobile", CANARY_PHONE, "--password", PASSWORD],
+        ("api-token", "create"): ["api-token", "create", "--clinic", ctx["slug"], "--scope", "fhir.read"],
+        ("api-token", "list"): ["api-token", "list", "--clinic", ctx["slug"]],
+        ("api-token", "revoke"): ["api-token", "revoke", "--clinic", ctx["slug"], "1"],
+        # the files it writes are the record, by design; what it prints and logs must not be
+        ("fhir", "export"): ["fhir", "export", "--clinic", ctx["slug"], "--out", tempfile.mkdtemp(prefix="fhir-")],
         ("db", "branches"): ["db", "branches"],
         ("db", "check"): ["db", "check"],
         ("db", "current"): ["db", "current"],

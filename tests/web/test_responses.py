@@ -118,7 +118,10 @@ def test_a_get_of_the_checkin_page_under_a_checkin_link_session_writes_nothing(a
     after = table_counts(session)
     assert after == before
     # the button on that page (a plain form, no JavaScript) starts it
-    form_action = re.search(r'<form method="post" action="([^"]+)"', r.get_data(as_text=True)).group(1)
+    forms = re.findall(r'<form method="post" action="([^"]+)".*?</form>', r.get_data(as_text=True), re.S)
+    form_action = next(a for a, body in zip(forms, re.findall(r'<form method="post" action="[^"]+".*?</form>',
+                                                              r.get_data(as_text=True), re.S))
+                       if "Start my check-in" in body)  # not the language switch at the top
     r = client.post(form_action)
     assert r.status_code == 303 and re.search(r"/me/checkin/\d+$", r.headers["Location"])
     assert session.scalar(sa.select(sa.func.count()).select_from(Checkin)) == 1
