@@ -235,35 +235,33 @@ def _changes(m: Milestone, o: MilestoneOverride) -> bool:
            (o.end is not None and o.end.text != m.end.text)
 
 
-def duration_words(length: timedelta) -> str:
-    """A length as the texts write it: up to 48 h in hours ("48 hours", as protocol.md words the
-    sedation rule), whole weeks as weeks ("3 weeks"), other whole days as days ("10 days")."""
+# How each language of the plan files words a length: hours up to a limit, then whole weeks or
+# days; (limit in hours, hour, hours, week, weeks, days). English keeps hours up to 48 ("48 hours",
+# as protocol.md words the sedation rule); Spanish up to 72 ("72 horas" keeps a text in GSM-7 where
+# "3 días" would make it UCS-2).
+_LENGTH_WORDS = {"en": (48, "hour", "hours", "week", "weeks", "days"),
+                 "es": (72, "hora", "horas", "semana", "semanas", "días")}
+
+
+def duration_words(length: timedelta, language: str = "en") -> str:
+    """A length as the texts write it: "48 hours", "3 weeks", "10 days" (or "72 horas", ...)."""
+    limit, hour, hours_word, week, weeks_word, days_word = _LENGTH_WORDS[language]
     hours, rest = divmod(length, timedelta(hours=1))
     if rest or hours < 1:
         raise ValueError(f"a length of {length} cannot be put in words; give whole hours or days")
-    if hours <= 48 or hours % 24:
-        return f"{hours} hour{'s' if hours != 1 else ''}"
+    if hours <= limit or hours % 24:
+        return f"{hours} {hour if hours == 1 else hours_word}"
     days = hours // 24
     if days % 7 == 0:
-        return f"{days // 7} week{'s' if days != 7 else ''}"
-    return f"{days} days"
+        return f"{days // 7} {week if days == 7 else weeks_word}"
+    return f"{days} {days_word}"
 
 
 def duration_words_es(length: timedelta) -> str:
-    """The same length in Spanish: hours up to 72 ("72 horas", which keeps a text in GSM-7 where
-    "3 días" would make it UCS-2), then weeks or days ("3 semanas", "10 días")."""
-    hours, rest = divmod(length, timedelta(hours=1))
-    if rest or hours < 1:
-        raise ValueError(f"a length of {length} cannot be put in words; give whole hours or days")
-    if hours <= 72 or hours % 24:
-        return f"{hours} hora{'s' if hours != 1 else ''}"
-    days = hours // 24
-    if days % 7 == 0:
-        return f"{days // 7} semana{'s' if days != 7 else ''}"
-    return f"{days} días"
+    return duration_words(length, "es")
 
 
-# How each language of the plan files words a length (English is `duration_words`).
+# The languages other than English whose detail and texts a new length is reworded in.
 DURATION_WORDS = {"es": duration_words_es}
 
 
