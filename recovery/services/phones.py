@@ -6,6 +6,13 @@ from __future__ import annotations
 
 import phonenumbers
 
+# The messages a person can act on; patient pages show them in the patient's language (they are
+# msgids: recovery/web/i18n_extract.py lists them for the catalog).
+ENTER_A_NUMBER = "Enter a phone number, for example (202) 555-0143 or +44 7700 900123."
+NOT_VALID = "That is not a valid phone number. Check the digits and the country code."
+LANDLINE = "This looks like a landline. Texts need a mobile number."
+MOBILE_ERRORS = (ENTER_A_NUMBER, NOT_VALID, LANDLINE)
+
 
 def region_for_zone(timezone: str) -> str:
     """The region a number written without a country code belongs to, from the clinic's zone."""
@@ -17,13 +24,13 @@ def parse_mobile(raw: str, region: str) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise ValueError("Enter a phone number, for example (202) 555-0143 or +44 7700 900123.")
+        raise ValueError(ENTER_A_NUMBER)
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("That is not a valid phone number. Check the digits and the country code.")
+        raise ValueError(NOT_VALID)
     kind = phonenumbers.number_type(number)
     if kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
                 phonenumbers.PhoneNumberType.PREMIUM_RATE):
-        raise ValueError("This looks like a landline. Texts need a mobile number.")
+        raise ValueError(LANDLINE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

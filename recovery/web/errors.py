@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 
 from recovery.store.db import db
 
@@ -13,6 +14,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(400)
     def bad_request(e):
+        if isinstance(e, CSRFError):  # Flask-WTF's reasons are English and technical ("The CSRF token is missing.")
+            return page(400, _("This page was open too long"),
+                        _("For your safety, a form left open for a long time stops working. Please go back, "
+                          "reload the page and try again."))
         return page(400, _("Something was wrong with that request"),
                     getattr(e, "description", None) or _("Please go back and try again."))
 

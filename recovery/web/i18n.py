@@ -53,6 +53,19 @@ def page_language() -> str:
     return str(get_locale() or DEFAULT)
 
 
+def known_language(code: str | None) -> str | None:
+    """A language code we have catalogs for, or None (anything else a URL or form carries)."""
+    return code if code in LANGUAGES else None
+
+
+def new_link_url() -> str:
+    """"Text me a new link", in the language of the page it is on: a link's patient who reads
+    Spanish keeps reading Spanish on the next page, where nobody is signed in yet."""
+    from flask import url_for
+    language = page_language()
+    return url_for("patient.new_link", lang=language) if language != DEFAULT else url_for("patient.new_link")
+
+
 def text(msgid: str | None, **params) -> str:
     """A domain string in the page's language; `{name}` placeholders filled after translating."""
     if not msgid:
@@ -101,5 +114,5 @@ def init_app(app: Flask) -> None:
         # Flask-Babel caches the locale in `g`, which outlives a request when an app context does
         # (tests, CLI): each request asks the patient's stored language again.
         refresh()
-    app.jinja_env.globals.update(page_language=page_language, LANGUAGES=LANGUAGES,
+    app.jinja_env.globals.update(page_language=page_language, new_link_url=new_link_url, LANGUAGES=LANGUAGES,
                                  LANGUAGE_NAMES_EN=LANGUAGE_NAMES_EN)

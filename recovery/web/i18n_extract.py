@@ -31,7 +31,13 @@ def _records() -> Iterator[str]:
     yield OUT_OF
 
 
-SOURCES = {"questionnaire/items.py": _questionnaire, "triage.py": _triage, "records.py": _records}
+def _phones() -> Iterator[str]:
+    from recovery.services.phones import MOBILE_ERRORS
+    yield from MOBILE_ERRORS
+
+
+SOURCES = {"questionnaire/items.py": _questionnaire, "triage.py": _triage, "records.py": _records,
+           "services/phones.py": _phones}
 
 
 def domain_strings(fileobj, keywords, comment_tags, options):

@@ -26,7 +26,7 @@ from recovery.web.access import PATIENT_COOKIE_KEY, patient_required, policy
 from recovery.web.checkin import offer as checkin_offer
 from recovery.web.extensions import limiter
 from recovery.web.forms import parse_mobile
-from recovery.web.i18n import LANGUAGES
+from recovery.web.i18n import DEFAULT, LANGUAGES, known_language, page_language, text
 from recovery.web.redirects import same_origin_path
 from recovery.services.patient_details import choose_language
 
@@ -45,6 +45,9 @@ def _link_problem(e: LinkProblem):
     ws = g.get("patient_session")
     if e.reason in ("used", "expired") and ws is not None and e.patient_id == ws.patient_id:
         return redirect(url_for("patient.today"), 303)
+    if e.patient_id is not None:  # the explanation in the language of the patient the link was sent to
+        patient = db.session.get(Patient, e.patient_id)
+        g.patient_language = known_language(patient.language) if patient is not None else None
     return render_template("patient/link.html", problem=e.reason), 410 if e.reason != "unknown" else 404
 
 
@@ -89,6 +92,7 @@ def redeem(token: str):
 
 @bp.get("/signed-out")
 def signed_out():
+    g.patient_language = known_language(request.args.get("lang"))  # the signed-out patient's, carried over
     return render_template("patient/signed_out.html")
 
 
@@ -103,9 +107,11 @@ def sign_out():
                      patient_id=ws.patient_id, request_id=g.request_id)
         db.session.commit()
     message = gettext("You have signed out. Your care team's next text will have a new link.")  # their language
+    language = page_language()
     session.clear()
     flash(message)
-    return redirect(url_for("patient.signed_out"), 303)
+    return redirect(url_for("patient.signed_out", lang=language) if language != DEFAULT
+                    else url_for("patient.signed_out"), 303)
 
 
 @bp.post("/me/language")
@@ -144,7 +150,9 @@ def _may_text_a_link(patient_id: int) -> bool:
 @limiter.limit(_link_limit, methods=["POST"])
 def new_link():
     """Text a fresh link to an enrolled patient's own number. The reply never says whether the
-    number is enrolled."""
+    number is enrolled. The page is in the language of the page that led here (`lang`): nobody is
+    signed in to ask."""
+    g.patient_language = known_language(request.values.get("lang"))
     if request.method == "GET":
         return render_template("patient/new_link.html", sent=False, error=None)
     raw = (request.form.get("mobile") or "").strip()
@@ -152,7 +160,7 @@ def new_link():
         region = "GB" if raw.startswith("07") else "US"
         mobile = parse_mobile(raw, region)
     except ValueError as e:
-        return render_template("patient/new_link.html", sent=False, error=str(e), mobile=raw), 422
+        return render_template("patient/new_link.html", sent=False, error=text(str(e)), mobile=raw), 422
     request_link(db.session, mobile, utcnow(), g.request_id, may_send=_may_text_a_link)
     db.session.commit()
     return render_template("patient/new_link.html", sent=True, error=None)

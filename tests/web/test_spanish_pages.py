@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
 from recovery.web.i18n import TRANSLATIONS_DIR
-from tests.support.factories import enrol, make_clinic, make_staff
+from tests.support.factories import enrol, make_clinic, make_staff, open_link, patient_link
 from tests.web.test_checkin_web import NOW, checkin_client, follow, location, post_step, start_slot, today_client, walk
 from tests.web.test_patient_pages import text_of
 
@@ -102,3 +102,45 @@ def test_the_patient_switches_language_stored_and_audited_and_staff_pages_stay_e
     # an unknown language and an off-site `next` change nothing and go nowhere else
     r = client.post("/me/language", data={"language": "xx", "next": "//evil.example/"})
     assert location(r).endswith("/me") and session.get(Patient, patient.id).language == "en"
+
+
+def test_a_used_link_new_link_page_and_its_phone_errors_stay_in_the_links_language(app, client, session, rosa):
+    """Nobody is signed in on these pages: the language comes from the link's patient, then is
+    carried by the "Text me a new link" address (`lang=es`), never from the browser."""
+    clinic, nurse, patient = rosa
+    token = patient_link(session, patient, purpose="today", now=NOW)
+    session.commit()
+    assert open_link(client, token).status_code == 303
+    with app.test_client() as other:  # the same text tapped on another phone: the link is used
+        r = other.get(f"/l/{token}")
+        words = assert_spanish(r, status=410)
+        href = re.search(r'href="([^"]*new-link[^"]*)"', r.data.decode()).group(1)
+        assert "lang=es" in href, href
+        assert_spanish(other.get(href.replace("&amp;", "&")))
+        for raw, spanish in (("", "Escriba un número de teléfono"), ("12", "no es válido"),
+                             ("+1 202 555 1", "no es válido"), ("+1 800 555 0100", "teléfono fijo")):
+            r = other.post(href, data={"mobile": raw})
+            assert spanish in assert_spanish(r, status=422), raw
+            assert f'value="{raw}"' in r.data.decode()  # what they typed is kept
+        assert "mensaje" in assert_spanish(other.post(href, data={"mobile": "+1 202 555 0143"}))
+        # an unknown or missing lang is English, as before
+        assert '<html lang="en">' in other.get("/new-link?lang=xx").data.decode()
+        assert '<html lang="en">' in other.get("/new-link").data.decode()
+    assert words
+
+
+def test_signing_out_and_a_stale_form_are_explained_in_spanish(app, client, session, rosa):
+    clinic, nurse, patient = rosa
+    today_client(client, session, patient)
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        # a form posted without its token (left open too long, or forged): a calm page, in Spanish
+        r = client.post("/me/language", data={"language": "en", "next": "/me"})
+        assert "demasiado tiempo" in assert_spanish(r, status=400)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    session.expire_all()
+    assert session.get(Patient, patient.id).language == "es"  # nothing changed
+    r = client.post("/me/sign-out")
+    assert r.status_code == 303 and location(r).endswith("/signed-out?lang=es")
+    assert "Cerró la sesión" in assert_spanish(follow(client, r))
