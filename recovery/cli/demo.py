@@ -38,6 +38,7 @@ DEMO_PATIENTS = [
     ("Tessa", "Ten", "+12025550113", 10, False, True, 6),
     ("Fred", "Forty", "+12025550114", 40, False, False, 7),
     ("Rosa", "Dos", "+12025550115", 2, False, False, 6, "es"),  # reads Spanish (issue 14)
+    ("Luis", "Uno", "+12025550116", 1, False, False, 5, "es"),  # Spanish too: the flows the other way round
 ]
 
 

@@ -123,7 +123,7 @@ def test_seed_demo_json_gives_the_same_logins_and_links_as_the_text(cli, session
     seeded = json.loads(cli("seed-demo", "--json", "--url", "http://127.0.0.1:5055").output)
     assert seeded["seeded"] is True and seeded["base_url"] == "http://127.0.0.1:5055"
     assert {"role": "nurse", "email": "nurse@demo.clinic", "password": "recovery-demo-2026"} in seeded["logins"]
-    assert sorted(link["day"] for link in seeded["links"]) == [0, 2, 2, 10, 40]  # Rosa Dos (Spanish): day 2
+    assert sorted(link["day"] for link in seeded["links"]) == [0, 1, 2, 2, 10, 40]  # Spanish: Luis Uno day 1, Rosa Dos day 2
     assert all(link["url"].startswith("http://127.0.0.1:5055/l/") for link in seeded["links"])
     staff, links, days = parse_seed_output(json.dumps(seeded))
     assert {s.email for s in staff} == {s["email"] for s in seeded["logins"]}

@@ -1,7 +1,8 @@
 """A patient who reads Spanish (issue 14), in a phone-sized Chromium: Today, an ordinary check-in
 (JavaScript on) and the emergency screen (JavaScript off) in Spanish, `lang="es"`, axe-core at 0
 violations on each kind of page. Rosa Dos (day 2, seeded with language "es") does the day-2
-check-in and a symptom report; no other test uses her."""
+check-in and a symptom report; Luis Uno (day 1, Spanish) does the same the other way round (the
+whole check-in without JavaScript, the emergency with it); no other test uses them."""
 from __future__ import annotations
 
 import re
@@ -15,6 +16,7 @@ from tests.e2e.test_checkin_flows import CHEST_PAIN, ORDINARY, answer_screen, as
 
 pytestmark = pytest.mark.browser
 ROSA = "Rosa Dos"
+LUIS = "Luis Uno"
 
 
 def spanish() -> dict[str, str]:
@@ -84,3 +86,38 @@ def test_a_spanish_patient_reads_today_does_a_checkin_and_sees_the_emergency_scr
     assert e.page.get_by_role("link", name="Llame al 911", exact=True).get_attribute("href") == "tel:911"
     no_violations(open_context, e, e.page.url, "patient (es): emergency")
     e.assert_clean()
+
+
+def test_the_same_in_spanish_the_other_way_round_a_whole_checkin_without_javascript_the_emergency_with_it(
+        open_context, app_server):
+    """Issue 14's "with JavaScript on and off": each flow both ways (the test above does the check-in
+    with JavaScript and the emergency without)."""
+    es = spanish()
+    answers = {k: ([es[x] for x in v] if isinstance(v, list) else v if k == "free_text" else es.get(v, v))
+               for k, v in ORDINARY.items()}
+    n = open_context("phone", javascript=False)
+    open_patient_link(n, app_server.issue_link(LUIS, purpose="checkin", slot="day1"))
+    page = n.page
+    for _ in range(30):
+        if "/review" in page.url:
+            break
+        assert "/step/" in page.url, page.url
+        assert page.locator("html").get_attribute("lang") == "es"
+        given = answer_screen(page, answers)
+        assert set(asked_items(page)) - set(given) <= {"free_text"}, page.url
+        assert press(page, "Siguiente").status == 200
+    assert page.get_by_role("heading", level=1).inner_text() == "Revise sus respuestas"
+    assert press(page, "Enviar mi control").status == 200
+    assert page.locator(".outcome-message").inner_text() == es[
+        "Thank you, your check-in is saved. If anything changes, check in again."]
+    n.assert_clean()
+
+    j = open_context("phone", javascript=True)
+    open_patient_link(j, app_server.issue_link(LUIS, purpose="checkin"))
+    answer_screen(j.page, {"cardioresp": [es[CHEST_PAIN]]})
+    # with JavaScript the tick alone is scored (MR2): the emergency screen comes before "Siguiente"
+    j.page.wait_for_url(re.compile(r"/me/checkin/\d+/emergency$"), timeout=10_000)
+    assert j.page.get_by_role("heading", level=1).inner_text() == \
+        "Llame al 911 ahora. No maneje usted mismo. Ya se avisó a su equipo de atención."
+    no_violations(open_context, j, j.page.url, "patient (es): emergency, JavaScript on")
+    j.assert_clean()
