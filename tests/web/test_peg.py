@@ -275,3 +275,30 @@ def test_the_dashboard_shows_the_cohorts_peg_change_from_baseline_to_6_weeks(app
     # A period without a 6-week PEG: the empty state.
     html = client.get("/nurse/reports", query_string={"from": "2026-02-01", "to": "2026-02-28"}).data.decode()
     assert "No PEG answers yet for this period" in html
+
+
+def test_a_spanish_patient_gets_the_peg_screens_in_spanish_on_days_0_14_and_42(app, session, frozen):
+    """Issue 16's "in English and Spanish": every PEG screen, its wrong-answer page and the review
+    that shows the answers, in Spanish on each of the three days, no English catalog string left."""
+    from tests.web.test_spanish_pages import assert_spanish
+    frozen.move_to(NOW)
+    clinic = make_clinic(session, now=NOW)
+    make_staff(session, clinic, now=NOW)
+    patients = {day: enrol(session, clinic, procedure_end=NOW - (timedelta(hours=7) if day == 0 else
+                                                                 timedelta(days=day, hours=1)),
+                           now=NOW, first=f"Dia{day}", baseline_back_pain=4, language="es")
+                for day in (0, 14, 42)}
+    session.commit()
+    for day, slot in ((0, "day0"), (14, "day14"), (42, "day42")):
+        client = app.test_client()
+        cid = _checkin(client, session, patients[day], slot)
+        assert _walk(client, cid).endswith(f"/me/checkin/{cid}/peg/peg_pain"), day
+        for screen, value in zip(PEG_SCREENS, (5, 4, 3)):
+            words = assert_spanish(client.get(f"/me/checkin/{cid}/peg/{screen}"))
+            assert "semana" in words, (day, screen)  # "the past week", in Spanish
+            assert_spanish(client.post(f"/me/checkin/{cid}/peg/{screen}", data={screen: "11"}), status=422)
+            assert client.post(f"/me/checkin/{cid}/peg/{screen}", data={screen: str(value)}).status_code == 303
+        assert_spanish(client.get(f"/me/checkin/{cid}/review"))
+        assert client.post(f"/me/checkin/{cid}/review").status_code == 303
+    assert {d: sorted(_rows(session, patients[d])) for d in (0, 14, 42)} == {
+        0: ["baseline"], 14: ["day14"], 42: ["week6"]}
