@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from recovery.domain import service_hours, texts
+from recovery.domain.languages import ENGLISH_NAMES
 from recovery.store import audit
 from recovery.store.models import Clinic, StaffUser
 
@@ -84,4 +85,15 @@ def text_problems(template, new: ClinicSettings) -> dict[str, str]:
         field = "sms_name" if "clinic" in used else "care_phone" if "phone" in used else "emergency_number"
         out.setdefault(field, f"{m.id} would be {check.length} characters, more than one SMS (160): "
                               "use a shorter one.")
+    for m in template.messages:  # each language's text, in its real encoding (the plan file's rule)
+        used = texts.placeholders(m.text)
+        for language, text in m.translations:
+            check = texts.check_translation(text, english=m.text, emerg=new.emergency_number, phone=new.care_phone,
+                                            clinic=name, budget=template.budget)
+            if check.segments.count <= texts.TRANSLATION_SEGMENTS:
+                continue
+            field = "sms_name" if "clinic" in used else "care_phone" if "phone" in used else "emergency_number"
+            out.setdefault(field, f"{m.id} in {ENGLISH_NAMES.get(language, language)} would be "
+                                  f"{check.segments.count} SMS segments ({check.segments.encoding}), more than "
+                                  f"{texts.TRANSLATION_SEGMENTS}: use a shorter one.")
     return out

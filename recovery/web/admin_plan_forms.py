@@ -7,6 +7,7 @@ from wtforms import DateTimeLocalField, HiddenField, SelectField, StringField, T
 from wtforms.validators import InputRequired, Length
 
 from recovery.domain.plan.clinic_changes import offset_keys, offset_text
+from recovery.domain.languages import ENGLISH_NAMES
 from recovery.domain.plan.model import Template
 from recovery.web.forms import COMMON_ZONES, Form, valid_zone
 
@@ -20,9 +21,6 @@ def offset_field(milestone_id: str, key: str) -> str:
 
 def text_field(message_id: str, language: str | None = None) -> str:
     return f"{message_id}_text" + (f"_{language}" if language else "")
-
-
-LANGUAGE_NAMES = {"es": "Spanish"}
 
 
 class _PlanForm(Form):
@@ -82,7 +80,7 @@ def plan_form(template: Template, **kwargs) -> _PlanForm:
             f"{s.id} text", validators=[InputRequired(f"Enter the text of {s.id}."),
                                         Length(max=600, message="Keep a text to 600 characters.")])
         for language, _ in s.translations:
-            name = LANGUAGE_NAMES.get(language, language)
+            name = ENGLISH_NAMES.get(language, language)
             fields[text_field(s.id, language)] = TextAreaField(
                 f"{s.id} text in {name}", validators=[InputRequired(f"Enter the {name} text of {s.id}."),
                                                       Length(max=600, message="Keep a text to 600 characters.")])

@@ -17,12 +17,8 @@ from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale, gettext, refresh
 
 from recovery.config import REPO_ROOT
+from recovery.domain.languages import DEFAULT, ENGLISH_NAMES as LANGUAGE_NAMES_EN, OWN_NAMES as LANGUAGES  # noqa: F401
 
-# code -> the language's own name (what the switch link shows)
-LANGUAGES = {"en": "English", "es": "Español"}
-# The same languages named for the staff pages (in English): "written in Spanish" beside free text
-LANGUAGE_NAMES_EN = {"en": "English", "es": "Spanish"}
-DEFAULT = "en"
 PATIENT_BLUEPRINTS = frozenset({"patient", "checkin"})
 TRANSLATIONS_DIR = REPO_ROOT / "translations"
 

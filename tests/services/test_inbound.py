@@ -385,7 +385,7 @@ def test_a_spanish_patient_replies_in_spanish_and_gets_spanish_replies(app, sess
     tick(session, sms, NOW + timedelta(minutes=21), settings(app))
     bodies = [s.body for s in sms.sent[1:]]
     assert bodies[0].startswith("Gracias Rosa. ¿Tiene dolor de pecho") and bodies[0].endswith("Responda S o N")
-    assert "Una enfermera le llamará hoy" in bodies[1] and bodies[2].startswith("Demo Clinic: mensajes de recuperación.")
+    assert "Una enfermera le llamará hoy" in bodies[1] and bodies[2].startswith("Mensajes de seguimiento de Demo Clinic.")
     assert "R1" in alert_rules(session, p)
     text(client, p.mobile_e164, "ALTO")
     session.refresh(p)

@@ -175,12 +175,50 @@ def test_a_setting_that_would_push_a_text_past_one_sms_is_named_by_its_field():
 
     from recovery.domain import texts
     from recovery.services.clinic_settings import ClinicSettings, text_problems
-    full = SimpleNamespace(id="S99", text="{clinic}: " + "x" * 120)
+    full = SimpleNamespace(id="S99", text="{clinic}: " + "x" * 120, translations=())
     plan = SimpleNamespace(sms_name="Demo Clinic", budget=texts.DEFAULT_BUDGET, messages=[full])
     short = ClinicSettings("Short", "(202) 555-0100", None, "911", "America/New_York", None, None, None)
     assert text_problems(plan, short) == {}
     long = ClinicSettings("Northside Community Care Team", "(202) 555-0100", None, "911", "America/New_York",
                           None, None, None)
     assert text_problems(plan, long) == {}  # 151 characters: still one SMS
-    plan.messages = [SimpleNamespace(id="S99", text="{clinic}: " + "x" * 135)]
+    plan.messages = [SimpleNamespace(id="S99", text="{clinic}: " + "x" * 135, translations=())]
     assert list(text_problems(plan, long)) == ["sms_name"] and "S99 would be 166" in text_problems(plan, long)["sms_name"]
+
+
+def test_a_setting_that_would_push_a_translation_past_its_segments_is_named_with_the_language():
+    """The Spanish text of a message is checked too, in its real encoding (UCS-2 for á: 67 units a
+    segment when split), with the new name: the English check alone passed S24's Spanish at three
+    segments with a long clinic name."""
+    from types import SimpleNamespace
+
+    from recovery.domain import texts
+    from recovery.services.clinic_settings import ClinicSettings, text_problems
+    message = SimpleNamespace(id="S98", text="{clinic}: short", translations=(("es", "{clinic}: " + "á" * 110),))
+    plan = SimpleNamespace(sms_name="Demo Clinic", budget=texts.DEFAULT_BUDGET, messages=[message])
+    short = ClinicSettings("Short", "(202) 555-0100", None, "911", "America/New_York", None, None, None)
+    assert text_problems(plan, short) == {}  # 117 UCS-2 units: two segments
+    long = ClinicSettings("Northside Community Care Team", "(202) 555-0100", None, "911", "America/New_York",
+                          None, None, None)
+    assert text_problems(plan, long) == {"sms_name": "S98 in Spanish would be 3 SMS segments (UCS-2), more than 2: "
+                                                     "use a shorter one."}
+
+
+def test_no_shipped_translation_makes_the_clinic_name_budget_shorter_than_english(app):
+    """The longest name the English texts leave room for fits every language's texts too."""
+    from recovery.services.clinic_settings import ClinicSettings, text_problems
+    from recovery.files import templates as templates_repo
+    import re
+    from pathlib import Path
+    from types import SimpleNamespace
+    schedules = app.config["SCHEDULES_DIR"]
+    def settings(n):
+        return ClinicSettings("N" * n, "(202) 555-0100", None, "911", "America/New_York", None, None, None)
+    newest = sorted(p.stem for p in (Path(schedules) / "clinics").glob("*.toml") if not re.search(r"_v\d+$", p.stem))
+    for clinic_file in [None, *newest]:
+        plan = templates_repo.clinic_template(schedules, clinic_file, "kyphoplasty")
+        english_only = SimpleNamespace(sms_name=plan.sms_name, budget=plan.budget,
+                                       messages=[SimpleNamespace(id=m.id, text=m.text, translations=())
+                                                 for m in plan.messages])
+        longest = max(n for n in range(1, 31) if text_problems(english_only, settings(n)) == {})
+        assert longest >= 12 and text_problems(plan, settings(longest)) == {}, (clinic_file, longest)
