@@ -3,8 +3,8 @@ versions published at /admin/plan. tomlkit keeps the comments and layout of the 
 starts from, so a clinician's notes in the file survive an edit made in the browser."""
 from __future__ import annotations
 
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
+# tomlkit is imported where a version is written (an admin publishing), not at start-up: it cost
+# every process 0.13 s.
 
 from recovery.domain.plan.clinic_changes import Changes
 from recovery.domain.plan.errors import TemplateError
@@ -12,6 +12,7 @@ from recovery.domain.plan.errors import TemplateError
 
 def starting_text(*, clinic: str, title: str, based_on: str, based_on_version: int) -> str:
     """The override of a clinic that has none yet: the base template as it is."""
+    import tomlkit
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"The plan of {title}: changes to template {based_on} version {based_on_version}."))
     doc["clinic"], doc["version"], doc["title"] = clinic, 0, title
@@ -22,6 +23,7 @@ def starting_text(*, clinic: str, title: str, based_on: str, based_on_version: i
 def with_changes(text: str, *, clinic: str, version: int, changes: Changes) -> str:
     """`text` as `clinic`'s `version` with the changes laid in (None removes a key, and its
     entry when nothing is left of it). `text` is a version that loaded, so it parses."""
+    import tomlkit
     doc = tomlkit.parse(text)
     doc["clinic"], doc["version"] = clinic, version
     for (section, eid), values in changes.items():
@@ -44,6 +46,8 @@ def with_changes(text: str, *, clinic: str, version: int, changes: Changes) -> s
 
 def with_version(text: str, label: str, version: int) -> str:
     """An imported file renumbered as the clinic's next version (its comments kept)."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
     try:
         doc = tomlkit.parse(text)
     except TOMLKitError as e:  # the loader has read it already; kept for a file tomlkit reads differently

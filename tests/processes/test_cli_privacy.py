@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -80,17 +81,35 @@ def _cases(ctx: dict) -> dict[tuple[str, ...], list[str] | str]:
     }
 
 
-def _commands(env: dict, group: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Leaf commands as `flask [group] --help` lists them."""
+# Two at a time: each command is a process that spends most of its second or two importing the app,
+# and the machine has two cores; the commands that depend on each other run in order (_chains).
+PARALLEL = 2
+
+
+def _subcommands(env: dict, group: tuple[str, ...]) -> list[str]:
     out = subprocess.run([str(BIN / "flask"), "--app", "app", *group, "--help"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120).stdout
-    names = re.findall(r"^  ([a-z][\w-]*)  ", out.split("Commands:", 1)[1], re.M) if "Commands:" in out else []
-    if not names:
-        return [group]
-    found = []
-    for name in names:
-        found += _commands(env, (*group, name))
+    return re.findall(r"^  ([a-z][\w-]*)  ", out.split("Commands:", 1)[1], re.M) if "Commands:" in out else []
+
+
+def _commands(env: dict) -> list[tuple[str, ...]]:
+    """Leaf commands as `flask [group] --help` lists them, a level at a time."""
+    found, level = [], [()]
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        while level:
+            below = list(pool.map(lambda group: _subcommands(env, group), level))
+            found += [group for group, names in zip(level, below) if not names and group]
+            level = [(*group, name) for group, names in zip(level, below) for name in names]
     return found
+
+
+def _chains(cases: dict) -> tuple[list[list[tuple[str, ...]]], list[tuple[str, ...]]]:
+    """The commands in runs that may go side by side (a token is listed and revoked after it is
+    made), and those that go last, one after the other (a step down, then back to head)."""
+    last = [("db", "downgrade"), ("db", "upgrade")]
+    tokens = [path for path in cases if path[0] == "api-token"]
+    rest = [[path] for path in cases if path not in last and path not in tokens and cases[path] != WRITES_THE_REPO]
+    return [tokens, *rest], last
 
 
 def _seed(session) -> dict:
@@ -152,27 +171,41 @@ def test_every_cli_command_prints_no_phi_or_usable_link(app, session, db_url):
     found = set(_commands(env))
     assert found == set(cases), f"classify these commands here: {sorted(found - set(cases))}; " \
                                 f"gone: {sorted(set(cases) - found)}"
-    ran, lines, leaks = 0, 0, {}
-    for path in cases:  # in the order above
+    def run(path: tuple[str, ...]) -> str:
+        started = time.monotonic()
+        try:
+            return _run(path)
+        finally:
+            took[path] = time.monotonic() - started
+
+    took: dict[tuple[str, ...], float] = {}
+
+    def _run(path: tuple[str, ...]) -> str:
         how = cases[path]
-        if how == WRITES_THE_REPO:
-            continue
         if how == "server":
             text = _run_server(env, ctx)
             assert "/l/" in text  # the request line for the link was logged, masked
-        else:
-            result = subprocess.run([str(BIN / "flask"), "--app", "app", *how], cwd=REPO, env=env,
-                                    input="print('canary shell ok')\n" if path == ("shell",) else "",
-                                    capture_output=True, text=True, timeout=180)
-            text = result.stdout + result.stderr
-            (log_dir() / f"cli-{'-'.join(path)}-{db_url.rsplit('/', 1)[-1][-12:]}.log").write_text(text)
-            assert result.returncode in (0, 1) if path == ("rules", "check") else result.returncode == 0, \
-                f"flask {' '.join(how)} exited {result.returncode}:\n{text[-3000:]}"
-        ran += 1
-        lines += len(text.splitlines())
-        if _leaks(text, ctx):
-            leaks[" ".join(path)] = _leaks(text, ctx)[:5]
+            return text
+        result = subprocess.run([str(BIN / "flask"), "--app", "app", *how], cwd=REPO, env=env,
+                                input="print('canary shell ok')\n" if path == ("shell",) else "",
+                                capture_output=True, text=True, timeout=180)
+        text = result.stdout + result.stderr
+        (log_dir() / f"cli-{'-'.join(path)}-{db_url.rsplit('/', 1)[-1][-12:]}.log").write_text(text)
+        assert result.returncode in (0, 1) if path == ("rules", "check") else result.returncode == 0, \
+            f"flask {' '.join(how)} exited {result.returncode}:\n{text[-3000:]}"
+        return text
+
+    chains, last = _chains(cases)
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        outputs = dict(kv for chain in pool.map(lambda chain: [(path, run(path)) for path in chain], chains)
+                       for kv in chain)
+    outputs.update((path, run(path)) for path in last)
+    ran = len(outputs)
+    lines = sum(len(text.splitlines()) for text in outputs.values())
+    leaks = {" ".join(path): _leaks(text, ctx)[:5] for path, text in outputs.items() if _leaks(text, ctx)}
     assert leaks == {}, leaks
     skipped = sum(1 for how in cases.values() if how == WRITES_THE_REPO)
-    print(f"\n[{db_url.split(':')[0]}] {ran} commands run on canary data ({skipped} that write migration files "
+    slowest = sorted(took.items(), key=lambda kv: -kv[1])[:3]
+    print(f"\n[{db_url.split(':')[0]}] slowest: " + ", ".join(f"{' '.join(p)} {t:.1f} s" for p, t in slowest))
+    print(f"[{db_url.split(':')[0]}] {ran} commands run on canary data ({skipped} that write migration files "
           f"not run), {lines} lines of output and logs scanned, no phone number, symptom or usable link")

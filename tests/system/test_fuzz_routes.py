@@ -152,7 +152,7 @@ class World:
         self.app = app
         cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2 is not under test
         monkeypatch.setattr("recovery.services.passwords._hasher", cheap)
-        monkeypatch.setattr("recovery.services.sign_in.DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
+        monkeypatch.setattr("recovery.services.sign_in.dummy_hash", lambda: cheap.hash("not-a-real-password-0000"))
         self.clinic = make_clinic(session, now=NOW)
         self.nurse = make_staff(session, self.clinic, now=NOW)
         session.get(StaffUser, self.nurse.id).password_hash = cheap.hash(PASSWORD)
