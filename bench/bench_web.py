@@ -13,7 +13,16 @@
      raises alerts, audits, all in one transaction);
 3. SQL statements per nurse worklist request (page and poll) and per nurse patient page request
    (target <= 10), counted in process with a before_cursor_execute listener, plus the worklist's
-   server time p95 (target <= 200 ms) and poll size (target <= 20 KB) (reliability.md 5.3).
+   server time p95 (target <= 200 ms) and poll size (target <= 20 KB) (reliability.md 5.3), and
+   the roster (/nurse/patients, 500 patients: <= 30 ms server time, <= 30 KB; issue 17);
+4. the patient's Today page GET (gunicorn CPU per request), and the worklist of issue 17 in
+   process (bench/bench_worklist.py: 700 open alerts in a clinic of their own): the poll that
+   brings its version when nothing changed (<= 1 ms CPU, <= 1 KB) and the page (<= 50 ms).
+
+`python -m bench web --quick --json`: SQLite only, a smaller clinic (60 patients, 120 open alerts)
+and 2 s per load figure: about 50 s on 2 busy cores. It prints one JSON object of the figures
+(QUICK_KEYS and more) on stdout, the progress on stderr. `--json` alone: the full run, the SQLite
+figures as JSON.
 
 Set-up: a migrated SQLite database seeded through the real use-cases (bench/seeding.py: 500 patients,
 5,000 submitted check-ins), then five weekly check-ins per patient (day 14 to 42, the real slots none
@@ -50,11 +59,31 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 WRK_DIR = REPO / "bench" / "wrk"
 
-PATIENTS, CHECKINS = 500, 5000
 POOL_SLOTS = ("day14", "day21", "day28", "day35", "day42")  # weekly check-ins, not done by any seeded patient
 CONNECTIONS = 8
-GET_SECONDS, STEP_SECONDS, SUBMIT_SECONDS = 10, 10, 8
-WARM_UP = 30  # requests per page before measuring (templates compiled, connections open)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    patients: int = 500
+    checkins: int = 5000
+    get_seconds: int = 10
+    step_seconds: int = 10
+    submit_seconds: int = 8
+    warm_up: int = 30  # requests per page before measuring (templates compiled, connections open)
+    worklist_alerts: int = 700
+    in_process_requests: int = 200
+
+
+FULL = Sizes()
+QUICK = Sizes(patients=60, checkins=180, get_seconds=2, step_seconds=2, submit_seconds=2, warm_up=5,
+              worklist_alerts=120, in_process_requests=30)
+PATIENTS, CHECKINS = FULL.patients, FULL.checkins
+WARM_UP = FULL.warm_up
+# What `--json` prints (numbers; the load ones are null when wrk could not run).
+QUICK_KEYS = ("checkin_get_cpu_ms", "today_get_cpu_ms", "bare_get_cpu_ms", "screen_post_cpu_ms",
+              "submit_post_cpu_ms", "screen_post_p99_ms", "submit_post_p99_ms", "worklist_poll_unchanged_bytes",
+              "worklist_poll_unchanged_cpu_ms", "worklist_page_server_ms", "database_locked")
 
 TARGET_RATIO = 0.8
 TARGET_POST_RPS = 100.0
@@ -62,6 +91,7 @@ TARGET_POST_P99_MS = 250.0
 TARGET_STATEMENTS = 10
 TARGET_WORKLIST_P95_MS = 200.0
 TARGET_POLL_KB = 20.0
+TARGET_ROSTER_MS, TARGET_ROSTER_KB = 30.0, 30.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +201,7 @@ class Prepared:
     checkin_link: str  # a check-in link (day 14) of the first patient: the GET figure's session
     checkin_page: int  # that check-in's id
     today_links: list[str]  # one per patient, in patient order
+    today_page_link: str  # a second Today link of the first patient: the Today page GET's session
     pools: list[list[int]]  # per patient, the in-progress check-ins at their review screen
 
 
@@ -179,7 +210,7 @@ def _config(url: str) -> dict:
     return app_config(SQLALCHEMY_DATABASE_URI=url)
 
 
-def prepare(url: str) -> Prepared:
+def prepare(url: str, sizes: Sizes = FULL) -> Prepared:
     from app import create_app
     from bench.seeding import seed_large
     from recovery.clock import utcnow
@@ -195,7 +226,7 @@ def prepare(url: str) -> Prepared:
         s = db.session
         now = utcnow()
         started = time.perf_counter()
-        seeded = seed_large(s, now=now, patients=PATIENTS, checkins=CHECKINS)
+        seeded = seed_large(s, now=now, patients=sizes.patients, checkins=sizes.checkins)
         print(f"  seeded {seeded['patients']} patients, {seeded['checkins']} check-ins through the use-cases "
               f"in {time.perf_counter() - started:.0f} s", flush=True)
         started = time.perf_counter()
@@ -223,10 +254,12 @@ def prepare(url: str) -> Prepared:
             pools.append(pool)
             links.append(issue_link(s, p, "today", now, timedelta(days=2)))
         checkin_link = issue_link(s, patients[0], "checkin", now, timedelta(days=2), checkin_slot=POOL_SLOTS[0])
+        today_page_link = issue_link(s, patients[0], "today", now, timedelta(days=2))
         s.commit()
         print(f"  {len(pools) * len(POOL_SLOTS)} check-ins brought to their review screen in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
-        prepared = Prepared(seeded["nurse_email"], seeded["clinic_id"], checkin_link, pools[0][0], links, pools)
+        prepared = Prepared(seeded["nurse_email"], seeded["clinic_id"], checkin_link, pools[0][0], links,
+                            today_page_link, pools)
         s.remove()
         db.engine.dispose()
     return prepared
@@ -357,7 +390,7 @@ def write_targets(path: Path, sessions, page: str) -> int:
     return len(lines)
 
 
-def warm(url: str, cookie: str | None = None, n: int = WARM_UP) -> None:
+def warm(url: str, cookie: str | None = None, n: int = FULL.warm_up) -> None:
     with requests.Session() as http:
         for _ in range(n):
             r = http.get(url, headers={**NO_GZIP, **({"Cookie": f"session={cookie}"} if cookie else {})},
@@ -384,7 +417,7 @@ def count_statements(engine):
         sa.event.remove(engine, "before_cursor_execute", before)
 
 
-def nurse_sql(db_url: str, prepared: Prepared) -> dict:
+def nurse_sql(db_url: str, prepared: Prepared, requests: int = 20) -> dict:
     from app import create_app
     from bench.seeding import BENCH_PASSWORD
     from recovery.store.db import db
@@ -415,13 +448,13 @@ def nurse_sql(db_url: str, prepared: Prepared) -> dict:
             if r.status_code != 200:
                 raise RuntimeError(f"GET {path}: HTTP {r.status_code}")
             times = []
-            for _ in range(20):
+            for _ in range(requests):
                 t = time.perf_counter()
                 client.get(path, headers=headers)
                 times.append((time.perf_counter() - t) * 1000)
             times.sort()
             out[name] = {"statements": len(seen), "bytes": len(r.data), "p95_ms": times[int(len(times) * 0.95) - 1],
-                         "path": path}
+                         "p50_ms": times[len(times) // 2], "path": path}
         out["alerts_on_page"] = alerted[1] if alerted else 0
         out["open_alerts"] = db.session.scalar(sa.select(sa.func.count()).select_from(Alert).where(
             Alert.clinic_id == prepared.clinic_id, Alert.status != AlertStatus.RESOLVED))
@@ -435,7 +468,9 @@ def nurse_sql(db_url: str, prepared: Prepared) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, report: Report,
-                  wrk_problem: str | None) -> None:
+                  wrk_problem: str | None, sizes: Sizes = FULL, figures: dict | None = None) -> None:
+    """The figures of one backend, printed and in `report`; the machine-readable ones in `figures`."""
+    figures = {} if figures is None else figures
     from tests.support.durability_helpers import Service, free_port, open_patient_session, session_cookie
     from recovery.store.models import Checkin
 
@@ -462,14 +497,14 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
                                     control_socket=workdir / f"{label.lower()}-bare.ctl").start()
             bare_url = f"http://127.0.0.1:{port}/"
             bare_size = len(requests.get(bare_url, headers=NO_GZIP, timeout=30).content)
-            warm(bare_url)
-            warm(page_url, cookie)
+            warm(bare_url, n=sizes.warm_up)
+            warm(page_url, cookie, n=sizes.warm_up)
             with cpu_of(bare) as bare_cpu:
-                bare_load = wrk(bare_url, "get.lua", GET_SECONDS)
+                bare_load = wrk(bare_url, "get.lua", sizes.get_seconds)
             bare.stop()
             bare = None
             with cpu_of(stack.web) as get_cpu:
-                get_load = wrk(page_url, "get.lua", GET_SECONDS, headers=(f"Cookie: session={cookie}",))
+                get_load = wrk(page_url, "get.lua", sizes.get_seconds, headers=(f"Cookie: session={cookie}",))
             ratio = get_load.rps / bare_load.rps if bare_load.rps else 0.0
             get_ms, bare_ms = per_request_ms(get_cpu(), get_load), per_request_ms(bare_cpu(), bare_load)
             print(f"check-in page GET ({size:,} B):   {get_load.line()}")
@@ -485,6 +520,21 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
             report.add(f"{label}: GET ratio check-in / bare", f"{ratio:.2f}", f">= {TARGET_RATIO}",
                        ratio >= TARGET_RATIO)
 
+            # the patient's Today page, with the session a Today link opens
+            with requests.Session() as http:
+                http.headers.update(NO_GZIP)
+                open_patient_session(http, stack.base_url, prepared.today_page_link)
+                today_cookie = session_cookie(http)
+            today_url = f"{stack.base_url}/me"
+            warm(today_url, today_cookie, n=sizes.warm_up)
+            with cpu_of(stack.web) as today_cpu:
+                today_load = wrk(today_url, "get.lua", sizes.get_seconds, headers=(f"Cookie: session={today_cookie}",))
+            today_ms = per_request_ms(today_cpu(), today_load)
+            print(f"Today page GET: {today_load.line()}; gunicorn CPU per request {today_ms:.2f} ms")
+            report.add(f"{label}: gunicorn CPU per Today page GET", f"{today_ms:.2f} ms")
+            figures.update(checkin_get_cpu_ms=get_ms, bare_get_cpu_ms=bare_ms, today_get_cpu_ms=today_ms,
+                           checkin_get_rps=get_load.rps, bare_get_rps=bare_load.rps, get_ratio=ratio)
+
             # POSTs, the scheduler ticking every second
             started = time.perf_counter()
             sessions = open_sessions(stack.base_url, prepared)
@@ -496,9 +546,9 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
             locked_before = stack.count_in_logs("database is locked")
             ticks_before = stack.ticks_with_work()
             with cpu_of(stack.web) as step_cpu:
-                step = wrk(stack.base_url, "post_step.lua", STEP_SECONDS, targets=step_targets)
+                step = wrk(stack.base_url, "post_step.lua", sizes.step_seconds, targets=step_targets)
             with cpu_of(stack.web) as submit_cpu:
-                submit = wrk(stack.base_url, "post_submit.lua", SUBMIT_SECONDS, targets=submit_targets)
+                submit = wrk(stack.base_url, "post_submit.lua", sizes.submit_seconds, targets=submit_targets)
             step_ms, submit_ms = per_request_ms(step_cpu(), step), per_request_ms(submit_cpu(), submit)
             locked = stack.count_in_logs("database is locked") - locked_before
             ticks = stack.ticks_with_work() - ticks_before
@@ -525,6 +575,9 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
                            load.p99_ms <= TARGET_POST_P99_MS)
             report.add(f"{label}: gunicorn CPU per screen / submit POST", f"{step_ms:.1f} / {submit_ms:.1f} ms")
             report.add(f"{label}: 'database is locked' in logs", str(locked), "0", locked == 0)
+            figures.update(screen_post_cpu_ms=step_ms, submit_post_cpu_ms=submit_ms, screen_post_p99_ms=step.p99_ms,
+                           submit_post_p99_ms=submit.p99_ms, screen_post_rps=step.rps, submit_post_rps=submit.rps,
+                           database_locked=locked)
         finally:
             if bare is not None:
                 bare.stop()
@@ -532,7 +585,7 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
     else:
         report.add(f"{label}: load figures", "not measured", wrk_problem, None)
 
-    sql = nurse_sql(db_url, prepared)
+    sql = nurse_sql(db_url, prepared, requests=20 if sizes is FULL else 10)
     print(f"nurse pages, in process ({sql['open_alerts']} open alerts on the worklist; the patient page is the "
           f"record with the most alerts, {sql['alerts_on_page']}):")
     for name in ("worklist", "worklist poll", "patient page", "patient list"):
@@ -548,11 +601,59 @@ def bench_backend(label: str, db_url: str, prepared: Prepared, workdir: Path, re
     report.add(f"{label}: worklist poll size ({sql['open_alerts']} open alerts)",
                f"{sql['worklist poll']['bytes'] / 1024:.1f} KB",
                f"<= {TARGET_POLL_KB:.0f} KB", sql["worklist poll"]["bytes"] / 1024 <= TARGET_POLL_KB)
+    roster = sql["patient list"]
+    report.add(f"{label}: patient list ({sizes.patients} patients) server time p50 / p95, size",
+               f"{roster['p50_ms']:.0f} / {roster['p95_ms']:.0f} ms, {roster['bytes'] / 1024:.1f} KB",
+               f"<= {TARGET_ROSTER_MS:.0f} ms, <= {TARGET_ROSTER_KB:.0f} KB",
+               roster["p50_ms"] <= TARGET_ROSTER_MS and roster["bytes"] / 1024 <= TARGET_ROSTER_KB)
+    figures.update(patient_list_server_ms=roster["p50_ms"], patient_list_server_p95_ms=roster["p95_ms"],
+                   patient_list_bytes=roster["bytes"], patient_list_patients=sizes.patients)
+
+    # the worklist of issue 17: its own clinic of open alerts, in process (bench/bench_worklist.py)
+    from app import create_app
+    from bench import bench_worklist
+
+    t = time.perf_counter()
+    wl = bench_worklist.figures(create_app(_config(db_url)), sizes.worklist_alerts, sizes.in_process_requests)
+    quiet, page = wl["poll, nothing changed"], wl["full page"]
+    print(f"worklist with {sizes.worklist_alerts} open alerts, in process ({time.perf_counter() - t:.0f} s with "
+          f"the seeding): page {page['cpu_ms']:.1f} ms CPU, p50 {page['p50_ms']:.1f} ms, p95 {page['p95_ms']:.1f} ms, "
+          f"{page['statements']} SQL; unchanged poll HTTP {quiet['status']} {quiet['cpu_ms']:.2f} ms CPU, "
+          f"{quiet['wire_bytes']} B on the wire, {quiet['statements']} SQL")
+    report.add(f"{label}: unchanged worklist poll CPU / size",
+               f"{quiet['cpu_ms']:.2f} ms / {quiet['wire_bytes']} B",
+               f"<= {bench_worklist.TARGET_POLL_CPU_MS:.0f} ms / <= {bench_worklist.TARGET_POLL_KB:.0f} KB",
+               quiet["cpu_ms"] <= bench_worklist.TARGET_POLL_CPU_MS
+               and quiet["wire_bytes"] <= bench_worklist.TARGET_POLL_KB * 1024)
+    report.add(f"{label}: worklist page, {sizes.worklist_alerts} open alerts, server time p50 / p95",
+               f"{page['p50_ms']:.0f} / {page['p95_ms']:.0f} ms", f"<= {bench_worklist.TARGET_PAGE_MS:.0f} ms",
+               page["p50_ms"] <= bench_worklist.TARGET_PAGE_MS)
+    figures.update(worklist_poll_unchanged_bytes=quiet["wire_bytes"], worklist_poll_unchanged_cpu_ms=quiet["cpu_ms"],
+                   worklist_poll_unchanged_statements=quiet["statements"], worklist_page_server_ms=page["p50_ms"],
+                   worklist_page_server_p95_ms=page["p95_ms"], worklist_page_cpu_ms=page["cpu_ms"],
+                   worklist_open_alerts=sizes.worklist_alerts)
 
 
-def run() -> None:
+def run(quick: bool = False, json_out: bool = False) -> dict:
+    """Both backends (SQLite only when `quick`), the table at the end; returns the SQLite figures."""
+    import contextlib
+    import sys
+
     from tests.support.dbs import PostgresFactory, migrate, pg_available
 
+    sizes = QUICK if quick else FULL
+    figures: dict = {"quick": quick}
+    out = sys.stderr if json_out else sys.stdout
+    with contextlib.redirect_stdout(out):
+        _run(sizes, quick, figures, PostgresFactory, migrate, pg_available)
+    if json_out:
+        for key in QUICK_KEYS:
+            figures.setdefault(key, None)
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()}))
+    return figures
+
+
+def _run(sizes: Sizes, quick: bool, figures: dict, PostgresFactory, migrate, pg_available) -> None:
     for name in ("recovery", "app", "alembic", "flask_migrate"):
         logging.getLogger(name).setLevel(logging.WARNING)
     started = time.perf_counter()
@@ -565,10 +666,11 @@ def run() -> None:
         workdir = Path(tmp)
         sqlite_url = f"sqlite:///{workdir / 'bench.sqlite'}"
         migrate(sqlite_url)
-        print(f"preparing the database ({PATIENTS} patients, {CHECKINS:,} check-ins)…", flush=True)
-        prepared = prepare(sqlite_url)
+        print(f"preparing the database ({sizes.patients} patients, {sizes.checkins:,} check-ins)…", flush=True)
+        prepared = prepare(sqlite_url, sizes)
         backends = [("SQLite", sqlite_url, None)]
-        problem = pg_available()
+        problem = None if not quick else "--quick: SQLite only"
+        problem = problem or pg_available()
         if problem is None:
             factory = PostgresFactory()
             pg_url = factory.new()
@@ -577,15 +679,17 @@ def run() -> None:
             print(f"  copied {rows:,} rows into a fresh PostgreSQL database in {time.perf_counter() - t:.0f} s")
             backends.append(("PostgreSQL", pg_url, factory))
         else:
-            print(f"(PostgreSQL not reachable: {problem}; its figures are skipped)")
+            print(f"(PostgreSQL figures skipped: {problem})")
         try:
             for label, url, _ in backends:
-                bench_backend(label, url, prepared, workdir, report, wrk_problem)
+                bench_backend(label, url, prepared, workdir, report, wrk_problem, sizes,
+                              figures if label == "SQLite" else {})
         finally:
             for _, url, factory in backends:
                 if factory is not None:
                     factory.drop(url)
                     factory.close()
+    figures["seconds"] = time.perf_counter() - started
     print(f"\nweb figures from one run, {time.perf_counter() - started:.0f} s, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end:")
     report.print_table()

@@ -73,7 +73,7 @@ def seed(app, alerts: int) -> str:
     return "worklist@example.org"
 
 
-def measure(client, path: str, headers: dict, engine) -> dict:
+def measure(client, path: str, headers: dict, engine, requests: int = REQUESTS) -> dict:
     from sqlalchemy import event
 
     seen: list[str] = []
@@ -89,14 +89,67 @@ def measure(client, path: str, headers: dict, engine) -> dict:
     finally:
         event.remove(engine, "before_cursor_execute", count)
     walls, cpu0 = [], time.process_time()
-    for _ in range(REQUESTS):
+    for _ in range(requests):
         t = time.perf_counter()
         client.get(path, headers=headers)
         walls.append((time.perf_counter() - t) * 1000)
-    cpu_ms = (time.process_time() - cpu0) * 1000 / REQUESTS
+    cpu_ms = (time.process_time() - cpu0) * 1000 / requests
     walls.sort()
     return {"status": r.status_code, "bytes": len(r.data), "statements": len(seen), "cpu_ms": cpu_ms,
-            "p50_ms": statistics.median(walls), "p95_ms": walls[int(len(walls) * 0.95) - 1]}
+            "p50_ms": statistics.median(walls), "p95_ms": walls[int(len(walls) * 0.95) - 1],
+            "wire_bytes": wire_bytes(r)}
+
+
+def wire_bytes(r) -> int:
+    """What the response puts on the wire: status line, headers and body (gunicorn adds a Date and
+    a Server line, about 60 bytes more)."""
+    return (len(f"HTTP/1.1 {r.status}\r\n") + sum(len(k) + len(v) + 4 for k, v in r.headers.items()) + 2
+            + len(r.data))
+
+
+def poll_url(client) -> str:
+    """The poller's URL in the list as it is now (the version it shows)."""
+    fragment = client.get("/nurse/", headers=POLL_HEADERS).data.decode()
+    return re.search(r'<div class="poller"[^>]*hx-get="([^"]+)"', fragment).group(1).replace("&amp;", "&")
+
+
+def measure_unchanged_poll(client, engine, requests: int = REQUESTS * 5, batch: int = 100) -> dict:
+    """The poll that brings the version it shows, in batches that each read the version again (it
+    turns with the minute, as the rows' "open for 12 min" do): only 204 answers are counted."""
+    cpu = 0.0
+    walls: list[float] = []
+    first, misses = None, 0
+    while len(walls) < requests:
+        url = poll_url(client)
+        f = measure(client, url, POLL_HEADERS, engine, requests=batch)
+        if f["status"] != 204:
+            misses += 1  # the minute turned between reading the version and polling: read it again
+            if misses > 3:
+                raise RuntimeError(f"the unchanged poll answered HTTP {f['status']}, not 204")
+            continue
+        first = first or f
+        cpu += f["cpu_ms"] * batch
+        walls += [f["p50_ms"]] * batch
+    return {**first, "cpu_ms": cpu / len(walls), "p50_ms": statistics.median(walls)}
+
+
+def figures(app, alerts: int, requests: int = REQUESTS) -> dict:
+    """Seed `alerts` open alerts in a clinic of their own, sign its nurse in, measure."""
+    from bench.seeding import BENCH_PASSWORD
+    from recovery.store.db import db
+
+    email = seed(app, alerts)
+    with app.app_context():
+        client = app.test_client()
+        r = client.post("/login", data={"email": email, "password": BENCH_PASSWORD})
+        if r.status_code not in (302, 303):
+            raise RuntimeError(f"nurse sign-in: HTTP {r.status_code}")
+        out = {"full page": measure(client, "/nurse/", {}, db.engine, requests),
+               "poll, no version (the list)": measure(client, "/nurse/", POLL_HEADERS, db.engine, requests),
+               "poll, nothing changed": measure_unchanged_poll(client, db.engine, requests * 5)}
+        db.session.remove()
+        db.engine.dispose()
+    return out
 
 
 def bare_204_cpu_ms() -> float:
@@ -114,43 +167,31 @@ def bare_204_cpu_ms() -> float:
     return (time.process_time() - cpu0) * 1000 / (REQUESTS * 5)
 
 
-def bench_backend(label: str, url: str) -> list[tuple[str, str, str]]:
+def bench_backend(label: str, url: str) -> list[tuple[str, str, str, bool | None]]:
     from app import create_app
-    from bench.seeding import BENCH_PASSWORD
-    from recovery.store.db import db
     from tests.support.settings import app_config
 
     app = create_app(app_config(SQLALCHEMY_DATABASE_URI=url))
     t = time.perf_counter()
-    email = seed(app, ALERTS)
-    print(f"  {label}: seeded {ALERTS} patients with an open alert each in {time.perf_counter() - t:.0f} s",
+    found = figures(app, ALERTS)
+    print(f"  {label}: seeded {ALERTS} patients with an open alert each and measured in {time.perf_counter() - t:.0f} s",
           flush=True)
-    with app.app_context():
-        client = app.test_client()
-        r = client.post("/login", data={"email": email, "password": BENCH_PASSWORD})
-        if r.status_code not in (302, 303):
-            raise RuntimeError(f"nurse sign-in: HTTP {r.status_code}")
-        figures = {"full page": measure(client, "/nurse/", {}, db.engine),
-                   "poll, no version (the list)": measure(client, "/nurse/", POLL_HEADERS, db.engine)}
-        # the version the list shows now (it also turns with the minute, as the rows' "12 min" do)
-        fragment = client.get("/nurse/", headers=POLL_HEADERS).data.decode()
-        poll_url = re.search(r'<div class="poller"[^>]*hx-get="([^"]+)"', fragment).group(1).replace("&amp;", "&")
-        figures["poll, nothing changed"] = measure(client, poll_url, POLL_HEADERS, db.engine)
-        db.session.remove()
-        db.engine.dispose()
     rows = []
-    for name, f in figures.items():
+    for name, f in found.items():
         print(f"  {label} {name:28s} HTTP {f['status']}  {f['cpu_ms']:6.2f} ms CPU  p50 {f['p50_ms']:6.1f} ms  "
               f"p95 {f['p95_ms']:6.1f} ms  {f['bytes'] / 1024:6.1f} KB  {f['statements']} SQL")
-    quiet, page, full = figures["poll, nothing changed"], figures["full page"], figures["poll, no version (the list)"]
-    rows.append((f"{label}: unchanged poll CPU / size", f"{quiet['cpu_ms']:.2f} ms / {quiet['bytes']} B",
-                 f"<= {TARGET_POLL_CPU_MS:.0f} ms / <= {TARGET_POLL_KB:.0f} KB"))
-    rows.append((f"{label}: full page with {ALERTS} open alerts, server time p95", f"{page['p95_ms']:.0f} ms",
-                 f"<= {TARGET_PAGE_MS:.0f} ms"))
+    quiet, page, full = found["poll, nothing changed"], found["full page"], found["poll, no version (the list)"]
+    rows.append((f"{label}: unchanged poll CPU / size (status line, headers, body)",
+                 f"{quiet['cpu_ms']:.2f} ms / {quiet['wire_bytes']} B",
+                 f"<= {TARGET_POLL_CPU_MS:.0f} ms / <= {TARGET_POLL_KB:.0f} KB",
+                 quiet["cpu_ms"] <= TARGET_POLL_CPU_MS and quiet["wire_bytes"] <= TARGET_POLL_KB * 1024))
+    rows.append((f"{label}: full page with {ALERTS} open alerts, server time p50 / p95",
+                 f"{page['p50_ms']:.0f} / {page['p95_ms']:.0f} ms", f"<= {TARGET_PAGE_MS:.0f} ms",
+                 page["p50_ms"] <= TARGET_PAGE_MS))
     per_s = NURSES / POLL_EVERY_S
     rows.append((f"{label}: {NURSES} nurses polling, nothing changed",
-                 f"{quiet['cpu_ms'] * per_s / 10:.2f} % of a core, {quiet['bytes'] * per_s / 1024:.2f} KB/s "
-                 f"(was {full['cpu_ms'] * per_s / 10:.1f} %, {full['bytes'] * per_s / 1024:.0f} KB/s)", ""))
+                 f"{quiet['cpu_ms'] * per_s / 10:.2f} % of a core, {quiet['wire_bytes'] * per_s / 1024:.2f} KB/s "
+                 f"(was {full['cpu_ms'] * per_s / 10:.1f} %, {full['bytes'] * per_s / 1024:.0f} KB/s)", "", None))
     return rows
 
 
@@ -178,7 +219,8 @@ def run() -> None:
         else:
             print(f"(PostgreSQL not reachable: {problem}; its figures are skipped)")
     bare = bare_204_cpu_ms()
-    rows.append(("bare Flask view answering 204, same test client (the floor)", f"{bare:.2f} ms CPU", ""))
+    rows.append(("bare Flask view answering 204, same test client (the floor)", f"{bare:.2f} ms CPU", "", None))
     print("\nworklist figures (one run; targets are printed, never asserted):")
-    for figure, value, target in rows:
-        print(f"  {figure:58s} {value:50s} {target}")
+    for figure, value, target, met in rows:
+        verdict = {True: "met", False: "MISSED", None: "-"}[met]
+        print(f"  {figure:66s} {value:52s} {target:28s} {verdict}")

@@ -168,9 +168,10 @@ def sort_key(level: Level, status: str, respond_by_at: datetime, now: datetime,
              follow_up_at: datetime | None = None) -> tuple:
     """Worklist order (the one ordering rule, used wherever open alerts are listed): level first;
     within a level, a call-back whose time has come, then unacknowledged, then acknowledged; then
-    the most overdue first (a call-back counts from its follow-up time)."""
+    the most overdue first, i.e. the earliest due (a call-back counts from its follow-up time). The
+    worklist applies it in SQL (services/worklist._sql_order); callers break ties by alert id."""
     if follow_up_due(follow_up_at, now):
         bucket, due = 0, follow_up_at
     else:
         bucket, due = (1 if status == OPEN else 2), respond_by_at
-    return (-int(level), bucket, -overdue_minutes(due, now))
+    return (-int(level), bucket, due)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from recovery.services.contactability import mark_opted_out
 from recovery.services.patient_identity import check_mrn
+from recovery.services.worklist import patient_changed
 from recovery.store import audit
 from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
@@ -158,6 +159,7 @@ def correct_procedure_times(session: Session, *, enrolment: Enrolment, patient: 
     new_timeline = timeline_for(probe, patient, template)
     enrolment.procedure_end, enrolment.discharge_at = procedure_end, discharge_at
     cancelled, added = replan_texts(session, enrolment, patient, new_timeline, now, template=template)
+    patient_changed(session, patient.id, now)  # the worklist's rows show the recovery day
     audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="procedure_time_corrected",
                  patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
                  detail={"old_end": old_end.isoformat(), "new_end": procedure_end.isoformat(),

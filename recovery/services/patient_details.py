@@ -26,6 +26,7 @@ from recovery.store import audit
 from recovery.services.enrolment import replan_texts, retranslate_planned, timeline_for
 from recovery.services.episodes import replan_ahead
 from recovery.services.patient_identity import check_mrn
+from recovery.services.worklist import SHOWN_OF_PATIENT, patient_changed
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
 from recovery.domain.plan.model import Template
@@ -94,6 +95,8 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
         detail["caregiver_opted_out"] = {"old": True, "new": False}
         patient.caregiver_opted_out = False
     session.flush()
+    if SHOWN_OF_PATIENT & set(changed):
+        patient_changed(session, patient.id, now)  # the nurses' polling worklists show it
     cancelled = planned = 0
     live = enrolment is not None and enrolment.status == EnrolmentStatus.ACTIVE and template is not None
     if live:

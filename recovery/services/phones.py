@@ -4,6 +4,8 @@ One place for patients, caregivers and staff (the enrolment form, "text me a new
 `flask create-staff`, `flask sms simulate-inbound`)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 # The messages a person can act on; patient pages show them in the patient's language (they are
@@ -49,6 +51,11 @@ def readable(e164: str | None) -> str:
     """A stored number as people read it (+1 202-555-0143); what cannot be parsed is shown as stored."""
     if not e164:
         return ""
+    return _readable(e164)
+
+
+@lru_cache(maxsize=4096)  # a list of 50 numbers parsed on every render was a tenth of the worklist (issue 17)
+def _readable(e164: str) -> str:
     try:
         return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     except phonenumbers.NumberParseException:

@@ -85,17 +85,42 @@ def load_session(session: Session, token: str | None, now: datetime,
     # the staff row in the same statement: every nurse request needs it (a lazy load was a second)
     ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token))
                         .options(so.joinedload(WebSession.staff)))
-    if ws is None or ws.revoked_at is not None or now >= ws.expires_at:
+    if ws is None or not _live(ws.revoked_at, ws.expires_at, now):
         return None
     if ws.scope == STAFF_SCOPE:
-        if now - ws.last_seen_at > policy.staff_idle:
-            return None
         staff = ws.staff  # loaded once; the caller uses ws.staff without another query
-        if staff is None or not staff.active:
+        if not _staff_live(ws.last_seen_at, staff is not None and staff.active, now, policy):
             return None
     if activity and now - ws.last_seen_at >= _TOUCH_EVERY:
         ws.last_seen_at = now
     return ws
+
+
+def _live(revoked_at: datetime | None, expires_at: datetime, now: datetime) -> bool:
+    return revoked_at is None and now < expires_at
+
+
+def _staff_live(last_seen_at: datetime, staff_active: bool, now: datetime, policy: SessionPolicy) -> bool:
+    return staff_active and now - last_seen_at <= policy.staff_idle
+
+
+def staff_session_select(*columns) -> sa.Select:
+    """A select of what `staff_clinic_of` checks about a staff session (bind `token_hash`), plus
+    `columns` of the caller's (grouped by the session and staff rows): a request that must stay
+    cheaper than loading the session as objects (the worklist poll) checks it in its own statement."""
+    return (sa.select(WebSession.scope, WebSession.revoked_at, WebSession.expires_at, WebSession.last_seen_at,
+                      StaffUser.active, StaffUser.clinic_id, *columns)
+            .join(StaffUser, StaffUser.id == WebSession.staff_id)
+            .where(WebSession.token_hash == sa.bindparam("token_hash"))
+            .group_by(WebSession.id, StaffUser.id))
+
+
+def staff_clinic_of(row, now: datetime, policy: SessionPolicy) -> int | None:
+    """The clinic of a live staff session from a `staff_session_select` row (the same rules as
+    `load_session`), else None. Touches nothing: for a background refresh only."""
+    if row is None or row.scope != STAFF_SCOPE or not _live(row.revoked_at, row.expires_at, now):
+        return None
+    return row.clinic_id if _staff_live(row.last_seen_at, row.active, now, policy) else None
 
 
 def revoke(session: Session, ws: WebSession, now: datetime) -> None:

@@ -106,10 +106,22 @@ def init_app(app: Flask) -> None:
         return response
 
 
+def background_refresh() -> bool:
+    """The request is a self-refreshing region's, not the nurse's doing (BACKGROUND_HEADER)."""
+    return request.headers.get(BACKGROUND_HEADER) == "1"
+
+
+def staff_cookie_token() -> str | None:
+    """The staff session token the signed cookie carries (Flask-Login keeps it as the user id), not
+    yet checked: for a request that checks it in its own statement (the worklist poll)."""
+    token = session.get("_user_id")
+    return token if isinstance(token, str) else None
+
+
 def _worklist_poll() -> bool:
     """The worklist refreshing itself: it writes nothing (no audit row, and a background refresh
     does not touch the session), so it must not queue for SQLite's write lock every 5 s."""
-    return request.endpoint == "nurse.worklist" and request.headers.get(BACKGROUND_HEADER) == "1"
+    return request.endpoint == "nurse.worklist" and background_refresh()
 
 
 def _names_an_object() -> bool:

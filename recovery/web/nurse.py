@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
 from flask_login import current_user
 
@@ -19,13 +19,30 @@ from recovery.services.phones import region_for_zone
 from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enrolment, patient_list,
                                       patient_record)
 from recovery.services.safety_texts import safety_text_problems
+from recovery.services.worklist import SHOWN, poll_version, version, worklist_rows
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
-from recovery.web.access import patient_for_staff, staff_required
+from recovery.web.access import background_refresh, patient_for_staff, policy, staff_cookie_token, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
 
 bp = Blueprint("nurse", __name__, url_prefix="/nurse")
+
+
+@bp.before_request
+def _unchanged_poll():
+    """The worklist's poll, bringing the version it shows, when nothing changed: one statement
+    (the staff session and the version), no objects, no template, 204 (htmx swaps nothing).
+    Anything else, a signed-out or idle session included, takes the ordinary path below."""
+    shown = request.args.get("v")
+    if not shown or request.endpoint != "nurse.worklist" or not background_refresh() or not wants_fragment():
+        return None
+    token = staff_cookie_token()
+    if not token:
+        return None
+    with db.engine.connect() as conn:  # outside the ORM session: a third of the cost of the poll
+        now_shown = poll_version(conn, token, utcnow(), policy())
+    return Response(status=204) if shown == now_shown else None
 
 
 @bp.before_request
@@ -179,12 +196,11 @@ def correct_times(patient_id: int):
 
 @bp.get("/")
 def worklist():
-    from recovery.services.worklist import SHOWN, version, worklist_rows
     now = utcnow()
     show_all = request.args.get("all") == "1"
     shown = request.args.get("v")
     if shown and wants_fragment() and shown == version(db.session, current_user.clinic_id, now):
-        return "", 204  # the poll's list is still right: htmx swaps nothing on a 204
+        return "", 204  # the list is still right (a poll the nurse's own click sent: _unchanged_poll did not answer)
     rows = worklist_rows(db.session, current_user.clinic_id, now, limit=None if show_all else SHOWN)
     return render_page_or_fragment("nurse/worklist.html", "nurse/_worklist.html", rows=rows, now=now,
                                    show_all=show_all, version=rows.version(current_user.clinic_id, now))

@@ -85,7 +85,8 @@ def test_roster_columns_filters_and_few_statements(app, session, clinic_world):
         page = c.get("/nurse/patients").get_data(as_text=True)
     roster_reads = [s for s in seen if "patient" in s.lower() and s.lstrip().upper().startswith("SELECT")
                     and "staff_user" not in s.lower() and "web_session" not in s.lower()]
-    assert len(roster_reads) == 2, roster_reads  # the count and the page, however many patients
+    # the count, the page, the page's figures (grouped for those patients only, issue 17), however many patients
+    assert len(roster_reads) == 3, roster_reads
     rows = {m.group(1): m.group(2) for m in re.finditer(r">([A-Z][A-Za-z-]+, [A-Z][a-z]+)</a>(.*?)</tr>", page, re.S)}
     dora_row, daisy_row = rows["Day-Zero, Dora"], rows["Dayton, Daisy"]
     assert "Day 0" in dora_row and "Tue 10 Mar, 11:50" in dora_row  # last check-in, New York time
