@@ -26,6 +26,7 @@ from recovery.store import audit
 from recovery.services.enrolment import replan_texts, retranslate_planned, timeline_for
 from recovery.services.episodes import replan_ahead
 from recovery.services.patient_identity import check_mrn
+from recovery.services.shared_numbers import check_number, record_confirmed
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
 from recovery.domain.plan.model import Template
@@ -73,7 +74,9 @@ def _plain(value):
 
 def change_details(session: Session, *, patient: Patient, enrolment: Enrolment | None, new: PatientDetails,
                    template: Template | None, staff: StaffUser, now: datetime,
-                   request_id: str | None = None) -> Changed:
+                   request_id: str | None = None, shared_phone: bool | None = None) -> Changed:
+    """Raises MrnInUse or NumberShared (a new mobile another active patient has, without the
+    nurse's "shared family phone"; services/shared_numbers.py) before anything changes."""
     old = PatientDetails.of(patient)
     new = PatientDetails(**{**new.__dict__, "caregiver_consent": bool(new.caregiver_consent
                                                                         and new.caregiver_mobile_e164),
@@ -83,6 +86,10 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
         return Changed((), 0, 0)
     if "mrn" in changed:
         check_mrn(session, patient.clinic_id, new.mrn, patient_id=patient.id)  # MrnInUse: nothing changed yet
+    sharing = []
+    if "mobile_e164" in changed:  # NumberShared: nothing changed yet
+        sharing = check_number(session, clinic_id=patient.clinic_id, number=new.mobile_e164, patient_id=patient.id,
+                               confirmed=shared_phone)
     detail: dict = {"changes": {name: {"old": _plain(getattr(old, name)), "new": _plain(getattr(new, name))}
                                 for name in changed}}
     for name in changed:
@@ -94,6 +101,9 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
         detail["caregiver_opted_out"] = {"old": True, "new": False}
         patient.caregiver_opted_out = False
     session.flush()
+    if sharing and shared_phone:
+        record_confirmed(session, patient=patient, others=sharing, staff=staff, now=now, request_id=request_id)
+        detail["shared_with"] = [o.id for o in sharing]
     cancelled = planned = 0
     live = enrolment is not None and enrolment.status == EnrolmentStatus.ACTIVE and template is not None
     if live:

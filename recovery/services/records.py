@@ -334,6 +334,15 @@ class PatientRecord:
 
 
 def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
+    words = _plain_event_words(kind, detail, target, tz)
+    d = detail or {}
+    if "shared_text" in d:  # a text from a shared family phone (task M7): what it said, and who may have sent it
+        who = ", ".join(f"{c.get('name', '')} (#{c.get('id')})" for c in d.get("candidates", []))
+        words += f". Text from the shared phone: “{d['shared_text']}”. On this phone: {who}"
+    return words
+
+
+def _plain_event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
     d = detail or {}
     if kind == "opened":
         after = (f", after alert #{d['follows_alert_id']} of the same check-in was resolved"

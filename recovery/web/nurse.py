@@ -19,6 +19,7 @@ from recovery.services.phones import region_for_zone
 from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enrolment, patient_list,
                                       patient_record)
 from recovery.services.safety_texts import safety_text_problems
+from recovery.services.shared_numbers import NumberShared, sharing
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
@@ -98,7 +99,8 @@ def enrol():
         caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
         baseline_back_pain=form.baseline_back_pain.data,
         baseline_leg_symptoms=form.baseline_leg_symptoms.data or [], working=form.working.data,
-        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day)
+        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day,
+        shared_phone=bool(form.shared_phone.data))
     try:
         enrolment = enrol_patient(db.session, clinic=g.clinic, staff=current_user.staff, data=data,
                                   template=clinic_template(g.clinic), now=now, request_id=g.request_id)
@@ -106,6 +108,10 @@ def enrol():
         db.session.rollback()
         form.mrn.errors = [*form.mrn.errors, str(e)]
         return render_template("nurse/enrol.html", form=form), 422
+    except NumberShared as e:
+        db.session.rollback()
+        form.mobile.errors = [*form.mobile.errors, str(e)]
+        return render_template("nurse/enrol.html", form=form, shared_with=e.others), 422
     except (OverrideError, TimelineError) as e:
         db.session.rollback()
         form.form_errors.append(f"The recovery plan could not be built: {e}")
@@ -132,7 +138,13 @@ def patient(patient_id: int):
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
                            tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems,
-                           peg_summary=record.peg)
+                           peg_summary=record.peg, shared_with=_sharing(p, record))
+
+
+def _sharing(p, record):
+    """The other active patients on this patient's mobile, while this episode is active."""
+    active = record.enrolment is not None and record.enrolment.status.value == "active"
+    return sharing(db.session, p) if active else []
 
 
 def _safety_problems(p, record, timeline, now):
@@ -174,7 +186,7 @@ def correct_times(patient_id: int):
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
                            tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True,
-                           safety_problems=problems), 422
+                           safety_problems=problems, shared_with=_sharing(p, record)), 422
 
 
 @bp.get("/")
