@@ -59,12 +59,13 @@ def sharing(session: Session, patient: Patient) -> list[Patient]:
 
 
 def active_holders(patients: list[Patient], session: Session) -> list[Patient]:
-    """Of the patients whose mobile a text came from, those with an active enrolment. Two or more:
-    a shared number (inbound.py sends the text to a nurse task)."""
+    """Of the patients whose mobile a text came from, those with an active enrolment when there
+    are two or more (a shared number: inbound.py sends the text to a nurse task), else []."""
     if len(patients) < 2:
         return []
     ids = set(session.scalars(_active_on(patients[0].mobile_e164).with_only_columns(Patient.id)))
-    return [p for p in patients if p.id in ids]
+    holders = [p for p in patients if p.id in ids]
+    return holders if len(holders) >= 2 else []
 
 
 def check_number(session: Session, *, clinic_id: int, number: str, patient_id: int | None,
