@@ -134,11 +134,18 @@ def patient(patient_id: int):
     timeline = None
     if record.enrolment is not None:
         timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
-    problems = _safety_problems(p, record, timeline, now)
+    html = patient_page(p, record, timeline, now)
     db.session.commit()
+    return html
+
+
+def patient_page(p, record, timeline, now, *, pdf: bool = False) -> str:
+    """The patient page's HTML; with `pdf`, the same page for the PDF (web/record_pdf.py), whose
+    print stylesheet leaves out the menus and forms."""
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
-                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems,
-                           peg_summary=record.peg, shared_with=_sharing(p, record))
+                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(),
+                           safety_problems=_safety_problems(p, record, timeline, now),
+                           peg_summary=record.peg, shared_with=_sharing(p, record), pdf=pdf)
 
 
 def _sharing(p, record):
