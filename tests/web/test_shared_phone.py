@@ -169,3 +169,14 @@ def test_when_one_episode_ends_the_number_is_single_again(app, session, client, 
     text(client, FAMILY, "hello")
     (msg,) = session.scalars(sa.select(InboundMessage)).all()
     assert (msg.handled_as, msg.patient_id) == ("inbox", ana.id)
+
+
+def test_a_new_link_asked_for_from_a_shared_phone_goes_to_each_patient_by_first_name(client, session, frozen):
+    from recovery.store.models import OutboundMessage
+    frozen.move_to(NOW)
+    ana, ben = _family(session)
+    r = client.post("/new-link", data={"mobile": "(202) 555-0143"})
+    assert r.status_code == 200
+    links = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.message_id == "LINK")).all()
+    assert sorted(row.patient_id for row in links) == sorted([ana.id, ben.id])  # each its own link, its own name
+    assert all(row.text_template.startswith("Hi {first},") for row in links)
