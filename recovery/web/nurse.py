@@ -21,7 +21,7 @@ from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enr
 from recovery.services.safety_texts import safety_text_problems
 from recovery.services.shared_numbers import NumberShared, sharing
 from recovery.store.db import begin_write, db
-from recovery.store.models import Clinic
+from recovery.store.models import Clinic, EnrolmentStatus
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import patient_for_staff, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
@@ -150,7 +150,7 @@ def patient_page(p, record, timeline, now, *, pdf: bool = False) -> str:
 
 def _sharing(p, record):
     """The other active patients on this patient's mobile, while this episode is active."""
-    active = record.enrolment is not None and record.enrolment.status.value == "active"
+    active = record.enrolment is not None and record.enrolment.status == EnrolmentStatus.ACTIVE
     return sharing(db.session, p) if active else []
 
 

@@ -180,3 +180,18 @@ def test_a_new_link_asked_for_from_a_shared_phone_goes_to_each_patient_by_first_
     links = session.scalars(sa.select(OutboundMessage).where(OutboundMessage.message_id == "LINK")).all()
     assert sorted(row.patient_id for row in links) == sorted([ana.id, ben.id])  # each its own link, its own name
     assert all(row.text_template.startswith("Hi {first},") for row in links)
+
+
+def test_the_resolve_panel_shows_the_texts_and_links_both_patients(app, session, client, frozen):
+    from recovery.store.models import StaffUser
+    frozen.move_to(NOW)
+    ana, ben = _family(session)
+    text(client, FAMILY, "who is this for")
+    task = session.scalar(sa.select(Alert))
+    nurse = session.get(StaffUser, session.scalar(sa.select(AuditEvent.actor_id).where(
+        AuditEvent.action == "shared_number_confirmed")))
+    page = nurse_client(app, nurse).get(f"/nurse/alerts/{task.id}/resolve")
+    assert page.status_code == 200
+    assert "“who is this for”".encode() in page.data
+    for p in (ana, ben):
+        assert f'href="/nurse/patients/{p.id}"'.encode() in page.data
