@@ -151,7 +151,10 @@ def patient_page(p, record, timeline, now, *, pdf: bool = False) -> str:
 def _sharing(p, record):
     """The other active patients on this patient's mobile, while this episode is active."""
     active = record.enrolment is not None and record.enrolment.status == EnrolmentStatus.ACTIVE
-    return sharing(db.session, p) if active else []
+    if not active:
+        return []
+    with db.session.no_autoflush:  # the view's audit row goes with the commit, not before this read
+        return sharing(db.session, p)
 
 
 def _safety_problems(p, record, timeline, now):
