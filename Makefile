@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test bench venv migrate seed node browser postgres clean lint translations
+.PHONY: run test bench venv migrate seed node browser pango postgres clean lint translations
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed pango
+
+# Debian's pango for WeasyPrint (the patient record as a PDF); pip cannot install it.
+pango:
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0'; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian pango…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
+	  else echo "pango is not installed and we are not root: the PDF record will not work"; fi; \
+	fi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -62,6 +62,9 @@ TASKS = {t.id: t for t in (
     TaskRule("M4e", Level.URGENT, "sms_delivery", "A text could not be delivered in the first days: call the patient"),
     TaskRule("M5", Level.URGENT, "opt_out", "Patient stopped texts (STOP or in their own words): arrange phone follow-up"),
     TaskRule("R1", Level.URGENT, "sms_red_flag", "Replied Y to the red-flag question by text: call now"),
+    # issue 13 §2: the text is in the task's history with the patients who share the phone [CJ: URGENT,
+    # as it may be a red-flag "Y" or a pain score, and the reply tells the sender the team will call]
+    TaskRule("M7", Level.URGENT, "shared_number", "Text from a shared family phone: call to find out who sent it"),
 )}
 
 

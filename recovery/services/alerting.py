@@ -92,15 +92,18 @@ class _Raise:
     source: str
     request_id: str | None
     outside: bool | None  # outside the clinic's service hours now (None: none set)
+    detail: dict | None = None  # more for the alert's history (a shared phone's text and its patients)
 
 
 def raise_rules(session: Session, *, patient: Patient, enrolment: Enrolment | None, rule_ids: list[str],
                 now: datetime, checkin_id: int | None = None, ruleset=None, source: str = "checkin",
-                levels: dict[str, Level] | None = None, request_id: str | None = None) -> list[Alert]:
+                levels: dict[str, Level] | None = None, request_id: str | None = None,
+                detail: dict | None = None) -> list[Alert]:
     """Open or update alerts for the given rules (check-in rules or task ids): with a `checkin_id`,
     the check-in's one alert; without, one per task family.
 
-    `levels` gives a rule's scored level when it differs from its own (MR3 downgrades). Returns the
+    `levels` gives a rule's scored level when it differs from its own (MR3 downgrades); `detail`
+    goes into the history event this raise writes (opened, updated or repeated). Returns the
     alerts opened or updated (for a check-in whose alert was already resolved and that brought
     nothing new, that resolved alert)."""
     scored = {r: (levels or {}).get(r, domain.rule_level(r)) for r in dict.fromkeys(rule_ids)}
@@ -109,7 +112,8 @@ def raise_rules(session: Session, *, patient: Patient, enrolment: Enrolment | No
         return []
     clinic = session.get(Clinic, patient.clinic_id)
     ctx = _Raise(clinic, ZoneInfo(clinic.timezone), patient, enrolment, now, checkin_id,
-                 ruleset or templates_repo.configured_ruleset(), source, request_id, outside_service_hours(clinic, now))
+                 ruleset or templates_repo.configured_ruleset(), source, request_id, outside_service_hours(clinic, now),
+                 detail)
     if checkin_id is not None:
         return [_raise_for_checkin(session, ctx, scored)]
     by_family: dict[str, dict[str, Level]] = defaultdict(dict)
@@ -168,7 +172,7 @@ def _open(session: Session, ctx: _Raise, family: str, rules: dict[str, Level], f
     session.flush()
     extra = {"follows_alert_id": follows} if follows else {}
     _event(session, alert, "opened", now, level=level.name, rules=rule_ids, source=ctx.source,
-           checkin_id=ctx.checkin_id, **extra)
+           checkin_id=ctx.checkin_id, **extra, **(ctx.detail or {}))
     _system_audit(session, alert, now, "alert_opened",
                   {"level": level.name, "rules": rule_ids, "source": ctx.source, **extra}, ctx.request_id)
     if level == Level.EMERGENCY:
@@ -183,7 +187,8 @@ def _update(session: Session, ctx: _Raise, alert: Alert, rules: dict[str, Level]
     change = domain.merge(Level[alert.level], list(alert.rules), alert.status.value, rules)
     alert.updated_at = now
     if not change.worse:
-        _event(session, alert, "repeated", now, rules=list(rules), source=ctx.source, checkin_id=ctx.checkin_id)
+        _event(session, alert, "repeated", now, rules=list(rules), source=ctx.source, checkin_id=ctx.checkin_id,
+               **(ctx.detail or {}))
         return alert
     alert.level, alert.rules = change.level.name, change.rules
     alert.summary = _summary(change.rules, ctx.ruleset)
@@ -194,7 +199,7 @@ def _update(session: Session, ctx: _Raise, alert: Alert, rules: dict[str, Level]
         alert.next_escalation_at = domain.next_escalation(change.level, change.rules, now, ctx.tz,
                                                           ctx.ruleset.response, outside_service_hours=ctx.outside)
     _event(session, alert, "updated", now, level=change.level.name, rules=list(rules), added=change.added,
-           source=ctx.source, checkin_id=ctx.checkin_id, reopened=change.reopened)
+           source=ctx.source, checkin_id=ctx.checkin_id, reopened=change.reopened, **(ctx.detail or {}))
     _system_audit(session, alert, now, "alert_updated",
                   {"level": change.level.name, "rules": change.rules, "reopened": change.reopened},
                   ctx.request_id)

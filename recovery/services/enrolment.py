@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from recovery.services.contactability import mark_opted_out
 from recovery.services.patient_identity import check_mrn
 from recovery.services.worklist import patient_changed
+from recovery.services.shared_numbers import check_number, record_confirmed
 from recovery.store import audit
 from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
@@ -46,6 +47,9 @@ class EnrolmentInput:
     overrides: dict = field(default_factory=dict)
     mrn: str | None = None
     birth_date: date | None = None
+    # The nurse's answer to "this is a shared family phone" (services/shared_numbers.py): False
+    # refuses a mobile another active patient of the clinic has; None: not asked (a feed, the demo).
+    shared_phone: bool | None = None
 
 
 def overrides_for(enrolment: Enrolment) -> Overrides:
@@ -99,9 +103,13 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     """Create the patient and the enrolment, plan every text into the outbox, audit it.
 
     Raises OverrideError / TimelineError (nothing written) when the plan cannot be built, and
-    MrnInUse (nothing written) when another patient of the clinic has the MRN."""
+    MrnInUse (nothing written) when another patient of the clinic has the MRN, and NumberShared
+    (nothing written) when another active patient has the mobile and the nurse did not confirm a
+    shared family phone."""
     mrn = clean_mrn(data.mrn)
     check_mrn(session, clinic.id, mrn)
+    sharing = check_number(session, clinic_id=clinic.id, number=data.mobile_e164, patient_id=None,
+                           confirmed=data.shared_phone)
     overrides = dict(data.overrides)
     # Build first: a bad override or time fails before anything is written.
     probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
@@ -122,6 +130,8 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
                       caregiver_opted_out=False, created_at=now, mrn=mrn, birth_date=data.birth_date)
     session.add(patient)
     session.flush()
+    if sharing and data.shared_phone:
+        record_confirmed(session, patient=patient, others=sharing, staff=staff, now=now, request_id=request_id)
     enrolment = Enrolment(patient_id=patient.id, clinic_id=clinic.id, procedure_type=data.procedure_type,
                           procedure_end=data.procedure_end, discharge_at=data.discharge_at,
                           template_id=template.id, template_version=str(template.version),

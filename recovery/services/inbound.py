@@ -24,6 +24,13 @@ changes nothing) and handled in the caller's transaction, in this order:
 5. Anything else → the nurse inbox (handled_as "inbox") and the auto-reply S21. Free text is never
    parsed for triage (MR6).
 
+A shared family phone (two or more patients with an active enrolment on the number;
+services/shared_numbers.py) cannot say whose text it is: STOP (all its patients opt out, as
+always), START and HELP work as above, but nothing goes into a patient's check-in or conversation
+and no patient's inbox (patient_id None): the text opens (or adds to) the URGENT nurse task M7, whose history holds
+the text and the patients on the phone, and the sender gets the neutral S29 ("your care team will
+call"; no name, no diagnosis). The inbound row belongs to no patient (patient_id None).
+
 Replies go through the outbox as urgent event replies (they answer what the patient just did).
 Nothing here logs a number or a message body.
 """
@@ -44,6 +51,7 @@ from recovery.services import alerting, clinic_plans
 from recovery.services.checkins import record_answers, start_checkin, submit_checkin
 from recovery.services.contactability import mark_opted_out
 from recovery.services.enrolment import overrides_for
+from recovery.services.shared_numbers import active_holders
 from recovery.store.enrolments import active_enrolment
 from recovery.store import audit
 from recovery.store.db import UTCDateTime
@@ -58,6 +66,8 @@ from recovery.store.outbox import OPT_OUT_REF, add_if_new, new_row, reply_for_ev
 log = logging.getLogger("recovery.services.inbound")
 
 HELP_REPLY, RED_FLAG_QUESTION, PAIN_REPROMPT, RED_FLAG_REPROMPT, AUTO_REPLY = "S24", "S25", "S26", "S27", "S21"
+SHARED_REPLY, SHARED_TASK = "S29", "M7"
+SHARED_TEXT_MAX = 500  # of the text, in the task's history (the inbound row keeps it whole)
 URGENT_REPLY = "S20"
 MAX_BODY = 1600  # Twilio's longest concatenated inbound text
 
@@ -91,9 +101,11 @@ def _pick(patients: list[Patient], session: Session) -> Patient | None:
 
 class _Inbound:
     def __init__(self, session: Session, settings: InboundSettings, now: datetime, request_id: str | None,
-                 message: InboundMessage, patients: list[Patient], carers: list[Patient]):
+                 message: InboundMessage, patients: list[Patient], carers: list[Patient],
+                 shared: list[Patient] | None = None):
         self.session, self.settings, self.now, self.request_id = session, settings, now, request_id
         self.message, self.patients, self.carers = message, patients, carers
+        self.shared = shared or []  # two or more: a shared family phone's active patients
         self.patient = _pick(patients, session)
         self.owner = self.patient or _pick(carers, session)
         self.role = message.sender_role
@@ -174,7 +186,7 @@ class _Inbound:
 
     # -- the reply-by-text check-in --------------------------------------------------------------
     def conversation(self) -> SmsConversation | None:
-        if self.patient is None:
+        if self.patient is None or self.shared:  # a shared phone's text is nobody's check-in
             return None
         conv = self.session.scalar(sa.select(SmsConversation).where(SmsConversation.patient_id == self.patient.id))
         if conv is None or conv.state == "idle" or conv.expires_at <= self.now:
@@ -235,6 +247,23 @@ class _Inbound:
                        checkin_id=checkin.id if checkin else None)
         return "red_flag_yes" if yes else "red_flag_no"
 
+    # -- a shared family phone ---------------------------------------------------------------------
+    def shared_task(self, body: str) -> str:
+        """The text goes to the nurse task M7 (on the newest active patient of the phone, the one
+        the worklist names; the history names them all) and the sender gets the neutral S29."""
+        owner = self.patient
+        enrolment = active_enrolment(self.session, owner)
+        candidates = [{"id": p.id, "name": p.display_name} for p in self.shared]
+        alerting.raise_rules(self.session, patient=owner, enrolment=enrolment, rule_ids=[SHARED_TASK], now=self.now,
+                             source="sms_shared_phone", request_id=self.request_id,
+                             detail={"inbound_message_id": self.message.id, "shared_text": body[:SHARED_TEXT_MAX],
+                                     "candidates": candidates})
+        template = self._template(enrolment) if enrolment is not None else None
+        has_reply = template is not None and any(m.id == SHARED_REPLY for m in template.messages)
+        # A plan published before S29 existed: its free-text auto-reply (with one first name) instead
+        self.reply(SHARED_REPLY if has_reply else AUTO_REPLY)
+        return "shared_phone"
+
     # -- dispatch ----------------------------------------------------------------------------------
     def handle(self, body: str) -> str:
         keyword = classify(body)
@@ -269,6 +298,8 @@ class _Inbound:
                     self.reply(PAIN_REPROMPT if conv.state == "awaiting_pain" else RED_FLAG_REPROMPT)
                     return "reprompt"
                 conv.state, conv.updated_at = "idle", self.now  # one re-prompt only; now it is a text
+        if self.shared:
+            return self.shared_task(body)
         self.reply(AUTO_REPLY)
         return "inbox"
 
@@ -285,6 +316,7 @@ def handle_sms(session: Session, *, sid: str, from_number: str, body: str, now: 
                                   .order_by(Patient.id)))
     role = "patient" if patients else "caregiver" if carers else "unknown"
     owner = _pick(patients, session) or _pick(carers, session)
+    shared = active_holders(patients, session)
     message = InboundMessage(provider_sid=sid, patient_id=owner.id if owner else None, sender_role=role,
                              body=(body or "")[:MAX_BODY], handled_as="received", received_at=now)
     try:
@@ -293,8 +325,10 @@ def handle_sms(session: Session, *, sid: str, from_number: str, body: str, now: 
             session.flush()
     except sa.exc.IntegrityError:  # the same text delivered twice at once: the other one handles it
         return InboundResult("replay", replay=True)
-    handler = _Inbound(session, settings, now, request_id, message, patients, carers)
+    handler = _Inbound(session, settings, now, request_id, message, patients, carers, shared)
     message.handled_as = handler.handle(body or "")
+    if message.handled_as == "shared_phone":
+        message.patient_id = None  # whose text it is, is the nurse's question (task M7), not a patient's inbox
     audit.record(session, at=now, actor_type=role if role != "unknown" else "system",
                  actor_id=owner.id if owner else None, action="sms_received",
                  patient_id=owner.id if owner else None, subject_type="inbound_message", subject_id=message.id,

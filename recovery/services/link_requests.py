@@ -22,15 +22,25 @@ def request_link(session: Session, mobile_e164: str, now: datetime, request_id: 
                  may_send: Callable[[int], bool] = lambda patient_id: True) -> bool:
     """Queue a plan link for the enrolled patient with this number. True when one was queued.
 
+    A shared family phone (services/shared_numbers.py) gets one link per patient on it, each text
+    naming its patient by first name: we cannot tell which of them asked, and each link opens only
+    its own patient's plan.
+
     `may_send(patient_id)` is asked last, only for a patient who would get a text, and counts that
     text against the caller's limit (the web's per-patient send limit)."""
-    row = session.execute(
+    rows = session.execute(
         sa.select(Patient, Enrolment).join(Enrolment, Enrolment.patient_id == Patient.id)
         .where(Patient.mobile_e164 == mobile_e164, Enrolment.status == EnrolmentStatus.ACTIVE)
-        .order_by(Enrolment.id.desc()).limit(1)).first()
-    if row is None:
-        return False
-    patient, enrolment = row
+        .order_by(Enrolment.id.desc())).all()
+    newest: dict[int, tuple[Patient, Enrolment]] = {}
+    for patient, enrolment in rows:
+        newest.setdefault(patient.id, (patient, enrolment))
+    queued = [_queue(session, patient, enrolment, now, request_id, may_send) for patient, enrolment in newest.values()]
+    return any(queued)
+
+
+def _queue(session: Session, patient: Patient, enrolment: Enrolment, now: datetime, request_id: str | None,
+           may_send: Callable[[int], bool]) -> bool:
     if patient.text_block:
         return False
     message = PlannedMessage(id="LINK", key=f"LINK:{now:%Y%m%dT%H%M%S}", kind="event_reply", send_at=now,

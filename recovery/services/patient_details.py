@@ -27,6 +27,7 @@ from recovery.services.enrolment import replan_texts, retranslate_planned, timel
 from recovery.services.episodes import replan_ahead
 from recovery.services.patient_identity import check_mrn
 from recovery.services.worklist import SHOWN_OF_PATIENT, patient_changed
+from recovery.services.shared_numbers import check_number, record_confirmed
 from recovery.store.models import Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus, Patient, StaffUser
 from recovery.store.outbox import OPT_IN_REF, plan_opt_in
 from recovery.domain.plan.model import Template
@@ -74,7 +75,9 @@ def _plain(value):
 
 def change_details(session: Session, *, patient: Patient, enrolment: Enrolment | None, new: PatientDetails,
                    template: Template | None, staff: StaffUser, now: datetime,
-                   request_id: str | None = None) -> Changed:
+                   request_id: str | None = None, shared_phone: bool | None = None) -> Changed:
+    """Raises MrnInUse or NumberShared (a new mobile another active patient has, without the
+    nurse's "shared family phone"; services/shared_numbers.py) before anything changes."""
     old = PatientDetails.of(patient)
     new = PatientDetails(**{**new.__dict__, "caregiver_consent": bool(new.caregiver_consent
                                                                         and new.caregiver_mobile_e164),
@@ -84,6 +87,10 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
         return Changed((), 0, 0)
     if "mrn" in changed:
         check_mrn(session, patient.clinic_id, new.mrn, patient_id=patient.id)  # MrnInUse: nothing changed yet
+    sharing = []
+    if "mobile_e164" in changed:  # NumberShared: nothing changed yet
+        sharing = check_number(session, clinic_id=patient.clinic_id, number=new.mobile_e164, patient_id=patient.id,
+                               confirmed=shared_phone)
     detail: dict = {"changes": {name: {"old": _plain(getattr(old, name)), "new": _plain(getattr(new, name))}
                                 for name in changed}}
     for name in changed:
@@ -97,6 +104,9 @@ def change_details(session: Session, *, patient: Patient, enrolment: Enrolment |
     session.flush()
     if SHOWN_OF_PATIENT & set(changed):
         patient_changed(session, patient.id, now)  # the nurses' polling worklists show it
+    if sharing and shared_phone:
+        record_confirmed(session, patient=patient, others=sharing, staff=staff, now=now, request_id=request_id)
+        detail["shared_with"] = [o.id for o in sharing]
     cancelled = planned = 0
     live = enrolment is not None and enrolment.status == EnrolmentStatus.ACTIVE and template is not None
     if live:

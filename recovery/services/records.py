@@ -359,6 +359,15 @@ class PatientRecord:
 
 
 def _event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
+    words = _plain_event_words(kind, detail, target, tz)
+    d = detail or {}
+    if "shared_text" in d:  # a text from a shared family phone (task M7): what it said, and who may have sent it
+        who = ", ".join(f"{c.get('name', '')} (#{c.get('id')})" for c in d.get("candidates", []))
+        words += f". Text from the shared phone: “{d['shared_text']}”. On this phone: {who}"
+    return words
+
+
+def _plain_event_words(kind: str, detail: Mapping[str, Any], target: str | None, tz: ZoneInfo) -> str:
     d = detail or {}
     if kind == "opened":
         after = (f", after alert #{d['follows_alert_id']} of the same check-in was resolved"
@@ -469,8 +478,9 @@ def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[Pa
 
 def patient_record(session: Session, patient: Patient, *, staff_id: int, now: datetime,
                    request_id: str | None = None, ruleset: Ruleset | None = None,
-                   peg_instrument=None) -> PatientRecord:
-    """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls)."""
+                   peg_instrument=None, page: str | None = None) -> PatientRecord:
+    """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls),
+    whose detail names the `page` when it is not the patient page (the PDF: "pdf")."""
     ruleset = ruleset or default_ruleset()
     tz = ZoneInfo(patient.timezone)
     enrolments: dict[int, Enrolment] = {}
@@ -506,7 +516,7 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
                 if peg_instrument is not None and enrolment is not None else None)
     audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
-                 request_id=request_id)
+                 detail={"page": page} if page else None, request_id=request_id)
     return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, points,
                          enrolment.baseline_back_pain if enrolment else None,
                          open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open], peg=peg_card)

@@ -25,7 +25,7 @@ from recovery.domain.triage import Level, Ruleset
 from recovery.files import templates as templates_repo
 from recovery.services.sessions import SessionPolicy, staff_clinic_of, staff_session_select
 from recovery.services.tokens import digest
-from recovery.store.models import Alert, AlertStatus, Enrolment, Patient, StaffUser, TriageLevel
+from recovery.store.models import Alert, AlertEvent, AlertStatus, Enrolment, Patient, StaffUser, TriageLevel
 
 
 @dataclass(frozen=True)
@@ -239,3 +239,20 @@ def worklist_row(session: Session, alert_id: int, clinic_id: int, now: datetime,
         return None
     a, p, end, by, res = found
     return _row(a, p, end, by, res, now, ruleset or default_ruleset())
+
+
+@dataclass(frozen=True)
+class SharedText:
+    """A text from a shared family phone, as its task (M7) holds it, with the patients on the phone."""
+    at: datetime
+    text: str
+    candidates: list[dict]  # {"id", "name"} when the text came
+
+
+def shared_phone_texts(session: Session, alert: Alert) -> list[SharedText]:
+    """The texts of a shared-phone task, oldest first (empty for any other alert)."""
+    if alert.family != "shared_number":
+        return []
+    events = session.scalars(sa.select(AlertEvent).where(AlertEvent.alert_id == alert.id).order_by(AlertEvent.id))
+    return [SharedText(e.at, e.detail["shared_text"], list(e.detail.get("candidates", [])))
+            for e in events if "shared_text" in (e.detail or {})]

@@ -19,7 +19,7 @@ from wtforms.validators import InputRequired, Length, ValidationError
 from recovery.clock import utcnow
 from recovery.domain.alerts import DEFAULT_FOLLOW_UP_MINUTES, DISPOSITIONS, FOLLOW_UP_MINUTES, resolves
 from recovery.services import alerting
-from recovery.services.worklist import worklist_row
+from recovery.services.worklist import shared_phone_texts, worklist_row
 from recovery.store.db import db
 from recovery.store.models import Clinic
 from recovery.web import render_page_or_fragment, wants_fragment
@@ -77,7 +77,8 @@ def _alert_page(row, form, now, *, notice: str | None = None, done: str | None =
                 pause_offer: bool = False):
     resp = render_page_or_fragment("nurse/alert.html", "nurse/_resolve_form.html",
                                    status=200 if wants_fragment() else status,
-                                   row=row, form=form, now=now, notice=notice, done=done, pause_offer=pause_offer)
+                                   row=row, form=form, now=now, notice=notice, done=done, pause_offer=pause_offer,
+                                   shared_texts=shared_phone_texts(db.session, row.alert))
     if wants_fragment() and (done or status == 409):
         resp.headers["HX-Trigger"] = CHANGED_EVENT
     return resp

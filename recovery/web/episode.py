@@ -20,6 +20,7 @@ from recovery.domain.episode_rules import END_REASONS
 from recovery.services.patient_details import PatientDetails, change_details
 from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
+from recovery.services.shared_numbers import NumberShared
 from recovery.domain.plan.errors import OverrideError
 from recovery.services.records import current_enrolment
 from recovery.domain.timeline import TimelineError
@@ -152,11 +153,16 @@ def edit_patient(patient_id: int):
     template = enrolment_template(g.clinic, enrolment) if enrolment is not None else None
     try:
         result = change_details(db.session, patient=p, enrolment=enrolment, new=new, template=template,
-                                staff=current_user.staff, now=now, request_id=g.request_id)
+                                staff=current_user.staff, now=now, request_id=g.request_id,
+                                shared_phone=bool(form.shared_phone.data))
     except MrnInUse as e:
         db.session.rollback()
         form.mrn.errors = [*form.mrn.errors, str(e)]
         return render_template("nurse/patient_edit.html", p=p, form=form), 422
+    except NumberShared as e:
+        db.session.rollback()
+        form.mobile.errors = [*form.mobile.errors, str(e)]
+        return render_template("nurse/patient_edit.html", p=p, form=form, shared_with=e.others), 422
     except (TimelineError, OverrideError) as e:
         db.session.rollback()
         form.form_errors.append(f"The texts could not be re-planned: {e}")

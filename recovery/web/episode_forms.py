@@ -9,7 +9,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 
 from recovery.web.i18n import LANGUAGES
 from recovery.domain.episode_rules import END_REASONS
-from recovery.web.forms import COMMON_ZONES, EnrolmentForm, Form, IdentityMixin, MobileField, valid_zone
+from recovery.web.forms import (COMMON_ZONES, SHARED_PHONE_LABEL, EnrolmentForm, Form, IdentityMixin, MobileField,
+                                valid_zone)
 
 
 class DayField(DateField):
@@ -47,6 +48,7 @@ class EditPatientForm(IdentityMixin, Form):
     caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
     caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])
     caregiver_consent = BooleanField("The caregiver agrees to receive copies of reminders")
+    shared_phone = BooleanField(SHARED_PHONE_LABEL)
 
     validate_caregiver_consent = EnrolmentForm.validate_caregiver_consent
 

@@ -102,6 +102,9 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+SHARED_PHONE_LABEL = "This is a shared family phone (the patients on it know texts come to it)"
+
+
 class MobileField(StringField):
     """A phone field whose `.e164` holds the normalised number after validation."""
     e164: str | None = None
@@ -187,6 +190,7 @@ class EnrolmentForm(IdentityMixin, TimesMixin, Form):
     caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
     caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])
     caregiver_consent = BooleanField("The caregiver agrees to receive copies of reminders")
+    shared_phone = BooleanField(SHARED_PHONE_LABEL)
 
     def __init__(self, *args, region: str = "US", **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,8 +20,9 @@ from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enr
                                       patient_record)
 from recovery.services.safety_texts import safety_text_problems
 from recovery.services.worklist import SHOWN, poll_version, version, worklist_rows
+from recovery.services.shared_numbers import NumberShared, sharing
 from recovery.store.db import begin_write, db
-from recovery.store.models import Clinic
+from recovery.store.models import Clinic, EnrolmentStatus
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import background_refresh, patient_for_staff, policy, staff_cookie_token, staff_required
 from recovery.web.forms import CorrectTimesForm, EnrolmentForm
@@ -115,7 +116,8 @@ def enrol():
         caregiver_mobile_e164=form.caregiver_mobile.e164, caregiver_consent=form.caregiver_consent.data,
         baseline_back_pain=form.baseline_back_pain.data,
         baseline_leg_symptoms=form.baseline_leg_symptoms.data or [], working=form.working.data,
-        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day)
+        brace=form.brace.data, overrides=_overrides_from(form), mrn=form.mrn.data, birth_date=form.birth_date.day,
+        shared_phone=bool(form.shared_phone.data))
     try:
         enrolment = enrol_patient(db.session, clinic=g.clinic, staff=current_user.staff, data=data,
                                   template=clinic_template(g.clinic), now=now, request_id=g.request_id)
@@ -123,6 +125,10 @@ def enrol():
         db.session.rollback()
         form.mrn.errors = [*form.mrn.errors, str(e)]
         return render_template("nurse/enrol.html", form=form), 422
+    except NumberShared as e:
+        db.session.rollback()
+        form.mobile.errors = [*form.mobile.errors, str(e)]
+        return render_template("nurse/enrol.html", form=form, shared_with=e.others), 422
     except (OverrideError, TimelineError) as e:
         db.session.rollback()
         form.form_errors.append(f"The recovery plan could not be built: {e}")
@@ -145,11 +151,27 @@ def patient(patient_id: int):
     timeline = None
     if record.enrolment is not None:
         timeline = timeline_for(record.enrolment, p, enrolment_template(g.clinic, record.enrolment))
-    problems = _safety_problems(p, record, timeline, now)
+    html = patient_page(p, record, timeline, now)
     db.session.commit()
+    return html
+
+
+def patient_page(p, record, timeline, now, *, pdf: bool = False) -> str:
+    """The patient page's HTML; with `pdf`, the same page for the PDF (web/record_pdf.py), whose
+    print stylesheet leaves out the menus and forms."""
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
-                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(), safety_problems=problems,
-                           peg_summary=record.peg)
+                           tz=ZoneInfo(p.timezone), correct_form=CorrectTimesForm(),
+                           safety_problems=_safety_problems(p, record, timeline, now),
+                           peg_summary=record.peg, shared_with=_sharing(p, record), pdf=pdf)
+
+
+def _sharing(p, record):
+    """The other active patients on this patient's mobile, while this episode is active."""
+    active = record.enrolment is not None and record.enrolment.status == EnrolmentStatus.ACTIVE
+    if not active:
+        return []
+    with db.session.no_autoflush:  # the view's audit row goes with the commit, not before this read
+        return sharing(db.session, p)
 
 
 def _safety_problems(p, record, timeline, now):
@@ -191,7 +213,7 @@ def correct_times(patient_id: int):
     db.session.commit()
     return render_template("nurse/patient.html", record=record, p=p, timeline=timeline, now=now,
                            tz=ZoneInfo(p.timezone), correct_form=form, open_correct=True,
-                           safety_problems=problems), 422
+                           safety_problems=problems, shared_with=_sharing(p, record)), 422
 
 
 @bp.get("/")

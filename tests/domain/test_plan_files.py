@@ -350,7 +350,7 @@ V2_TEXT = NEWEST_TEXT
 def test_version_2_is_one_whole_file_with_the_carrier_texts():
     v1, v2 = load_template(DEFAULT), load_template(V2)
     assert (v2.id, v2.version, v2.sources) == ("kyphoplasty", "2", (str(V2),))  # read whole, nothing inherited
-    assert [m.id for m in v2.messages] == [f"S{i:02d}" for i in range(0, 29)]
+    assert [m.id for m in v2.messages] == [f"S{i:02d}" for i in range(0, 30)]
     changed = {m.id for m in v2.messages if m.id in {x.id for x in v1.messages}
                and replace(m, translations=()) != v1.message(m.id)}  # (v1 has no Spanish: it stays as published)
     # S01 and S02: safety texts (item 3); S06, S07, S14: "reply with a number"; S24: HELP names the clinic
@@ -364,7 +364,7 @@ def test_version_2_is_one_whole_file_with_the_carrier_texts():
         assert load_clinic_template(SCHEDULES / "clinics" / f"{clinic}.toml", SCHEDULES).sms_name == name
     # the header's list of changes names every change of both branches of work
     header = V2_TEXT.split("# FOR THE REVIEWING CLINICIAN")[0]
-    for word in ("Safety texts", "daily_limit", "lasts", "TL22", "S00", "S06, S07, S14", "S24", "S28", "[contact] name"):
+    for word in ("Safety texts", "daily_limit", "lasts", "TL22", "S00", "S06, S07, S14", "S24", "S28", "S29", "[contact] name"):
         assert word in header, word
 
 
@@ -375,8 +375,8 @@ def _v2(tmp_path, extra: str = "", text: str = V2_TEXT) -> Path:
 
 
 @pytest.mark.parametrize("extra, needle, message", [
-    ('\n[messages.S29]\nkind = "reminder"\nurgent = false\nsend = ["09:00 day 3"]\ntext = "Hi {first}, ' + "a" * 150
-     + '"\n', 'text = "Hi {first}, aaa', "message S29: text is "),
+    ('\n[messages.S30]\nkind = "reminder"\nurgent = false\nsend = ["09:00 day 3"]\ntext = "Hi {first}, ' + "a" * 150
+     + '"\n', 'text = "Hi {first}, aaa', "message S30: text is "),
     ("\n[milestones.TL23]\nfoo = 1\n", "foo = 1", "milestone TL23: unknown field 'foo'"),
 ])
 def test_a_bad_version_2_names_its_own_file_and_line(tmp_path, extra, needle, message):

@@ -52,6 +52,7 @@ OBJECT = {
     "nurse.correct_times": ("nurse", "patient", {}),
     "nurse.end_monitoring": ("nurse", "patient", {}),
     "nurse.edit_patient": ("nurse", "patient", {}),
+    "nurse.record_pdf": ("nurse", "patient", {}),
     "nurse.send_text": ("nurse", "patient", {}),
     "nurse.count_text": ("nurse", "patient", {}),
     "nurse.resend_link": ("nurse", "patient", {}),

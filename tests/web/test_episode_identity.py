@@ -136,7 +136,7 @@ def test_enrol_with_birth_date_and_mrn_and_a_taken_mrn_is_a_field_error(app, ses
     assert session.scalar(sa.select(sa.func.count()).select_from(Patient)) == count
     # Another clinic's MRN is no clash.
     r = c.post("/nurse/patients/new", data=enrolment_form(procedure_end="2026-03-10T09:30", discharge_at="",
-                                                          mrn="XY-9"))
+                                                          mrn="XY-9", mobile="(202) 555-0149"))
     assert r.status_code == 303
 
 

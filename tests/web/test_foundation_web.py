@@ -265,7 +265,8 @@ def test_the_nurse_page_says_which_safety_text_did_not_go_and_why(app, client, s
     session.execute(sa.delete(OutboundMessage))
     session.execute(sa.update(Patient).where(Patient.id == late.id).values(last_name="Old"))
     session.commit()
-    patient = _enrol_by_form(client, session, procedure_end="2026-06-12T19:30", discharge_at="2026-06-12T21:30")
+    patient = _enrol_by_form(client, session, procedure_end="2026-06-12T19:30", discharge_at="2026-06-12T21:30",
+                             mobile="(202) 555-0144")  # another patient: not the first one's (active) mobile
     settings = DispatchSettings.from_config(app.config, max_per_second=0)
     tick(session, sms, _ny("2026-06-12T21:30"), settings)
     session.execute(sa.update(Patient).where(Patient.id == patient.id).values(sms_opted_out=True))
@@ -282,7 +283,7 @@ def test_the_nurse_page_says_which_safety_text_did_not_go_and_why(app, client, s
     session.execute(sa.update(Patient).where(Patient.id == patient.id).values(last_name="Older"))
     session.commit()
     silent = _enrol_by_form(client, session, procedure_end="2026-06-12T19:30", discharge_at="2026-06-12T21:30",
-                            sms_consent="")
+                            sms_consent="", mobile="(202) 555-0145")
     box = client.get(f"/nurse/patients/{silent.id}").data.decode().split('id="safety-texts"')[1]
     assert box.count("Not sent: the patient has not agreed to texts.") == 2
 

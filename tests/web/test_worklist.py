@@ -20,6 +20,8 @@ from tests.support.factories import enrol, login, make_clinic, make_staff, templ
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 11:00 in New York
 HX = {"HX-Request": "true"}
 STATEMENT_BUDGET = 10
+# The patient page: one more, the other active patients on the mobile (a shared family phone, issue 13)
+PATIENT_PAGE_BUDGET = STATEMENT_BUDGET + 1
 
 
 @pytest.fixture
@@ -330,7 +332,7 @@ def test_patient_page_statement_budget(app, client, session, ward):
         r = client.get(url)
     assert r.status_code == 200 and b"Is it normal to feel tired?" in r.data
     assert _infrastructure_waste(seen)[0] == 0, "\n".join(seen)
-    assert len(seen) <= STATEMENT_BUDGET, "\n".join(seen)
+    assert len(seen) <= PATIENT_PAGE_BUDGET, "\n".join(seen)
     print(f"patient page: {len(seen)} statements")
 
 
