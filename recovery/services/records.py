@@ -35,6 +35,7 @@ from recovery.domain.triage import Ruleset
 from recovery.services import peg
 from recovery.services.missed import MARKER as MISSED_MARKER
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
+from recovery.store.enrolments import current_enrolment
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ class PatientRow:
     last_checkin: datetime | None = None  # the latest submitted check-in of the current episode
     missed: int = 0  # check-in slots of the current episode the missed scan closed as missed
     next_due: datetime | None = None  # the next check-in invitation still planned
-
-
-def current_enrolment(patient: Patient) -> Enrolment | None:
-    return patient.enrolments[-1] if patient.enrolments else None
 
 
 ROSTER_STATUSES = ("active", "paused", "ended")

@@ -89,7 +89,7 @@ def _seed_rows() -> None:
 
     from recovery.files import templates as templates_repo
     from recovery.services import checkins
-    from recovery.services.records import current_enrolment
+    from recovery.store.enrolments import current_enrolment
     from recovery.store.db import db
     from recovery.store.models import Alert, Checkin
     from tests.support.factories import enrol, make_clinic, make_staff, template_for

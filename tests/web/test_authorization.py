@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from recovery.services import alerting, checkins
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
