@@ -58,6 +58,10 @@ OBJECT = {
     "nurse.pause_texts": ("nurse", "patient", {}),
     "nurse.resume_texts": ("nurse", "patient", {}),
     "nurse.peg_baseline": ("nurse", "patient", {}),
+    "nurse.followup": ("nurse", "patient", {}),
+    "nurse.clear_followup": ("nurse", "patient", {}),
+    "nurse.new_episode": ("nurse", "patient", {}),
+    "nurse.episode": ("nurse", "enrolment", {}),
     "alerts.acknowledge": ("nurse", "alert", {}),
     "alerts.resolve": ("nurse", "alert", {}),
     "alerts.resolve_form": ("nurse", "alert", {}),
@@ -90,7 +94,8 @@ def world(app, session, time_machine):
     tokens = {p.first_name: patient_link(session, p, now=NOW) for p in (ann, bob, carl)}
     session.commit()
     return {"nurse_a": nurse_a, "nurse_b": nurse_b, "ann": ann, "bob": bob, "carl": carl,
-            "ids": {"patient": ann.id, "alert": alert.id, "checkin": checkin.id}, "tokens": tokens}
+            "ids": {"patient": ann.id, "alert": alert.id, "checkin": checkin.id,
+                    "enrolment": current_enrolment(ann).id}, "tokens": tokens}
 
 
 def _client(app, world, who):
