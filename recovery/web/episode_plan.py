@@ -23,16 +23,13 @@ from recovery.store.db import db
 from recovery.store.enrolments import current_enrolment
 from recovery.store.models import Enrolment, EnrolmentStatus
 from recovery.web.access import patient_for_staff
+from recovery.web.episode import _back, _episode
 from recovery.web.episode_forms import FollowupForm
 from recovery.web.forms import CorrectTimesForm, NewEpisodeForm
 from recovery.web.nurse import _overrides_from, bp, clinic_template, enrolment_template
 
 STILL_ACTIVE = ("Monitoring of the current episode has not ended. End it first (“End monitoring…” on the "
                 "patient's page), then start the new episode.")
-
-
-def _back(p):
-    return redirect(url_for("nurse.patient", patient_id=p.id), 303)
 
 
 # ---- the follow-up appointment ------------------------------------------------------------------
@@ -44,10 +41,7 @@ def _followup_page(p, e, form, status=200, notice=None):
 
 @bp.route("/patients/<int:patient_id>/followup", methods=["GET", "POST"])
 def followup(patient_id: int):
-    p = patient_for_staff(patient_id)
-    e = current_enrolment(p)
-    if e is None:
-        abort(404)
+    p, e = _episode(patient_id)
     tz = ZoneInfo(p.timezone)
     if request.method == "GET":
         form = FollowupForm(formdata=None)
@@ -95,10 +89,7 @@ def _booked_words(result, at: datetime | None, place: str | None, tz) -> str:
 
 @bp.post("/patients/<int:patient_id>/followup/clear")
 def clear_followup(patient_id: int):
-    p = patient_for_staff(patient_id)
-    e = current_enrolment(p)
-    if e is None:
-        abort(404)
+    p, e = _episode(patient_id)
     try:  # (CSRFProtect has checked the token of every POST)
         result = appointments.book_followup(db.session, enrolment=e, patient=p, template=enrolment_template(g.clinic, e),
                                             at=None, place=None, staff=current_user.staff, now=utcnow(),
