@@ -18,7 +18,7 @@ from recovery.domain.timeline import recovery_day
 from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, enrol_patient, timeline_for
 from recovery.services.passwords import hash_password, verify_password
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.services.sessions import issue_link
 from recovery.store.db import begin_write, db
 from recovery.store.models import Clinic, OnCallStep, OutboundMessage, OutboxStatus, Patient, StaffRole, StaffUser

@@ -56,6 +56,9 @@ PENDING_STATUSES = frozenset({"planned", "pending"})  # outbox rows not yet clai
 # default: "cancelled" also means "check-in already done", so a caller opts in with a status of its own
 # for rows that only an earlier replan cancelled (e.g. map reason "replanned" to "replanned").
 REVIVABLE_STATUSES: frozenset[str] = frozenset()
+# The follow-up visit: the milestone a booked appointment (date, time, place) puts at its real time.
+# Its texts (S16, S17, S18) and the milestones that start or end at it (TL08, TL15, TL18) follow.
+FOLLOW_UP = "TL16"
 
 
 class TimelineError(ValueError):
@@ -78,6 +81,15 @@ class MilestoneInstance:
     point: bool
     all_day: bool
     sms: tuple[str, ...]
+    place: str | None = None  # the follow-up visit's place once an appointment is booked
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """A booked follow-up visit: its instant (aware) and where it is, in the clinic's words
+    ("Spine clinic, 2nd floor"). It replaces the plan's "about 6 weeks" day of FOLLOW_UP."""
+    at: datetime
+    place: str
 
 
 @dataclass(frozen=True)
@@ -195,10 +207,12 @@ def next_allowed_send(due: datetime, tz: ZoneInfo,
 # ---------------------------------------------------------------------------------------------
 
 class _Resolver:
-    def __init__(self, t0: datetime, td: datetime, tz: ZoneInfo, offsets: dict[str, tuple[Offset, Offset]]):
+    def __init__(self, t0: datetime, td: datetime, tz: ZoneInfo, offsets: dict[str, tuple[Offset, Offset]],
+                 fixed: dict[str, datetime] | None = None):
         self.t0, self.td, self.tz, self.offsets = t0, td, tz, offsets
         self.day0 = t0.astimezone(tz).date()
-        self._memo: dict[str, tuple[datetime, datetime]] = {}
+        # milestones at a known instant (a booked appointment), whatever their offset says
+        self._memo: dict[str, tuple[datetime, datetime]] = {k: (v, v) for k, v in (fixed or {}).items()}
 
     def anchor(self, name: str, edge: str) -> datetime:
         if name == "T0":
@@ -248,7 +262,7 @@ def _aware(value: datetime, name: str) -> datetime:
 
 def build_timeline(template: Template, *, procedure_end: datetime, discharge: datetime | None,
                    tz: ZoneInfo, overrides: Overrides, now: datetime | None = None,
-                   language: str | None = None) -> Timeline:
+                   language: str | None = None, followup: Appointment | None = None) -> Timeline:
     """All milestones and planned texts for one patient (see the module docstring for the rules).
 
     `now` (aware) is optional: when given, the timeline is the plan of a patient enrolled (or
@@ -258,6 +272,8 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
     `language`: the texts in the patient's language where the template has one (`text_es`); a text
     reworded for this patient (their own length of a restriction) stays in the English it was
     reworded in: a translation saying the template's length would change its medical meaning.
+    `followup`: a booked follow-up appointment: FOLLOW_UP is at its time (not all day) with its
+    place, and everything timed from FOLLOW_UP moves with it; it must be after the procedure.
     Raises TimelineError for bad inputs and OverrideError for overrides that do not fit the template.
     """
     if not isinstance(tz, ZoneInfo):
@@ -269,7 +285,14 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
     now_utc = _aware(now, "now") if now is not None else None
     overrides.validate(template)
     quiet, safety_quiet = template.quiet_hours, template.safety_quiet_hours
-    r = _Resolver(t0, td, tz, overrides.milestone_offsets(template))
+    fixed = {}
+    if followup is not None and any(m.id == FOLLOW_UP for m in template.milestones):
+        at = _aware(followup.at, "followup")
+        if at <= t0:
+            raise TimelineError(f"the follow-up appointment ({at.isoformat()}) must be after the end of the "
+                                f"procedure ({t0.isoformat()})", milestone=FOLLOW_UP, field="at")
+        fixed[FOLLOW_UP] = at
+    r = _Resolver(t0, td, tz, overrides.milestone_offsets(template), fixed)
     new_texts, new_details = overrides.reworded(template)
 
     milestones = []
@@ -281,9 +304,11 @@ def build_timeline(template: Template, *, procedure_end: datetime, discharge: da
         if not overrides.flag(m.only_if):
             continue
         title, short, detail = m.words_in(language)
+        booked = m.id in fixed
         milestones.append(MilestoneInstance(
             id=m.id, title=title, detail=new_details.get(m.id, detail), starts_at=start, ends_at=end,
-            restriction=m.restriction, short=short, point=m.point, all_day=m.all_day, sms=m.sms))
+            restriction=m.restriction, short=short, point=m.point, all_day=m.all_day and not booked, sms=m.sms,
+            place=followup.place if booked and followup is not None else None))
     horizon_end = r.milestone(template.horizon)[1]
 
     def enabled(rule: MessageRule) -> bool:
@@ -561,7 +586,7 @@ def progress(timeline: Timeline, now: datetime) -> Progress:
 
 
 __all__ = [
-    "DEFAULT_DISCHARGE_AFTER", "LATE_GRACE", "SAFETY_LATE_WINDOW", "MilestoneInstance", "OverrideError", "PlannedCheckin",
+    "Appointment", "FOLLOW_UP", "DEFAULT_DISCHARGE_AFTER", "LATE_GRACE", "SAFETY_LATE_WINDOW", "MilestoneInstance", "OverrideError", "PlannedCheckin",
     "PENDING_STATUSES", "PlannedMessage", "Progress", "QUIET_HOURS", "REVIVABLE_STATUSES", "Timeline", "TimelineError", "active_restrictions",
     "build_timeline", "in_quiet_hours", "local_to_utc",
     "next_allowed_send", "next_milestones", "plan_reply", "progress", "replan",

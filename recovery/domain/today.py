@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from recovery.domain import timeline as tl
-from recovery.domain.timeline import MilestoneInstance, Timeline
+from recovery.domain.timeline import FOLLOW_UP, MilestoneInstance, Timeline
 
 STEP = timedelta(minutes=30)  # times are shown on the hour or the half hour
-FOLLOW_UP = "TL16"
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,17 @@ class TodayView:
     ahead: list[MilestoneLine]  # everything not finished, in order (the rest of the plan)
     done: list[MilestoneLine]  # finished, the most recent first
     follow_up: Moment | None
+    follow_up_place: str | None  # where, once an appointment is booked (None: the plan's "about" day)
     next_checkin: Moment | None
 
 
 def _bounds(m: MilestoneInstance, tz: ZoneInfo, now: datetime) -> tuple[Moment, Moment]:
-    """Start and end as shown: a restriction starts no later and ends no earlier than it does."""
+    """Start and end as shown: a restriction starts no later and ends no earlier than it does. A
+    booked appointment (it has a place) is shown at its own minute: the patient must be there then."""
+    if m.place is not None:
+        local = m.starts_at.astimezone(tz)
+        at = Moment(at=local, with_year=local.year != now.astimezone(tz).year)
+        return at, at
     start = shown(m.starts_at, tz, now, later=not m.restriction, date_only=m.all_day)
     end = shown(m.starts_at if m.point else m.ends_at, tz, now, later=True, date_only=m.all_day)
     return start, end
@@ -105,6 +110,7 @@ def today_view(timeline: Timeline, now: datetime, *, next_checkin_at: datetime |
         ahead=[x for x in lines if x.state != "done"],
         done=done,
         follow_up=_bounds(follow, tz, now)[0] if follow else None,
+        follow_up_place=follow.place if follow else None,
         next_checkin=checkin_opens(next_checkin_at, tz, now),
     )
 

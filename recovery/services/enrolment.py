@@ -16,14 +16,28 @@ from recovery.services.patient_identity import check_mrn
 from recovery.services.worklist import patient_changed
 from recovery.services.shared_numbers import check_number, record_confirmed
 from recovery.store import audit
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import (Clinic, Enrolment, EnrolmentStatus, OutboundMessage, OutboxStatus,
                              Patient, StaffUser)
 from recovery.domain.plan.model import Template
 from recovery.domain.plan.overrides import Overrides
 from recovery.domain.episode_rules import held_by_pause
 from recovery.domain.identity import clean_mrn
-from recovery.domain.timeline import Timeline, build_timeline, fit_daily_limit, replan
+from recovery.domain.timeline import Appointment, Timeline, build_timeline, fit_daily_limit, replan
 from recovery.store.outbox import plan_opt_in, plan_timeline
+
+
+@dataclass
+class EpisodeInput:
+    """One episode of care (a procedure): what a new enrolment of a known patient needs."""
+    procedure_type: str
+    procedure_end: datetime  # aware
+    discharge_at: datetime | None = None
+    baseline_back_pain: int | None = None
+    baseline_leg_symptoms: list[str] = field(default_factory=list)
+    working: bool = False
+    brace: bool = False
+    overrides: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +65,20 @@ class EnrolmentInput:
     # refuses a mobile another active patient of the clinic has; None: not asked (a feed, the demo).
     shared_phone: bool | None = None
 
+    @property
+    def episode(self) -> EpisodeInput:
+        return EpisodeInput(procedure_type=self.procedure_type, procedure_end=self.procedure_end,
+                            discharge_at=self.discharge_at, baseline_back_pain=self.baseline_back_pain,
+                            baseline_leg_symptoms=list(self.baseline_leg_symptoms), working=self.working,
+                            brace=self.brace, overrides=dict(self.overrides))
+
+
+def appointment_of(enrolment: Enrolment) -> Appointment | None:
+    """The enrolment's booked follow-up appointment, or None (the plan's own day)."""
+    if enrolment.followup_at is None:
+        return None
+    return Appointment(at=enrolment.followup_at, place=enrolment.followup_place or "")
+
 
 def overrides_for(enrolment: Enrolment) -> Overrides:
     data = dict(enrolment.overrides or {})
@@ -68,12 +96,14 @@ def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
     """The enrolment's timeline. Timelines are pure and immutable, and every page of a patient
     needs one, so they are cached on everything they depend on (a changed time or override is a
     new key; `now`-filtered timelines are not cached)."""
+    followup = appointment_of(enrolment)
     if now is not None:
         return build_timeline(template, procedure_end=enrolment.procedure_end,
                               discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
-                              overrides=overrides_for(enrolment), now=now, language=patient.language)
+                              overrides=overrides_for(enrolment), now=now, language=patient.language,
+                              followup=followup)
     key = (id(template), enrolment.procedure_end, enrolment.discharge_at, patient.timezone, patient.language,
-           json.dumps(enrolment.overrides or {}, sort_keys=True), enrolment.working, enrolment.brace)
+           json.dumps(enrolment.overrides or {}, sort_keys=True), enrolment.working, enrolment.brace, followup)
     with _timelines_lock:
         hit = _TIMELINES.get(key)
         if hit is not None and hit[0] is template:
@@ -81,7 +111,7 @@ def timeline_for(enrolment: Enrolment, patient: Patient, template: Template,
             return hit[1]
     timeline = build_timeline(template, procedure_end=enrolment.procedure_end,
                               discharge=enrolment.discharge_at, tz=ZoneInfo(patient.timezone),
-                              overrides=overrides_for(enrolment), language=patient.language)
+                              overrides=overrides_for(enrolment), language=patient.language, followup=followup)
     with _timelines_lock:
         _TIMELINES[key] = (template, timeline)
         while len(_TIMELINES) > _TIMELINES_MAX:
@@ -98,6 +128,32 @@ def number_opted_out(session: Session, number: str | None) -> bool:
         sa.and_(Patient.caregiver_mobile_e164 == number, Patient.caregiver_opted_out.is_(True)))).limit(1)) is not None
 
 
+def _probe(episode: EpisodeInput, timezone: str, language: str, template: Template, now: datetime) -> Timeline:
+    """The new episode's timeline, built before anything is written: a bad override or time fails
+    here (OverrideError / TimelineError) and leaves the database as it was."""
+    probe = Enrolment(procedure_end=episode.procedure_end, discharge_at=episode.discharge_at,
+                      overrides=dict(episode.overrides), working=episode.working, brace=episode.brace)
+    return timeline_for(probe, Patient(timezone=timezone, language=language), template, now=now)
+
+
+def _open_episode(session: Session, *, patient: Patient, clinic: Clinic, staff: StaffUser | None,
+                  episode: EpisodeInput, template: Template, timeline: Timeline, now: datetime) -> tuple[Enrolment, int]:
+    """The enrolment row of a new episode and its plan's texts (when the patient agreed to texts).
+    Returns (enrolment, texts planned)."""
+    enrolment = Enrolment(patient=patient, clinic_id=clinic.id, procedure_type=episode.procedure_type,
+                          procedure_end=episode.procedure_end, discharge_at=episode.discharge_at,
+                          template_id=template.id, template_version=str(template.version),
+                          plan_version_id=template.published_id,
+                          overrides=dict(episode.overrides), baseline_back_pain=episode.baseline_back_pain,
+                          baseline_leg_symptoms=list(episode.baseline_leg_symptoms), working=episode.working,
+                          brace=episode.brace, status=EnrolmentStatus.ACTIVE, created_at=now,
+                          created_by_id=staff.id if staff else None)
+    session.add(enrolment)
+    session.flush()
+    planned = plan_timeline(session, enrolment, patient, timeline, now) if patient.sms_consent else 0
+    return enrolment, planned
+
+
 def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, data: EnrolmentInput,
                   template: Template, now: datetime, request_id: str | None = None) -> Enrolment:
     """Create the patient and the enrolment, plan every text into the outbox, audit it.
@@ -110,12 +166,7 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     check_mrn(session, clinic.id, mrn)
     sharing = check_number(session, clinic_id=clinic.id, number=data.mobile_e164, patient_id=None,
                            confirmed=data.shared_phone)
-    overrides = dict(data.overrides)
-    # Build first: a bad override or time fails before anything is written.
-    probe = Enrolment(procedure_end=data.procedure_end, discharge_at=data.discharge_at,
-                      overrides=overrides, working=data.working, brace=data.brace)
-    probe_patient = Patient(timezone=data.timezone, language=data.language)
-    timeline = timeline_for(probe, probe_patient, template, now=now)
+    timeline = _probe(data.episode, data.timezone, data.language, template, now)
 
     # Opt-out holds per number (a carrier blocks the number, not a record): a number that texted
     # STOP stays opted out on a later enrolment, as patient or caregiver, until it texts START.
@@ -132,28 +183,50 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     session.flush()
     if sharing and data.shared_phone:
         record_confirmed(session, patient=patient, others=sharing, staff=staff, now=now, request_id=request_id)
-    enrolment = Enrolment(patient_id=patient.id, clinic_id=clinic.id, procedure_type=data.procedure_type,
-                          procedure_end=data.procedure_end, discharge_at=data.discharge_at,
-                          template_id=template.id, template_version=str(template.version),
-                          plan_version_id=template.published_id,
-                          overrides=overrides, baseline_back_pain=data.baseline_back_pain,
-                          baseline_leg_symptoms=list(data.baseline_leg_symptoms), working=data.working,
-                          brace=data.brace, status=EnrolmentStatus.ACTIVE, created_at=now,
-                          created_by_id=staff.id if staff else None)
-    session.add(enrolment)
-    session.flush()
     if patient_opted_out or caregiver_opted_out:
         if patient_opted_out:  # the nurse is told, as at a STOP: a phone follow-up task (M5)
             mark_opted_out(session, patient, "patient", now, source="number_opted_out")
         if caregiver_opted_out:
             mark_opted_out(session, patient, "caregiver", now, source="number_opted_out")
-    planned = plan_timeline(session, enrolment, patient, timeline, now) if data.sms_consent else 0
+    enrolment, planned = _open_episode(session, patient=patient, clinic=clinic, staff=staff, episode=data.episode,
+                                       template=template, timeline=timeline, now=now)
     planned += plan_opt_in(session, enrolment, patient, template, now)
     actor = ("staff", staff.id) if staff else ("system", None)
     audit.record(session, at=now, actor_type=actor[0], actor_id=actor[1], action="patient_enrolled",
                  patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
                  detail={"template": template.id, "version": str(template.version),
                          "texts_planned": planned, "sms_consent": data.sms_consent},
+                 request_id=request_id)
+    return enrolment
+
+
+class EpisodeStillActive(Exception):
+    """A new episode needs the current one ended first (its texts and alerts would mix)."""
+
+
+def start_new_episode(session: Session, *, patient: Patient, clinic: Clinic, staff: StaffUser,
+                      episode: EpisodeInput, template: Template, now: datetime,
+                      request_id: str | None = None) -> Enrolment:
+    """A new enrolment of a known patient for another procedure, on the clinic's plan for new
+    enrolments (`template`: clinic_plans.plan_for_new). Only once the current episode has ended:
+    one active episode per patient, so texts, replies, check-ins and alerts have one home. The new
+    one is the current episode from now on (store/enrolments.current_enrolment); the earlier ones
+    keep their rows. The opt-in confirmation (S00) is not sent again: the number is in the
+    programme already; a number that opted out stays out (its texts are suppressed as before).
+
+    Raises EpisodeStillActive, or OverrideError / TimelineError (nothing written)."""
+    previous = current_enrolment(patient)
+    if previous is not None and previous.status == EnrolmentStatus.ACTIVE:
+        raise EpisodeStillActive("monitoring of the current episode has not ended: end it first")
+    timeline = _probe(episode, patient.timezone, patient.language, template, now)
+    enrolment, planned = _open_episode(session, patient=patient, clinic=clinic, staff=staff, episode=episode,
+                                       template=template, timeline=timeline, now=now)
+    audit.record(session, at=now, actor_type="staff", actor_id=staff.id, action="episode_started",
+                 patient_id=patient.id, subject_type="enrolment", subject_id=enrolment.id,
+                 detail={"previous_enrolment": previous.id if previous else None,
+                         "procedure_type": episode.procedure_type, "procedure_end": episode.procedure_end.isoformat(),
+                         "template": template.id, "version": str(template.version),
+                         "plan_version_id": template.published_id, "texts_planned": planned},
                  request_id=request_id)
     return enrolment
 

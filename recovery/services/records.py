@@ -35,6 +35,7 @@ from recovery.domain.triage import Ruleset
 from recovery.services import peg
 from recovery.services.missed import MARKER as MISSED_MARKER
 from recovery.services.worklist import RuleLine, default_ruleset, order_key, rule_lines
+from recovery.store.enrolments import current_enrolment
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ class PatientRow:
     last_checkin: datetime | None = None  # the latest submitted check-in of the current episode
     missed: int = 0  # check-in slots of the current episode the missed scan closed as missed
     next_due: datetime | None = None  # the next check-in invitation still planned
-
-
-def current_enrolment(patient: Patient) -> Enrolment | None:
-    return patient.enrolments[-1] if patient.enrolments else None
 
 
 ROSTER_STATUSES = ("active", "paused", "ended")
@@ -349,6 +346,8 @@ class PatientRecord:
     open_alerts: list[AlertView] = field(default_factory=list)  # in the worklist's order
     past_alerts: list[AlertView] = field(default_factory=list)  # newest first
     peg: Any = None  # the PEG card's figures (services/peg.summary) when an instrument was given
+    episodes: list[Enrolment] = field(default_factory=list)  # every enrolment of the patient, oldest first
+    current: bool = True  # `enrolment` is the current episode (False: an earlier one, read only)
 
     @property
     def pain_chart(self) -> str:
@@ -405,8 +404,10 @@ def _plain_event_words(kind: str, detail: Mapping[str, Any], target: str | None,
     return kind.replace("_", " ")
 
 
-def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[TextLine]]:
-    """Texts in both directions in one statement."""
+def _texts(session: Session, patient_id: int, episode=None) -> tuple[list[TextLine], list[TextLine]]:
+    """Texts in both directions in one statement. `episode`: (enrolment id, its current flag, received
+    from, received until): the texts of that episode (outbound by their enrolment, and the current
+    episode also those of none; inbound by when they came, between its start and the next one's)."""
     out_q = sa.select(
         sa.literal("out").label("direction"), OutboundMessage.id.label("id"),
         OutboundMessage.send_after.label("at"), OutboundMessage.message_id.label("code"),
@@ -416,6 +417,10 @@ def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[Text
         OutboundMessage.sent_at.label("sent_at"), OutboundMessage.occurrence_key.label("key"),
         OutboundMessage.segments.label("segments"), OutboundMessage.encoding.label("encoding"),
     ).where(OutboundMessage.patient_id == patient_id)
+    if episode is not None:
+        eid, is_current, _, _ = episode
+        out_q = out_q.where(sa.or_(OutboundMessage.enrolment_id == eid,
+                                   OutboundMessage.enrolment_id.is_(None) if is_current else sa.false()))
     in_q = sa.select(
         sa.literal("in"), InboundMessage.id, InboundMessage.received_at, InboundMessage.handled_as,
         InboundMessage.sender_role, sa.case((InboundMessage.read_at.is_(None), "unread"), else_="read"),
@@ -423,6 +428,12 @@ def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[Text
         InboundMessage.read_at, sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.SmallInteger),
         sa.cast(sa.null(), sa.String),
     ).where(InboundMessage.patient_id == patient_id)
+    if episode is not None:
+        _, _, since, until = episode
+        if since is not None:
+            in_q = in_q.where(InboundMessage.received_at >= since)
+        if until is not None:
+            in_q = in_q.where(InboundMessage.received_at < until)
     rows = session.execute(sa.union_all(out_q, in_q)).all()
     lines = [TextLine(r.direction, r.id, r.at, r.code, r.party, r.status, r.reason, r.error,
                       mask_links(r.text or ""), r.sent_at, r.key, r.segments, r.encoding) for r in rows]
@@ -432,18 +443,21 @@ def _texts(session: Session, patient_id: int) -> tuple[list[TextLine], list[Text
 
 
 def _alerts(session: Session, patient: Patient, ruleset: Ruleset, answers_of: Mapping[int, list[AnswerLine]],
-            now: datetime) -> tuple[list[AlertView], list[AlertView]]:
+            now: datetime, episode=None) -> tuple[list[AlertView], list[AlertView]]:
     """Every alert of the patient with its history: (open ones in the worklist's order, all newest
     first). `answers_of` gives a check-in's answers, shown where the history says the patient
     finished it."""
     actor, target = so.aliased(StaffUser), so.aliased(StaffUser)
-    rows = session.execute(
-        sa.select(Alert, AlertEvent, actor.name, target.name)
-        .outerjoin(AlertEvent, AlertEvent.alert_id == Alert.id)
-        .outerjoin(actor, actor.id == AlertEvent.actor_staff_id)
-        .outerjoin(target, target.id == AlertEvent.detail["to_staff_id"].as_integer())
-        .where(Alert.patient_id == patient.id)
-        .order_by(Alert.opened_at.desc(), Alert.id.desc(), AlertEvent.id)).all()
+    stmt = (sa.select(Alert, AlertEvent, actor.name, target.name)
+            .outerjoin(AlertEvent, AlertEvent.alert_id == Alert.id)
+            .outerjoin(actor, actor.id == AlertEvent.actor_staff_id)
+            .outerjoin(target, target.id == AlertEvent.detail["to_staff_id"].as_integer())
+            .where(Alert.patient_id == patient.id)
+            .order_by(Alert.opened_at.desc(), Alert.id.desc(), AlertEvent.id))
+    if episode is not None:  # the episode's alerts (the current one's also those of no enrolment)
+        eid, is_current = episode[0], episode[1]
+        stmt = stmt.where(sa.or_(Alert.enrolment_id == eid, Alert.enrolment_id.is_(None) if is_current else sa.false()))
+    rows = session.execute(stmt).all()
     tz = ZoneInfo(patient.timezone)
     views: dict[int, tuple[Alert, list[EventLine]]] = {}
     for alert, event, who, to in rows:
@@ -478,9 +492,14 @@ def _pain_points(checkins: list[Checkin], t0: datetime, tz: ZoneInfo) -> list[Pa
 
 def patient_record(session: Session, patient: Patient, *, staff_id: int, now: datetime,
                    request_id: str | None = None, ruleset: Ruleset | None = None,
-                   peg_instrument=None, page: str | None = None) -> PatientRecord:
+                   peg_instrument=None, page: str | None = None,
+                   enrolment_id: int | None = None) -> PatientRecord:
     """Everything the nurse page shows; viewing a record writes an audit row (HIPAA audit controls),
-    whose detail names the `page` when it is not the patient page (the PDF: "pdf")."""
+    whose detail names the `page` when it is not the patient page (the PDF: "pdf").
+
+    The record is of one episode: the current one, or the earlier one `enrolment_id` names (its
+    check-ins, texts, alerts and timeline; LookupError when the patient has no such enrolment).
+    The audit trail is the patient's, whole."""
     ruleset = ruleset or default_ruleset()
     tz = ZoneInfo(patient.timezone)
     enrolments: dict[int, Enrolment] = {}
@@ -494,7 +513,19 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
             checkins.append(checkin)
     # Fill the relationship from this query so current_enrolment() costs no extra statement.
     set_committed_value(patient, "enrolments", list(enrolments.values()))
-    enrolment = current_enrolment(patient)
+    current = current_enrolment(patient)
+    if enrolment_id is not None and enrolment_id not in enrolments:
+        raise LookupError(f"patient {patient.id} has no enrolment {enrolment_id}")
+    enrolment = enrolments[enrolment_id] if enrolment_id is not None else current
+    is_current = enrolment is current
+    episode = None
+    if enrolment is not None:
+        order = list(enrolments)
+        i = order.index(enrolment.id)
+        since = enrolment.created_at if i > 0 else None
+        until = enrolments[order[i + 1]].created_at if i + 1 < len(order) else None
+        episode = (enrolment.id, is_current, since, until)
+        checkins = [c for c in checkins if c.enrolment_id == enrolment.id]
     checkins.sort(key=lambda c: (c.started_at, c.id), reverse=True)
     checkin_views = []
     for c in checkins:
@@ -503,8 +534,9 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
             c.id, c.status, c.slot, c.source, c.started_at, c.submitted_at, c.level,
             rule_lines(list(c.fired_rules or []), ruleset), c.ruleset_version, answer_lines(answers),
             answers.get("back_pain")))
-    outbound, inbound = _texts(session, patient.id)
-    open_alerts, alert_views = _alerts(session, patient, ruleset, {v.id: v.answers for v in checkin_views}, now)
+    outbound, inbound = _texts(session, patient.id, episode)
+    open_alerts, alert_views = _alerts(session, patient, ruleset, {v.id: v.answers for v in checkin_views}, now,
+                                       episode)
     staff = so.aliased(StaffUser)
     trail = [AuditLine(e.at, name or (f"{e.actor_type} #{e.actor_id}" if e.actor_id else e.actor_type), e.action)
              for e, name in session.execute(
@@ -516,7 +548,9 @@ def patient_record(session: Session, patient: Patient, *, staff_id: int, now: da
                 if peg_instrument is not None and enrolment is not None else None)
     audit.record(session, at=now, actor_type="staff", actor_id=staff_id, action="record_viewed",
                  patient_id=patient.id, subject_type="patient", subject_id=patient.id,
-                 detail={"page": page} if page else None, request_id=request_id)
+                 detail=({"page": page} if page else {}) | ({} if is_current else {"enrolment": enrolment.id}),
+                 request_id=request_id)
     return PatientRecord(patient, enrolment, checkin_views, outbound, inbound, alert_views, trail, points,
                          enrolment.baseline_back_pain if enrolment else None,
-                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open], peg=peg_card)
+                         open_alerts=open_alerts, past_alerts=[a for a in alert_views if not a.open], peg=peg_card,
+                         episodes=list(enrolments.values()), current=is_current)

@@ -248,6 +248,10 @@ class Enrolment(db.Model):
     # The clinic plan version published at /admin/plan that the plan was built from; None: read
     # from the files in schedules/ (template_id + template_version find it there).
     plan_version_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("clinic_plan_version.id"))
+    # The booked follow-up appointment (issue 13 §2): when (aware UTC) and where, in the clinic's
+    # words. None: the plan's own "about 6 weeks" day (services/appointments.py books it).
+    followup_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
+    followup_place: so.Mapped[Optional[str]] = so.mapped_column(sa.String(120))
     patient: so.Mapped[Patient] = so.relationship(back_populates="enrolments")
 
 

@@ -75,11 +75,20 @@ def add_if_new(session: Session, row: OutboundMessage) -> bool:
 
 def plan_timeline(session: Session, enrolment: Enrolment, patient: Patient, timeline: Timeline,
                   now: datetime, messages: list[PlannedMessage] | None = None) -> int:
-    """Put the timeline's texts (or the given subset) into the outbox. Returns rows added."""
+    """Put the timeline's texts (or the given subset) into the outbox. Returns rows added.
+
+    An occurrence that already has a row for the recipient that is not cancelled (planned, sent,
+    failed ...) is not planned again, whatever its due time: a re-plan that moved its due time but
+    not its send time (a new time zone, quiet hours) must not make it two texts. A re-plan cancels
+    the rows it replaces first."""
     slots = slot_of(timeline)
     added = 0
+    taken = set(session.execute(sa.select(OutboundMessage.recipient, OutboundMessage.occurrence_key).where(
+        OutboundMessage.enrolment_id == enrolment.id, OutboundMessage.status != OutboxStatus.CANCELLED)).all())
     for m in (timeline.messages if messages is None else messages):
         for recipient in recipients_for(patient, m):
+            if (recipient, m.key) in taken:
+                continue
             added += add_if_new(session, new_row(enrolment=enrolment, patient_id=patient.id,
                                                  recipient=recipient, message=m, now=now,
                                                  slot=slots.get(m.key)))

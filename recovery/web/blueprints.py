@@ -16,6 +16,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web import alerts as alerts_views
     from recovery.web import episode  # noqa: F401  (its routes are on the nurse blueprint: added before it is registered)
     from recovery.web import record_pdf  # noqa: F401  (its route is on the nurse blueprint)
+    from recovery.web import episode_plan  # noqa: F401  (its routes are on the nurse blueprint, too)
     from recovery.web import peg_baseline, peg_screens  # noqa: F401  (routes on the nurse and check-in blueprints)
     input.init_app(app)  # first: routes compile their converters when they are added
     static_files.init_app(app)

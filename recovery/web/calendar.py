@@ -9,9 +9,7 @@ from datetime import date, datetime, timedelta
 from flask_babel import gettext as _
 from icalendar import Alarm, Calendar, Event
 
-from recovery.domain.timeline import Timeline
-
-FOLLOW_UP_ID = "TL16"
+from recovery.domain.timeline import FOLLOW_UP as FOLLOW_UP_ID, Timeline
 
 
 def _span(ev: Event, at: datetime, all_day: bool, length: timedelta) -> None:
@@ -35,7 +33,13 @@ def build_ics(timeline: Timeline, *, enrolment_id: int, now: datetime, clinic_na
         if m.id == FOLLOW_UP_ID:
             ev = Event()
             ev.add("summary", _("Follow-up visit"))
-            ev.add("description", m.detail + "\n" + _("Your care team (%(clinic)s) will confirm the time.", clinic=clinic_name))
+            if m.place is not None:  # a booked appointment: its own time and place
+                ev.add("location", m.place)
+                ev.add("description", _("Your follow-up appointment with your care team (%(clinic)s).",
+                                        clinic=clinic_name))
+            else:
+                ev.add("description", m.detail + "\n" + _("Your care team (%(clinic)s) will confirm the time.",
+                                                          clinic=clinic_name))
             _span(ev, m.starts_at.astimezone(timeline.tz), m.all_day, timedelta(hours=1))
             alarm = Alarm()
             alarm.add("action", "DISPLAY")

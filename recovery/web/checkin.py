@@ -25,7 +25,8 @@ from recovery.domain.questionnaire.form import items_on
 from recovery.domain.questionnaire.items import ITEMS, SCREENS
 from recovery.domain.questionnaire.model import Kind, TEMP_CONFIRM_FIELD
 from recovery.domain.today import checkin_opens
-from recovery.services.records import answer_lines, current_enrolment
+from recovery.services.records import answer_lines
+from recovery.store.enrolments import current_enrolment
 from recovery.services.sessions import CHECKIN_SCOPE, PATIENT_SCOPE
 from recovery.web import wants_fragment
 from recovery.web.access import patient_required

@@ -22,7 +22,7 @@ from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
 from recovery.services.shared_numbers import NumberShared
 from recovery.domain.plan.errors import OverrideError
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.domain.timeline import TimelineError
 from recovery.web.access import patient_for_staff
 from recovery.web.episode_forms import (EditPatientForm, EndMonitoringForm, OneOffTextForm, PauseForm,

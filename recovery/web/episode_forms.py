@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField,
+                     TimeField)
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from recovery.web.i18n import LANGUAGES
@@ -23,6 +24,16 @@ class DayField(DateField):
             raise ValueError("Enter the day as year-month-day, e.g. 2026-03-20.") from None
 
 
+class ClockField(TimeField):
+    """A time of day (a time input; typed by hand without JavaScript)."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Enter the time as hours:minutes, e.g. 14:30.") from None
+
+
 class EndMonitoringForm(Form):
     reason = RadioField("Why monitoring ends", choices=list(END_REASONS.items()),
                         validators=[InputRequired("Choose why monitoring ends.")], validate_choice=True)
@@ -32,6 +43,16 @@ class EndMonitoringForm(Form):
     def validate_note(self, field):
         if self.reason.data == "other" and not (field.data or "").strip():
             raise ValidationError("Say why monitoring ends.")
+
+
+class FollowupForm(Form):
+    """The follow-up appointment, in the patient's time zone (services/appointments.py)."""
+    day = DayField("Day", format="%Y-%m-%d",
+                   validators=[InputRequired("Enter the day of the appointment, e.g. 2026-04-21.")])
+    time = ClockField("Time", format="%H:%M",
+                     validators=[InputRequired("Enter the time of the appointment, e.g. 14:30.")])
+    place = StringField("Place", validators=[DataRequired("Enter where the appointment is, e.g. “Spine clinic, 2nd floor”."),
+                                             Length(max=120, message="Keep the place to 120 characters.")])
 
 
 class PauseForm(Form):

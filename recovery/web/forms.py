@@ -165,13 +165,9 @@ def valid_zone(form, field):
         raise ValidationError("Choose the patient's time zone from the list.")
 
 
-class EnrolmentForm(IdentityMixin, TimesMixin, Form):
-    first_name = StringField("First name", validators=[DataRequired("Enter the patient's first name."), Length(max=60)])
-    last_name = StringField("Last name", validators=[DataRequired("Enter the patient's last name."), Length(max=60)])
-    mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
-    timezone = SelectField("Patient's time zone", validators=[valid_zone])
-    language = SelectField("Language for texts", choices=list(LANGUAGES.items()), default="en")
-    sms_consent = BooleanField("The patient agrees to receive recovery texts")
+class EpisodeMixin(TimesMixin):
+    """The fields of one episode of care (a procedure): on the enrolment form and on a new episode
+    of a patient already known (NewEpisodeForm)."""
     procedure_type = RadioField("Procedure", choices=[("kyphoplasty", "Balloon kyphoplasty"),
                                                       ("vertebroplasty", "Vertebroplasty")],
                                 validators=[InputRequired("Choose the procedure.")])
@@ -187,6 +183,15 @@ class EnrolmentForm(IdentityMixin, TimesMixin, Form):
                                    validators=[Optional(), NumberRange(2, 90, "Between 2 and 90 days.")])
     followup_day = IntegerField("Follow-up visit on day",
                                 validators=[Optional(), NumberRange(7, 120, "Between day 7 and day 120.")])
+
+
+class EnrolmentForm(IdentityMixin, EpisodeMixin, Form):
+    first_name = StringField("First name", validators=[DataRequired("Enter the patient's first name."), Length(max=60)])
+    last_name = StringField("Last name", validators=[DataRequired("Enter the patient's last name."), Length(max=60)])
+    mobile = MobileField("Mobile number", validators=[DataRequired("Enter a mobile number for texts.")])
+    timezone = SelectField("Patient's time zone", validators=[valid_zone])
+    language = SelectField("Language for texts", choices=list(LANGUAGES.items()), default="en")
+    sms_consent = BooleanField("The patient agrees to receive recovery texts")
     caregiver_name = StringField("Caregiver name (optional)", validators=[Optional(), Length(max=120)])
     caregiver_mobile = MobileField("Caregiver mobile (optional)", validators=[Optional()])
     caregiver_consent = BooleanField("The caregiver agrees to receive copies of reminders")
@@ -202,6 +207,10 @@ class EnrolmentForm(IdentityMixin, TimesMixin, Form):
     def validate_caregiver_consent(self, field):
         if field.data and not (self.caregiver_mobile.data or "").strip():
             raise ValidationError("Add the caregiver's mobile number, or untick this box.")
+
+
+class NewEpisodeForm(EpisodeMixin, Form):
+    """A new procedure for a patient already enrolled once (services/enrolment.start_new_episode)."""
 
 
 class CorrectTimesForm(TimesMixin, Form):

@@ -16,12 +16,12 @@ from recovery.services import clinic_plans
 from recovery.services.enrolment import EnrolmentInput, correct_procedure_times, enrol_patient, timeline_for
 from recovery.services.patient_identity import MrnInUse
 from recovery.services.phones import region_for_zone
-from recovery.services.records import (ROSTER_ONLY, ROSTER_STATUSES, current_enrolment, patient_list,
-                                      patient_record)
+from recovery.services.records import ROSTER_ONLY, ROSTER_STATUSES, patient_list, patient_record
 from recovery.services.safety_texts import safety_text_problems
 from recovery.services.worklist import SHOWN, poll_version, version, worklist_rows
 from recovery.services.shared_numbers import NumberShared, sharing
 from recovery.store.db import begin_write, db
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import Clinic, EnrolmentStatus
 from recovery.web import render_page_or_fragment, wants_fragment
 from recovery.web.access import background_refresh, patient_for_staff, policy, staff_cookie_token, staff_required

@@ -13,7 +13,7 @@ from recovery.store import audit
 from recovery.clock import utcnow
 from recovery.services.enrolment import timeline_for
 from recovery.services.link_requests import request_link
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.db import db
 from recovery.store.models import Clinic, EnrolmentStatus, Patient
 from recovery.web.calendar import build_ics

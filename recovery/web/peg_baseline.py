@@ -19,7 +19,8 @@ from recovery.domain import peg as peg_rules
 from recovery.files import instruments
 from recovery.services import peg
 from recovery.services.enrolment import timeline_for
-from recovery.services.records import current_enrolment, patient_record
+from recovery.services.records import patient_record
+from recovery.store.enrolments import current_enrolment
 from recovery.store.db import begin_write, db
 from recovery.store.models import EnrolmentStatus
 from recovery.web.access import patient_for_staff

@@ -24,7 +24,7 @@ from recovery.clock import utcnow
 from recovery.domain.timeline import PlannedMessage
 from recovery.files import templates as templates_repo
 from recovery.services import checkins
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.services.sessions import issue_link
 from recovery.store.models import Clinic
 from recovery.store.outbox import add_if_new, new_row

@@ -383,6 +383,26 @@ def build(db_factory, time_machine):
                 assert resp.status_code in (409, 422), resp.status_code
 
         @precondition(lambda self: self.patients)
+        @rule(data=st.data(), days=st.integers(-2, 70), hour=st.sampled_from(["07:30", "09:00", "14:15", "20:45"]),
+              clear=st.booleans())
+        def nurse_books_the_follow_up(self, data, days, hour, clear):
+            """Book, move or clear the follow-up appointment (issue 13 §2): S16-S18 are re-planned
+            under the same quiet-hours and daily-limit rules; a time before the procedure or before
+            discharge is a 422, an ended episode a 409."""
+            p = data.draw(st.sampled_from(self.patients))
+            c = self.clinics[p.clinic]
+            if clear:
+                resp = self.nurse(c, "post", f"/nurse/patients/{p.id}/followup/clear")
+            else:
+                day = (self.now.astimezone(ZoneInfo(p.tz)) + timedelta(days=days)).date()
+                resp = self.nurse(c, "post", f"/nurse/patients/{p.id}/followup",
+                                  data={"day": day.isoformat(), "time": hour, "place": "Clinic B, room 2"})
+            event(f"follow-up appointment: {resp.status_code}")
+            if resp.status_code != 303:
+                assert resp.status_code in (409, 422), resp.status_code
+                assert resp.status_code != 409 or p.enrolment_id in self.ended
+
+        @precondition(lambda self: self.patients)
         @rule(data=st.data(), days=st.integers(-1, 100))
         def nurse_pauses_texts(self, data, days):
             """Pause until a local day (today, the past and beyond 90 days are 422s)."""

@@ -1,16 +1,21 @@
 """Property-based test of the episode of care through the real scheduler tick (issue 13 §2: "no text
 goes to an ended or paused enrolment"): random interleavings of time passing (ticks with the
-missed-check-in scan), nurses pausing, resuming and ending monitoring, one-off texts by nurses
-(urgent or not), and patients texting in (a question, STOP, a pain score), for three patients.
+missed-check-in scan), nurses pausing, resuming and ending monitoring, starting a new episode
+(another procedure) once one has ended, booking, moving and clearing the follow-up appointment,
+one-off texts by nurses (urgent or not), and patients texting in (a question, STOP, a pain score),
+for three patients.
 
 Invariants, checked after every step:
-1. Nothing is handed to the provider for a patient whose monitoring ended before the tick.
+1. Nothing is handed to the provider for an episode whose monitoring ended before the tick.
 2. While a patient's texts are paused, the only texts that go to them are replies to something
    they did themselves (event replies: S21, a link they asked for, ...).
 3. An ended episode has no planned text and no unresolved alert; nothing is planned for it later
-   (except the rows the machine plants straight into the outbox, which invariant 1 covers).
+   (except the rows the machine plants straight into the outbox, which invariant 1 covers), also
+   once the patient has a new episode.
 4. A nurse's hand-written text is refused exactly when the episode is ended or paused (or the
    number cannot be texted).
+5. No text is planned twice: one live planned row per episode, recipient and occurrence (booking
+   and moving the appointment re-plan S16-S18, never duplicate them).
 """
 from __future__ import annotations
 
@@ -28,15 +33,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from recovery.scheduler import tick as scheduler_tick
-from recovery.services import episodes
+from recovery.services import appointments, episodes
+from recovery.services.enrolment import EpisodeInput, EpisodeStillActive, start_new_episode
 from recovery.services import inbound
 from recovery.services import nurse_texts
 from recovery.dispatch.settings import DispatchSettings
 from recovery.domain.episode_rules import END_REASONS
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import Alert, AlertStatus, Clinic, Enrolment, OutboundMessage, OutboxStatus, Patient
 from recovery.store.outbox import add_if_new, new_row
 from recovery.services.patient_details import PatientDetails, change_details
-from recovery.domain.timeline import PlannedMessage
+from recovery.domain.timeline import PlannedMessage, TimelineError
 from tests.support.factories import enrol, make_clinic, make_staff
 
 NY = ZoneInfo("America/New_York")
@@ -65,7 +72,9 @@ def run_machine(app, session, sms):
             session.execute(sa.delete(OutboundMessage).where(
                 OutboundMessage.patient_id.not_in([p.id for p in self.patients])))
             session.commit()
-            self.ended: dict[int, datetime] = {}
+            self.ended: dict[int, datetime] = {}  # patient id -> when their current episode ended
+            self.ended_enrolments: set[int] = set()  # every episode ended, current or earlier
+            self.planted_on: set[int] = set()  # ended episodes the machine planted rows for on purpose
             self.paused_until: dict[int, datetime] = {}
             self.seen_attempts = len(sms.attempts)
             self.sent_kinds: list[tuple[int, str, datetime]] = []
@@ -73,10 +82,10 @@ def run_machine(app, session, sms):
 
         # -- helpers ---------------------------------------------------------------------------
         def enrolment(self, i) -> Enrolment:
+            """The patient's current episode, through the app's one helper."""
             session.rollback()
-            p = self.patients[i]
-            return session.scalar(sa.select(Enrolment).where(Enrolment.patient_id == p.id)
-                                  .execution_options(populate_existing=True))
+            session.expire_all()
+            return current_enrolment(self.patient(i))
 
         def patient(self, i) -> Patient:
             return session.scalar(sa.select(Patient).where(Patient.id == self.patients[i].id)
@@ -106,6 +115,7 @@ def run_machine(app, session, sms):
                         continue
                     pid = row.patient_id
                     assert pid not in self.ended, f"{row.message_id} went to a patient whose monitoring ended"
+                    assert row.enrolment_id not in self.ended_enrolments, f"{row.message_id} went for an ended episode"
                     if self.paused(pid):
                         assert row.kind == "event_reply", f"{row.message_id} ({row.kind}) went during a pause"
                     self.sent_kinds.append((pid, row.kind, self.now))
@@ -153,8 +163,51 @@ def run_machine(app, session, sms):
                 return
             session.commit()
             self.ended[p.id] = self.now
+            self.ended_enrolments.add(e.id)
             self.paused_until.pop(p.id, None)
             self.planted_after_end.discard(p.id)
+
+        @rule(i=st.integers(0, 2), brace=st.booleans())
+        def nurse_starts_a_new_episode(self, i, brace):
+            """Another procedure: allowed only once the current episode has ended."""
+            p, e = self.patient(i), self.enrolment(i)
+            clinic = session.get(Clinic, p.clinic_id)
+            from tests.support.factories import template_for
+            episode = EpisodeInput(procedure_type="vertebroplasty", procedure_end=self.now - timedelta(hours=2),
+                                   discharge_at=self.now - timedelta(hours=1), brace=brace)
+            try:
+                new = start_new_episode(session, patient=p, clinic=clinic, staff=self.nurse, episode=episode,
+                                        template=template_for(clinic), now=self.now)
+            except EpisodeStillActive:
+                session.rollback()
+                assert p.id not in self.ended
+                return
+            session.commit()
+            assert p.id in self.ended and new.id not in self.ended_enrolments
+            assert self.enrolment(i).id == new.id != e.id
+            self.ended.pop(p.id)
+            self.planted_after_end.discard(p.id)
+
+        @rule(i=st.integers(0, 2), days=st.integers(-2, 60), hour=st.integers(7, 18), clear=st.booleans())
+        def nurse_books_the_follow_up(self, i, days, hour, clear):
+            p, e = self.patient(i), self.enrolment(i)
+            clinic = session.get(Clinic, p.clinic_id)
+            from tests.support.factories import template_for
+            day = e.procedure_end.astimezone(ZoneInfo(p.timezone)).date() + timedelta(days=days)
+            at = None if clear else datetime(day.year, day.month, day.day, hour, 0, tzinfo=ZoneInfo(p.timezone))
+            try:
+                appointments.book_followup(session, enrolment=e, patient=p, template=template_for(clinic), at=at,
+                                           place="Clinic B, room 2", staff=self.nurse, now=self.now)
+            except appointments.AppointmentRefused:
+                session.rollback()
+                assert p.id in self.ended
+                return
+            except (ValueError, TimelineError):  # before the procedure, or a time the plan cannot take
+                session.rollback()
+                assert at is not None and days <= 1
+                return
+            session.commit()
+            assert p.id not in self.ended
 
         @rule(i=st.integers(0, 2), urgent=st.booleans())
         def nurse_texts_the_patient(self, i, urgent):
@@ -198,6 +251,7 @@ def run_machine(app, session, sms):
             session.commit()
             if p.id in self.ended:
                 self.planted_after_end.add(p.id)
+                self.planted_on.add(e.id)
 
         @rule(i=st.integers(0, 2), body=st.sampled_from(["Is this normal?", "STOP", "7", "START", "chest pain"]))
         def patient_texts_in(self, i, body):
@@ -225,6 +279,25 @@ def run_machine(app, session, sms):
                 open_alerts = session.scalars(sa.select(Alert.rules).where(
                     Alert.patient_id == pid, Alert.status != AlertStatus.RESOLVED)).all()
                 assert open_alerts == [], f"open alerts of an ended episode: {open_alerts}"
+            for eid in self.ended_enrolments - self.planted_on:
+                planned = session.scalars(sa.select(OutboundMessage.message_id).where(
+                    OutboundMessage.enrolment_id == eid, OutboundMessage.status == OutboxStatus.PLANNED)).all()
+                assert planned == [], f"planned for an earlier, ended episode: {planned}"
+                open_alerts = session.scalars(sa.select(Alert.rules).where(
+                    Alert.enrolment_id == eid, Alert.status != AlertStatus.RESOLVED)).all()
+                assert open_alerts == [], f"open alerts of an earlier, ended episode: {open_alerts}"
+
+        @invariant()
+        def no_text_is_planned_twice(self):
+            if not hasattr(self, "ended"):
+                return
+            twice = session.execute(
+                sa.select(OutboundMessage.enrolment_id, OutboundMessage.recipient, OutboundMessage.occurrence_key)
+                .where(OutboundMessage.status == OutboxStatus.PLANNED,
+                       OutboundMessage.patient_id.in_([p.id for p in self.patients]))
+                .group_by(OutboundMessage.enrolment_id, OutboundMessage.recipient, OutboundMessage.occurrence_key)
+                .having(sa.func.count() > 1)).all()
+            assert twice == [], f"planned twice: {twice}"
 
     EpisodeMachine.TestCase.settings = settings(
         max_examples=int(os.environ.get("EPISODE_MACHINE_EXAMPLES", "20")), stateful_step_count=25, deadline=None,

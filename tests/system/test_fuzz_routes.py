@@ -31,7 +31,7 @@ import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec er
 from recovery.scheduler.tick import tick
 from recovery.messaging.twilio_gateway import compute_signature
 from recovery.services import alerting, checkins
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.db import db
 from recovery.store.models import StaffRole, StaffUser
 from tests.support.factories import enrol, make_clinic, make_staff, patient_link

@@ -89,7 +89,7 @@ def _seed_rows() -> None:
 
     from recovery.files import templates as templates_repo
     from recovery.services import checkins
-    from recovery.services.records import current_enrolment
+    from recovery.store.enrolments import current_enrolment
     from recovery.store.db import db
     from recovery.store.models import Alert, Checkin
     from tests.support.factories import enrol, make_clinic, make_staff, template_for
@@ -131,3 +131,21 @@ def test_every_migration_goes_down_and_up_again_with_data(migrating_app):
     assert _tables() == set()
     upgrade()
     assert _schema_diff() == []
+
+
+def test_0012_followup_appointment_goes_down_and_up_with_the_enrolments_kept(migrating_app):
+    """The appointment columns come and go; the enrolment rows stay (down: back to the plan's day)."""
+    from flask_migrate import downgrade, upgrade
+
+    from recovery.store.db import db
+    upgrade()
+    _seed_rows()
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE enrolment SET followup_place = 'Spine clinic, 2nd floor'"))
+    downgrade(revision="0011_plan_versions")
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("enrolment")}
+    assert "followup_at" not in columns and "followup_place" not in columns and _count("enrolment") == 1
+    upgrade()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT followup_at, followup_place FROM enrolment")).all() == [(None, None)]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from recovery.dispatch.sender import send_due
 from recovery.dispatch.settings import DispatchSettings
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import AuditEvent, ClinicPlanVersion, OutboundMessage, StaffRole
 from tests.support.factories import enrol, login, make_clinic, make_staff
 

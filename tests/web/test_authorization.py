@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from recovery.services import alerting, checkins
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
@@ -59,6 +59,10 @@ OBJECT = {
     "nurse.pause_texts": ("nurse", "patient", {}),
     "nurse.resume_texts": ("nurse", "patient", {}),
     "nurse.peg_baseline": ("nurse", "patient", {}),
+    "nurse.followup": ("nurse", "patient", {}),
+    "nurse.clear_followup": ("nurse", "patient", {}),
+    "nurse.new_episode": ("nurse", "patient", {}),
+    "nurse.episode": ("nurse", "enrolment", {}),
     "alerts.acknowledge": ("nurse", "alert", {}),
     "alerts.resolve": ("nurse", "alert", {}),
     "alerts.resolve_form": ("nurse", "alert", {}),
@@ -91,7 +95,8 @@ def world(app, session, time_machine):
     tokens = {p.first_name: patient_link(session, p, now=NOW) for p in (ann, bob, carl)}
     session.commit()
     return {"nurse_a": nurse_a, "nurse_b": nurse_b, "ann": ann, "bob": bob, "carl": carl,
-            "ids": {"patient": ann.id, "alert": alert.id, "checkin": checkin.id}, "tokens": tokens}
+            "ids": {"patient": ann.id, "alert": alert.id, "checkin": checkin.id,
+                    "enrolment": current_enrolment(ann).id}, "tokens": tokens}
 
 
 def _client(app, world, who):

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from recovery.services import alerting, checkins
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import AuditEvent, Checkin, Enrolment, InboundMessage, Patient
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 from tests.web.test_foundation_web import enrolment_form

@@ -13,7 +13,7 @@ from recovery.services import alerting
 from recovery.services import missed
 from recovery.store.models import (Alert, AlertStatus, AuditEvent, Enrolment, EnrolmentStatus, OutboundMessage,
                              OutboxStatus)
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.scheduler.process import run_tick
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link
 from tests.services.test_dispatch import plant, rows

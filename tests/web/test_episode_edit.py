@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from tests.support.factories import enrol, make_clinic, make_staff
 from tests.services.test_dispatch import rows
 from tests.web.test_episode import T0, local, nurse_client, ticks, world  # noqa: F401  (fixture)

@@ -14,7 +14,7 @@ from recovery.services.missed import MARKER
 from recovery.store import audit
 from recovery.store.models import (AuditEvent, Checkin, CheckinStatus, OutboundMessage, OutboxStatus, Patient,
                                    TriageLevel)
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.web.filters import local
 from tests.support.factories import enrol, make_clinic, make_staff
 from tests.web.test_episode import T0, nurse_client

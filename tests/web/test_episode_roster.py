@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from recovery.services import episodes
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from tests.support.factories import enrol, make_clinic, make_staff
 from tests.web.test_episode import T0, nurse_client
 

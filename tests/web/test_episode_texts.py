@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from recovery.store.models import AuditEvent, OutboundMessage, OutboxStatus, Patient
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from tests.support.factories import make_clinic, make_staff, open_link, patient_link
 from tests.web.test_episode import T0, local, nurse_client, ticks, world  # noqa: F401  (fixture)
 

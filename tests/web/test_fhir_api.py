@@ -18,7 +18,7 @@ from recovery.domain.questionnaire.answers import coerce_answers
 from recovery.files import templates as templates_repo
 from recovery.services import alerting, checkins
 from recovery.services.api_tokens import create_token
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import (Alert, ApiToken, AuditEvent, Clinic, Enrolment, InboundMessage, OutboundMessage,
                                    Patient, StaffRole)
 from tests.support.factories import enrol, make_clinic, make_staff, template_for

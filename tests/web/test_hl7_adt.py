@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from hl7apy.parser import parse_message
 
 from recovery.services.api_tokens import create_token
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import AuditEvent, Enrolment, OutboundMessage, Patient
 from tests.support.factories import enrol, make_clinic
 

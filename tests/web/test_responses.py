@@ -12,7 +12,7 @@ import vobject
 
 from recovery.services import alerting
 from recovery.services.enrolment import timeline_for
-from recovery.services.records import current_enrolment
+from recovery.store.enrolments import current_enrolment
 from recovery.store.models import Checkin
 from tests.support.factories import enrol, login, make_clinic, make_staff, open_link, patient_link, template_for
 from tests.web.test_hooks import table_counts

@@ -341,7 +341,7 @@ def test_a_long_worklist_shows_the_most_pressing_50_and_counts_all(app, client, 
     from datetime import timedelta as _td
 
     from recovery.services import alerting as _alerting
-    from recovery.services.records import current_enrolment as _ce
+    from recovery.store.enrolments import current_enrolment as _ce
     from tests.support.factories import enrol as _enrol, login as _login, make_clinic as _mc, make_staff as _ms
     now = frozen.move_to(NOW) or NOW
     clinic = _mc(session, now=NOW)
