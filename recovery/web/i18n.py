@@ -60,6 +60,8 @@ def translations():
     question), and Flask-Babel looks up its context, domain and locale on every call (issue 17).
     A new locale (the next request, or flask_babel.refresh()) is a new Locale object: looked up
     again."""
+    if not g:  # no application context: Flask-Babel answers (NullTranslations)
+        return get_translations()
     ns = g.get("_flask_babel")  # where Flask-Babel 4 keeps the request's locale (babel_locale)
     locale = getattr(ns, "babel_locale", None)
     if locale is None:
