@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from sqlalchemy.orm import Session
 
 from recovery.domain.plan.model import Template
@@ -259,20 +260,35 @@ def is_weekly(timeline: Timeline, slot: str | None) -> bool:
     return planned is not None and planned.group in WEEKLY_GROUPS
 
 
-def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ruleset) -> Setting:
-    """`template_for(enrolment, clinic)` finds the exact plan the enrolment was built from."""
+_Earlier = so.aliased(Checkin)
+# No check-in of the enrolment was sent before this one (Setting.first), as a column.
+FIRST_CHECKIN = ~sa.exists().where(
+    _Earlier.enrolment_id == Checkin.enrolment_id, _Earlier.status == CheckinStatus.SUBMITTED,
+    _Earlier.id != Checkin.id,
+    sa.or_(Checkin.submitted_at.is_(None), _Earlier.submitted_at < Checkin.submitted_at)).label("first")
+# A check-in with its enrolment and FIRST_CHECKIN, in one statement (the check-in pages' first).
+CHECKIN_WITH_ENROLMENT = (sa.select(Checkin, Enrolment, FIRST_CHECKIN)
+                          .outerjoin(Enrolment, Enrolment.id == Checkin.enrolment_id)
+                          .where(Checkin.id == sa.bindparam("checkin_id")))
+
+
+def setting_for(session: Session, checkin: Checkin, *, template_for, ruleset: Ruleset,
+                first: bool | None = None) -> Setting:
+    """`template_for(enrolment, clinic)` finds the exact plan the enrolment was built from.
+    `first`: FIRST_CHECKIN when the caller has read it already (CHECKIN_WITH_ENROLMENT)."""
     enrolment = session.get(Enrolment, checkin.enrolment_id)
     patient = session.get(Patient, checkin.patient_id)
     clinic = session.get(Clinic, patient.clinic_id)
     template = template_for(enrolment, clinic)
     weekly = is_weekly(timeline_for(enrolment, patient, template), checkin.slot)
-    earlier = sa.select(Checkin.id).where(Checkin.enrolment_id == enrolment.id,
-                                          Checkin.status == CheckinStatus.SUBMITTED, Checkin.id != checkin.id)
-    if checkin.submitted_at is not None:
-        earlier = earlier.where(Checkin.submitted_at < checkin.submitted_at)
-    earlier = session.scalar(earlier.limit(1))
+    if first is None:
+        earlier = sa.select(Checkin.id).where(Checkin.enrolment_id == enrolment.id,
+                                              Checkin.status == CheckinStatus.SUBMITTED, Checkin.id != checkin.id)
+        if checkin.submitted_at is not None:
+            earlier = earlier.where(Checkin.submitted_at < checkin.submitted_at)
+        first = session.scalar(earlier.limit(1)) is None
     return Setting(checkin, enrolment, patient, clinic, template, ruleset, weekly,
-                   max(0, recovery_day(enrolment.procedure_end, checkin.started_at, patient.timezone)), first=earlier is None)
+                   max(0, recovery_day(enrolment.procedure_end, checkin.started_at, patient.timezone)), first=first)
 
 
 @dataclass(frozen=True)
@@ -482,10 +498,20 @@ def offer_for(session: Session, enrolment: Enrolment, timeline: Timeline, now: d
     if not any_slot:
         own = planned_for_slot(timeline, only_slot)
         current = own if own is not None and (own == current or link_valid) else None
-    done = current is not None and slot_submitted(session, enrolment.id, current.slot)
-    started = in_progress(session, enrolment.id, current.slot) if current is not None and not done else None
-    return Offer(open=current, done=done, started=started, report=in_progress(session, enrolment.id, None),
-                 next=next_checkin(timeline, now))
+    # One statement for what slot_submitted and in_progress (the slot's, and a symptom report's)
+    # would each ask: the enrolment's check-ins of the open slot, and its unsent web reports.
+    unsent_web = sa.and_(Checkin.status != CheckinStatus.SUBMITTED, Checkin.source == SOURCE_WEB)
+    mine = unsent_web & Checkin.slot.is_(None)
+    if current is not None:
+        mine = mine | (Checkin.slot == current.slot)
+    rows = session.scalars(sa.select(Checkin).where(Checkin.enrolment_id == enrolment.id, mine)
+                           .order_by(Checkin.id.desc())).all()
+    slot_rows = [c for c in rows if current is not None and c.slot == current.slot]
+    done = any(c.status == CheckinStatus.SUBMITTED for c in slot_rows)
+    started = None if done else next(
+        (c for c in slot_rows if c.status != CheckinStatus.SUBMITTED and c.source == SOURCE_WEB), None)
+    report = next((c for c in rows if c.slot is None), None)
+    return Offer(open=current, done=done, started=started, report=report, next=next_checkin(timeline, now))
 
 
 def in_progress(session: Session, enrolment_id: int, slot: str | None, source: str = SOURCE_WEB) -> Checkin | None:

@@ -86,11 +86,15 @@ def ask_for(session: Session, setting: Setting, instrument: rules.Instrument) ->
         return None
     timeline = timeline_for(setting.enrolment, setting.patient, setting.template)
     planned = planned_for_slot(timeline, checkin.slot)
+    where = dict(scheduled_day=planned.day if planned else None, planned_days=[c.day for c in timeline.checkins],
+                 started_day=setting.day)
+    # Points already answered only ever take a point away: a check-in that would ask none with
+    # nothing answered asks none (most of them), and its page needs no statement for it.
+    if rules.point_for_checkin(instrument, **where, done=frozenset()) is None:
+        return None
     rows = session.scalars(sa.select(PegAnswer).where(PegAnswer.enrolment_id == setting.enrolment.id)).all()
     done = {r.point for r in rows if r.completed_at is not None and r.checkin_id != checkin.id}
-    point = rules.point_for_checkin(
-        instrument, scheduled_day=planned.day if planned else None,
-        planned_days=[c.day for c in timeline.checkins], started_day=setting.day, done=done)
+    point = rules.point_for_checkin(instrument, **where, done=done)
     if point is None:
         return None
     mine = next((r for r in rows if r.point == point and r.checkin_id == checkin.id), None)

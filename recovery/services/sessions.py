@@ -76,15 +76,20 @@ def start_patient_session(session: Session, patient_id: int, scope: str, now: da
     return token
 
 
+_SESSION_BY_TOKEN = (sa.select(WebSession).where(WebSession.token_hash == sa.bindparam("digest"))
+                     .options(so.joinedload(WebSession.staff),
+                              so.joinedload(WebSession.patient).joinedload(Patient.clinic)))
+
+
 def load_session(session: Session, token: str | None, now: datetime,
                  policy: SessionPolicy, activity: bool = True) -> WebSession | None:
     """The live session for a cookie token, or None. Touches last_seen at most once a minute, and
     only for real activity: a page refreshing itself must not keep an unattended session alive."""
     if not token:
         return None
-    # the staff row in the same statement: every nurse request needs it (a lazy load was a second)
-    ws = session.scalar(sa.select(WebSession).where(WebSession.token_hash == digest(token))
-                        .options(so.joinedload(WebSession.staff)))
+    # the staff row, or the patient and their clinic, in the same statement: every request needs
+    # them (lazy loads were two more)
+    ws = session.scalar(_SESSION_BY_TOKEN, {"digest": digest(token)})
     if ws is None or not _live(ws.revoked_at, ws.expires_at, now):
         return None
     if ws.scope == STAFF_SCOPE:

@@ -331,6 +331,7 @@ class WebSession(db.Model):
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
     revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime())
     staff: so.Mapped[Optional[StaffUser]] = so.relationship()
+    patient: so.Mapped[Optional[Patient]] = so.relationship()
 
 
 class Checkin(db.Model):

@@ -67,6 +67,17 @@ class _SessionInterface(SecureCookieSessionInterface):
             return ws.expires_at
         return super().get_expiration_time(app, session_)
 
+    def should_set_cookie(self, app: Flask, session_) -> bool:
+        """Unchanged, a patient's cookie is not sent again: it would be the same cookie with the
+        same expiry (the server-side session's), signed anew on every page (issue 17). Only when
+        its signature (checked against PERMANENT_SESSION_LIFETIME from when it was signed) could
+        lapse before the session does is it refreshed as Flask would."""
+        ws = g.get("patient_session")
+        if (not session_.modified and session_.permanent and ws is not None
+                and ws.expires_at <= ws.created_at + app.permanent_session_lifetime):
+            return False
+        return super().should_set_cookie(app, session_)
+
 
 def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
@@ -178,7 +189,8 @@ def patient_required(*scopes: str):
                 return redirect(url_for("patient.signed_out"))
             if ws.scope not in allowed:
                 abort(403)
-            g.patient = db.session.get(Patient, ws.patient_id)
+            # loaded with the session (recovery/services/sessions.py): no statement of its own
+            g.patient = ws.patient if ws.patient is not None else db.session.get(Patient, ws.patient_id)
             return view(*args, **kwargs)
         return wrapped
     return deco

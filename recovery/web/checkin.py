@@ -57,10 +57,13 @@ def _own(checkin_id: int) -> Checkin:
     """The patient's own check-in. A session opened by a check-in link reaches only its slot's
     check-in and symptom reports that are unfinished or were started or sent during it (no
     history): a report begun on an earlier link and sent on this one shows its outcome."""
-    c = db.session.get(Checkin, checkin_id)
-    if c is None or c.patient_id != g.patient.id:
+    # the check-in, its enrolment and whether it is the first, in one statement; g holds them for
+    # _setting (the session's identity map holds rows only while something refers to them)
+    row = db.session.execute(checkins.CHECKIN_WITH_ENROLMENT, {"checkin_id": checkin_id}).first()
+    if row is None or row.Checkin.patient_id != g.patient.id:
         abort(404)
-    enrolment = db.session.get(Enrolment, c.enrolment_id)
+    c, enrolment = row.Checkin, row.Enrolment
+    g.own_checkin = (c, enrolment, row.first)
     if enrolment is not None and enrolment.status != EnrolmentStatus.ACTIVE:
         abort(redirect(url_for("patient.today"), 303))
     ws = g.patient_session
@@ -74,7 +77,9 @@ def _own(checkin_id: int) -> Checkin:
 
 
 def _setting(c: Checkin) -> checkins.Setting:
-    return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset())
+    own = g.get("own_checkin")
+    first = own[2] if own is not None and own[0] is c else None
+    return checkins.setting_for(db.session, c, template_for=_template_for, ruleset=_ruleset(), first=first)
 
 
 def peg_ask(setting: checkins.Setting) -> peg.Ask | None:

@@ -12,9 +12,10 @@ completeness test and one translator's file cover every word a patient reads.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, get_locale, gettext, refresh
+from flask_babel import Babel, get_locale, get_translations, refresh
 
 from recovery.config import REPO_ROOT
 from recovery.domain.languages import DEFAULT, ENGLISH_NAMES as LANGUAGE_NAMES_EN, OWN_NAMES as LANGUAGES  # noqa: F401
@@ -62,11 +63,35 @@ def new_link_url() -> str:
     return url_for("patient.new_link", lang=language) if language != DEFAULT else url_for("patient.new_link")
 
 
+def translations():
+    """The request's catalog, as flask_babel.get_translations() gives it, kept beside the locale
+    it was chosen for: a page asks for it dozens of times (every `_()` in the templates, every
+    question), and Flask-Babel looks up its context, domain and locale on every call (issue 17).
+    A new locale (the next request, or flask_babel.refresh()) is a new Locale object: looked up
+    again."""
+    if not g:  # no application context: Flask-Babel answers (NullTranslations)
+        return get_translations()
+    ns = g.get("_flask_babel")  # where Flask-Babel 4 keeps the request's locale (babel_locale)
+    locale = getattr(ns, "babel_locale", None)
+    if locale is None:
+        get_locale()  # choose it (the patient's language), as Flask-Babel would on first use
+        ns = g.get("_flask_babel")
+        locale = getattr(ns, "babel_locale", None)
+        if locale is None:  # no context to keep it in
+            return get_translations()
+    hit = getattr(ns, "rt_translations", None)
+    if hit is not None and hit[0] is locale:
+        return hit[1]
+    found = get_translations()
+    ns.rt_translations = (locale, found)
+    return found
+
+
 def text(msgid: str | None, **params) -> str:
     """A domain string in the page's language; `{name}` placeholders filled after translating."""
     if not msgid:
         return msgid or ""
-    translated = gettext(msgid)
+    translated = translations().ugettext(msgid)  # what flask_babel.gettext(msgid) returns
     return translated.format(**params) if params else translated
 
 
@@ -80,6 +105,13 @@ def item(i):
 
 
 def group(grp):
+    return _group_in(page_language(), grp)
+
+
+@lru_cache(maxsize=512)
+def _group_in(language: str, grp):
+    """A screen's words in one language: the same for every patient and request (the catalogs are
+    compiled before the app starts), so translated once per screen and language (issue 17)."""
     return replace(grp, title=text(grp.title), intro=text(grp.intro) if grp.intro else None,
                    items=tuple(item(i) for i in grp.items))
 
@@ -110,5 +142,13 @@ def init_app(app: Flask) -> None:
         # Flask-Babel caches the locale in `g`, which outlives a request when an app context does
         # (tests, CLI): each request asks the patient's stored language again.
         refresh()
+    # The templates' _() and ngettext(), as Flask-Babel installs them, through translations()
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+    )
     app.jinja_env.globals.update(page_language=page_language, new_link_url=new_link_url, LANGUAGES=LANGUAGES,
                                  LANGUAGE_NAMES_EN=LANGUAGE_NAMES_EN)
