@@ -465,6 +465,8 @@ class SmsConversation(db.Model):
 class AuditEvent(db.Model):
     """Append-only (database triggers refuse UPDATE and DELETE)."""
     __tablename__ = "audit_event"
+    # the roster's missed check-ins: a page's patients' markers (migration 0013)
+    __table_args__ = (sa.Index("ix_audit_event_patient_action", "patient_id", "action"),)
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), index=True)
     actor_type: so.Mapped[str] = so.mapped_column(sa.String(16))  # staff | patient | system | twilio | api_token
