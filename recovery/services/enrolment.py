@@ -183,13 +183,13 @@ def enrol_patient(session: Session, *, clinic: Clinic, staff: StaffUser | None, 
     session.flush()
     if sharing and data.shared_phone:
         record_confirmed(session, patient=patient, others=sharing, staff=staff, now=now, request_id=request_id)
-    if patient_opted_out or caregiver_opted_out:
-        if patient_opted_out:  # the nurse is told, as at a STOP: a phone follow-up task (M5)
-            mark_opted_out(session, patient, "patient", now, source="number_opted_out")
-        if caregiver_opted_out:
-            mark_opted_out(session, patient, "caregiver", now, source="number_opted_out")
     enrolment, planned = _open_episode(session, patient=patient, clinic=clinic, staff=staff, episode=data.episode,
                                        template=template, timeline=timeline, now=now)
+    # after the episode opens: the phone follow-up task (M5) belongs to it
+    if patient_opted_out:  # the nurse is told, as at a STOP
+        mark_opted_out(session, patient, "patient", now, source="number_opted_out")
+    if caregiver_opted_out:
+        mark_opted_out(session, patient, "caregiver", now, source="number_opted_out")
     planned += plan_opt_in(session, enrolment, patient, template, now)
     actor = ("staff", staff.id) if staff else ("system", None)
     audit.record(session, at=now, actor_type=actor[0], actor_id=actor[1], action="patient_enrolled",

@@ -96,6 +96,11 @@ def test_an_opted_out_number_stays_opted_out_for_a_later_enrolment(app, client, 
     r = nurse_client.post("/nurse/patients/new", data={
         "first_name": "Maria", "last_name": "Again", "mobile": number, "timezone": "America/New_York",
         "sms_consent": "y", "procedure_type": "kyphoplasty", "procedure_end": "2026-03-09T10:00"})
+    assert r.status_code == 422 and b"shared family phone" in r.data  # the first record is still active
+    r = nurse_client.post("/nurse/patients/new", data={
+        "first_name": "Maria", "last_name": "Again", "mobile": number, "timezone": "America/New_York",
+        "sms_consent": "y", "procedure_type": "kyphoplasty", "procedure_end": "2026-03-09T10:00",
+        "shared_phone": "y"})
     assert r.status_code == 303
     again = session.get(Patient, int(r.headers["Location"].rsplit("/", 1)[1]))
     assert again.sms_opted_out
