@@ -20,7 +20,7 @@ from tests.support.factories import enrol, make_clinic, make_staff
 from tests.web.test_episode import T0, nurse_client
 from tests.web.test_episode_edit import FORM
 from tests.web.test_foundation_web import enrolment_form
-from tests.web.test_worklist import count_statements
+from tests.support.statements import count_statements
 
 NOW = T0 + timedelta(hours=2)
 
@@ -81,7 +81,7 @@ def test_roster_columns_filters_and_few_statements(app, session, clinic_world):
         OutboundMessage.enrolment_id == current_enrolment(daisy).id, OutboundMessage.kind == "checkin_invite",
         OutboundMessage.status == OutboxStatus.PLANNED))
     c = nurse_client(app, clinic_world["nurse"])
-    with count_statements(app) as seen:
+    with count_statements() as seen:
         page = c.get("/nurse/patients").get_data(as_text=True)
     roster_reads = [s for s in seen if "patient" in s.lower() and s.lstrip().upper().startswith("SELECT")
                     and "staff_user" not in s.lower() and "web_session" not in s.lower()]

@@ -4,30 +4,17 @@ and clinic are one statement now, the check-in with its enrolment and "is it the
 A patient's GET writes nothing, and an unchanged patient cookie is not signed and sent again."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event
 
+from tests.support.statements import count_statements
 from tests.web.test_checkin_web import NOW, checkin_client, location, start_slot, today_client, world  # noqa: F401
 
 CHECKIN_GET_MAX = 3  # BEGIN (SQLite), the session with its patient and clinic, the check-in with its enrolment
 TODAY_GET_MAX = 4  # BEGIN, the session..., the enrolments, the open slot's check-ins and unsent reports
 
 
-@contextmanager
-def count_statements():
-    from recovery.store.db import db
-    seen: list[str] = []
 
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
 
 
 def _reads_only(statements: list[str]) -> bool:

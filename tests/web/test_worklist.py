@@ -3,19 +3,18 @@ disposition (and its conflicts), plain-form and htmx variants, and the SQL state
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy import event
 
 from recovery.files import templates as templates_repo
 from recovery.services import alerting, checkins
 from recovery.services.worklist import duration_text, worklist_rows
 from recovery.store.models import Alert, AlertEvent, AlertStatus, AuditEvent, InboundMessage
 from tests.support.factories import enrol, login, make_clinic, make_staff, template_for
+from tests.support.statements import count_statements
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 11:00 in New York
 HX = {"HX-Request": "true"}
@@ -43,20 +42,7 @@ def raise_at(session, patient, rules, at):
     return alerts[0]
 
 
-@contextmanager
-def count_statements(app):
-    """Every SQL statement sent to the database while the block runs (BEGIN included)."""
-    from recovery.store.db import db
-    seen: list[str] = []
 
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
 
 
 def test_order_is_level_then_unacknowledged_then_most_overdue(session, ward):
@@ -294,7 +280,7 @@ def test_worklist_statement_budget(app, client, session, ward, fragment):
     login(client, nurse)
     client.get("/nurse/")  # the first request of a session may touch it (a write); measure a later one
     _fresh_session()
-    with count_statements(app) as seen:
+    with count_statements() as seen:
         r = client.get("/nurse/", headers=HX if fragment else {})
     assert r.status_code == 200 and b"Chest pain" in r.data and b"Patient asked for a nurse call" in r.data
     assert len(seen) <= STATEMENT_BUDGET, "\n".join(seen)
@@ -328,7 +314,7 @@ def test_patient_page_statement_budget(app, client, session, ward):
     login(client, nurse)
     client.get(url)
     _fresh_session()
-    with count_statements(app) as seen:
+    with count_statements() as seen:
         r = client.get(url)
     assert r.status_code == 200 and b"Is it normal to feel tired?" in r.data
     assert _infrastructure_waste(seen)[0] == 0, "\n".join(seen)
@@ -482,7 +468,7 @@ def test_a_poll_that_brings_its_version_gets_204_until_something_changes(app, cl
     login(client, nurse)
     url = _poll_url(client.get("/nurse/").data.decode())
     assert "v=" in url
-    with count_statements(app) as seen:
+    with count_statements() as seen:
         quiet = client.get(url, headers=POLL)
     assert quiet.status_code == 204 and quiet.data == b""
     assert not [q for q in seen if q.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE"))]

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from flask import template_rendered
-from sqlalchemy import event
 
 from recovery.services import alerting
 from recovery.services.enrolment import correct_procedure_times
@@ -19,6 +18,7 @@ from recovery.services.patient_details import PatientDetails, change_details
 from recovery.services.worklist import order_key, worklist_rows
 from recovery.store.models import Alert, AlertStatus, WebSession
 from tests.support.factories import enrol, login, make_clinic, make_staff, template_for
+from tests.support.statements import count_statements
 
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)  # Mon 11:00 in New York; changes stay in this minute
 LATER = NOW + timedelta(seconds=20)
@@ -63,14 +63,7 @@ class _Rendered:
         self.names.append(template.name)
 
 
-def _statements(app):
-    from recovery.store.db import db
-    seen: list[str] = []
 
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-    event.listen(db.engine, "before_cursor_execute", before)
-    return seen, lambda: event.remove(db.engine, "before_cursor_execute", before)
 
 
 def test_an_unchanged_poll_is_one_statement_no_template_no_write(app, client, session, ward):
@@ -79,12 +72,8 @@ def test_an_unchanged_poll_is_one_statement_no_template_no_write(app, client, se
     login(client, nurse)
     url = _poll_url(client)
     client.get(url, headers=POLL)  # warm
-    seen, stop = _statements(app)
-    try:
-        with _Rendered(app) as rendered:
-            r = client.get(url, headers=POLL)
-    finally:
-        stop()
+    with count_statements() as seen, _Rendered(app) as rendered:
+        r = client.get(url, headers=POLL)
     assert r.status_code == 204 and r.data == b"" and rendered == []
     work = [q for q in seen if not q.strip().upper().startswith(("BEGIN", "ROLLBACK", "COMMIT"))]
     assert len(work) == 1 and "web_session" in work[0] and "alert" in work[0], "\n".join(seen)
